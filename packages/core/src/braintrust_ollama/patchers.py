@@ -1,0 +1,93 @@
+"""Where the SDK is patched: `Client._request` and `AsyncClient._request`.
+
+Every traced SDK method (`chat`, `generate`, `embed`, `embeddings`) goes through `_request`,
+which each call looks up on the client. Patching it therefore reaches module functions
+(`ollama.chat` is a method bound to a default client at import time), functions imported before
+setup (`from ollama import chat`), and every `Client` / `AsyncClient`. Patching `Client.chat`
+would miss the first two. Each patch is idempotent through its marker and undone exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import wrapt
+
+from ._call import OllamaCall
+from ._stream import TracedAsyncStream, TracedStream
+
+PATCH_MARKER = "__braintrust_ollama_patched__"
+
+
+def _traced_request(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    call = OllamaCall.begin(instance, args, kwargs)
+    if call is None:
+        return wrapped(*args, **kwargs)
+    try:
+        result = wrapped(*args, **kwargs)
+    except BaseException as error:
+        call.fail(error)
+        raise
+    if kwargs.get("stream"):
+        return TracedStream(result, call)
+    call.finish_response(result)
+    return result
+
+
+async def _traced_async_request(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    call = OllamaCall.begin(instance, args, kwargs)
+    if call is None:
+        return await wrapped(*args, **kwargs)
+    try:
+        result = await wrapped(*args, **kwargs)
+    except BaseException as error:
+        call.fail(error)
+        raise
+    if kwargs.get("stream"):
+        return TracedAsyncStream(result, call)
+    call.finish_response(result)
+    return result
+
+
+def _wrapper_for(client_class: type) -> Any:
+    import ollama
+
+    return _traced_async_request if issubclass(client_class, ollama.AsyncClient) else _traced_request
+
+
+def is_patched(client_class: type) -> bool:
+    return bool(client_class.__dict__.get(PATCH_MARKER, False))
+
+
+def patch_class(client_class: type) -> None:
+    """Trace every instance of `client_class` (idempotent)."""
+    if is_patched(client_class):
+        return
+    wrapt.wrap_function_wrapper(client_class, "_request", _wrapper_for(client_class))
+    setattr(client_class, PATCH_MARKER, True)
+
+
+def unpatch_class(client_class: type) -> None:
+    """Put back the `_request` that `patch_class` replaced."""
+    if not is_patched(client_class):
+        return
+    patched = client_class.__dict__["_request"]
+    setattr(client_class, "_request", patched.__wrapped__)
+    delattr(client_class, PATCH_MARKER)
+
+
+def patch_instance(client: Any) -> None:
+    """Trace one client instance (idempotent, and never twice with `patch_class`).
+
+    The instance gets its own wrapper around the class's *unpatched* `_request`, which shadows
+    the class attribute: with both in place a call still yields exactly one span.
+    """
+    if client.__dict__.get(PATCH_MARKER):
+        return
+    client_class = type(client)
+    original = client_class._request
+    if is_patched(client_class) or isinstance(original, wrapt.FunctionWrapper):
+        original = getattr(original, "__wrapped__", original)
+    bound = original.__get__(client, client_class)
+    client.__dict__["_request"] = wrapt.FunctionWrapper(bound, _wrapper_for(client_class))
+    client.__dict__[PATCH_MARKER] = True
