@@ -2,8 +2,9 @@
 
 The SDK span is a leaf (nothing runs under it), so it is written once, with everything it holds,
 when the call ends: one row, one deep copy, one hand-off to the background logger. Its parent
-is the span that was current when the SDK method was called, captured with the call's
-`contextvars` context; this matters for streams, which the SDK only starts on the first `next()`.
+is the span (or logger, or experiment) that was current when the SDK method was called, held
+from then on: this matters for streams, which the SDK only starts on the first `next()`, often
+after the caller's span has ended.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import contextvars
 import logging
 import time
-import traceback
 from typing import Any
 
 import braintrust
@@ -43,13 +43,15 @@ def warn_failure(what: str) -> None:
 class OllamaCall:
     """A traced call in flight: what was asked, when, and under which parent."""
 
-    __slots__ = ("_context", "_host", "_path", "_request", "_start", "finished")
+    __slots__ = ("_host", "_parent", "_path", "_request", "_start", "finished")
 
-    def __init__(self, path: str, request: Any, host: str | None) -> None:
+    def __init__(self, path: str, request: Any, host: str | None, parent: Any) -> None:
         self._path = path
         self._request = request
         self._host = host
-        self._context = contextvars.copy_context()
+        # A span, logger or experiment to start the span on; for a parent given as an exported
+        # slug (`braintrust.parent_context`), the call's context, where Braintrust resolves it.
+        self._parent = parent if hasattr(parent, "start_span") else contextvars.copy_context()
         self._start = time.time()
         self.finished = False
 
@@ -69,7 +71,7 @@ class OllamaCall:
                 return None
             if isinstance(parent, braintrust.Span):
                 setattr(parent, _TOKENS_MARKER, True)
-            return cls(path, kwargs.get("json") or {}, _client_host(client))
+            return cls(path, kwargs.get("json") or {}, _client_host(client), parent)
         except Exception:
             warn_failure("starting a span")
             return None
@@ -130,13 +132,13 @@ class OllamaCall:
             status = getattr(error, "status_code", None)
             if status is not None:
                 metadata["status_code"] = status
-        self._context.run(
-            braintrust.start_span,
-            name=tracing.ENDPOINTS[self._path],
-            type="llm",
-            start_time=self._start,
-            **event,
-        )
+        name = tracing.ENDPOINTS[self._path]
+        if isinstance(self._parent, contextvars.Context):
+            self._parent.run(
+                braintrust.start_span, name=name, type="llm", start_time=self._start, **event
+            )
+        else:
+            self._parent.start_span(name=name, type="llm", start_time=self._start, **event)
 
     def fail(self, error: BaseException, output: Any = None, last: Any = None) -> None:
         """End with an error (partial `output` and the last chunk seen, for streams)."""
@@ -147,7 +149,9 @@ class OllamaCall:
 
 
 def _describe(error: BaseException) -> str:
-    return "".join(traceback.format_exception_only(type(error), error)).strip()
+    """`ResponseError: model "x" not found (status code: 404)`: the type and message."""
+    message = str(error)
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
 def _client_host(client: Any) -> str | None:

@@ -1,0 +1,129 @@
+"""setup_ollama / unpatch_ollama / wrap_ollama: what is traced, exactly once, and undone exactly."""
+
+from __future__ import annotations
+
+import braintrust
+import ollama
+from braintrust_ollama import setup_ollama, tokens_counted_under, unpatch_ollama, wrap_ollama
+from support.spans import by_name, only
+
+MESSAGES = [{"role": "user", "content": "Why is the sky blue?"}]
+
+
+def test_setup_is_idempotent_and_unpatch_restores_the_sdk_exactly():
+    originals = (ollama.Client.__dict__["_request"], ollama.AsyncClient.__dict__["_request"])
+    assert setup_ollama() is True
+    patched = (ollama.Client.__dict__["_request"], ollama.AsyncClient.__dict__["_request"])
+    assert patched[0] is not originals[0] and patched[1] is not originals[1]
+    assert setup_ollama() is True
+    assert (ollama.Client.__dict__["_request"], ollama.AsyncClient.__dict__["_request"]) == patched
+    unpatch_ollama()
+    assert ollama.Client.__dict__["_request"] is originals[0]
+    assert ollama.AsyncClient.__dict__["_request"] is originals[1]
+    unpatch_ollama()  # a second unpatch is harmless
+    assert ollama.Client.__dict__["_request"] is originals[0]
+
+
+def test_module_function_and_function_imported_before_setup_are_traced(
+    memory_logger, ollama_server, traced, monkeypatch
+):
+    # `ollama.chat` is bound to a default client made at import; point that client at the server.
+    from ollama import chat as imported_early
+
+    default_client = ollama._client  # the package attribute is the default Client instance
+    monkeypatch.setattr(default_client, "_client", ollama.Client(host=ollama_server.url)._client)
+    with braintrust.start_span(name="request") as parent:
+        ollama.chat(model="llama3.2", messages=MESSAGES)
+        imported_early(model="llama3.2", messages=MESSAGES)
+        ollama.generate(model="llama3.2", prompt="Hi")
+    rows = memory_logger.pop()
+    chats = by_name(rows, "ollama.chat")
+    assert len(chats) == 2
+    assert all(r["span_parents"] == [parent.span_id] for r in chats)
+    assert only(rows, "ollama.generate")["span_parents"] == [parent.span_id]
+
+
+def test_wrap_ollama_traces_one_client_and_never_twice_with_setup(memory_logger, ollama_server):
+    wrapped = wrap_ollama(ollama.Client(host=ollama_server.url))
+    assert wrap_ollama(wrapped) is wrapped
+    other = ollama.Client(host=ollama_server.url)
+    with braintrust.start_span(name="request"):
+        wrapped.chat(model="llama3.2", messages=MESSAGES)
+        other.chat(model="llama3.2", messages=MESSAGES)  # not wrapped, not patched: no span
+    assert len(by_name(memory_logger.pop(), "ollama.chat")) == 1
+
+    setup_ollama()
+    try:
+        with braintrust.start_span(name="request"):
+            wrapped.chat(model="llama3.2", messages=MESSAGES)
+            other.chat(model="llama3.2", messages=MESSAGES)
+    finally:
+        unpatch_ollama()
+    assert len(by_name(memory_logger.pop(), "ollama.chat")) == 2  # one span per call
+
+
+async def test_wrap_ollama_on_async_client_is_traced_once_with_setup(
+    memory_logger, ollama_server, traced
+):
+    client = wrap_ollama(ollama.AsyncClient(host=ollama_server.url))
+    with braintrust.start_span(name="request") as parent:
+        await client.chat(model="llama3.2", messages=MESSAGES)
+    (span,) = by_name(memory_logger.pop(), "ollama.chat")
+    assert span["span_parents"] == [parent.span_id]
+
+
+def test_management_calls_are_not_traced(memory_logger, ollama_server, traced):
+    client = ollama.Client(host=ollama_server.url)
+    with braintrust.start_span(name="request"):
+        client.show("llama3.2")
+        client.list()
+        client.ps()
+    rows = memory_logger.pop()
+    assert [r["span_attributes"]["name"] for r in rows] == ["request"]
+
+
+def test_without_a_logger_the_call_runs_untouched_and_nothing_is_logged(ollama_server, traced):
+    from braintrust import logger as bt_logger
+
+    bt_logger._state.reset_parent_state()
+    with bt_logger._internal_with_memory_background_logger() as background:
+        client = ollama.Client(host=ollama_server.url)
+        plain = client.chat(model="llama3.2", messages=MESSAGES)
+        streamed = list(client.chat(model="llama3.2", messages=MESSAGES, stream=True))
+        assert background.pop() == []
+    assert plain.message.content == "Hello! How can I help you today?"
+    assert streamed[-1].done is True
+
+
+def test_spans_mark_their_parent_as_counting_tokens(memory_logger, ollama_server, traced):
+    client = ollama.Client(host=ollama_server.url)
+    with braintrust.start_span(name="untouched") as untouched:
+        pass
+    with braintrust.start_span(name="model run") as run:
+        client.chat(model="llama3.2", messages=MESSAGES)
+    assert tokens_counted_under(run) is True
+    assert tokens_counted_under(untouched) is False
+    assert tokens_counted_under(None) is False
+
+
+def test_auto_instrument_turns_on_ollama_and_the_installed_adapters():
+    try:
+        results = braintrust_auto_instrument()
+        assert results["ollama"] is True
+        assert ollama.Client.__dict__.get("__braintrust_ollama_patched__") is True
+    finally:
+        unpatch_ollama()
+
+
+def braintrust_auto_instrument():
+    from braintrust_ollama import auto_instrument
+
+    return auto_instrument(openai=False, anthropic=False)
+
+
+def test_auto_instrument_can_leave_ollama_alone():
+    from braintrust_ollama import auto_instrument
+
+    results = auto_instrument(ollama=False, langchain=False, llamaindex=False)
+    assert "ollama" not in results
+    assert "__braintrust_ollama_patched__" not in ollama.Client.__dict__
