@@ -26,6 +26,11 @@ class MemoryLogger:
         braintrust.flush()
         return self._background.pop()  # type: ignore[attr-defined]
 
+    @property
+    def uploaded_attachments(self) -> list:
+        """Attachments the logger extracted from rows (rows hold references to them)."""
+        return self._background.upload_attempts  # type: ignore[attr-defined]
+
 
 @pytest.fixture
 def memory_logger(monkeypatch: pytest.MonkeyPatch) -> Iterator[MemoryLogger]:

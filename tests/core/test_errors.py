@@ -1,0 +1,96 @@
+"""Errors: the user's call raises exactly what it would untraced, and the span records it.
+Failures inside our own code never reach the user's call."""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+import braintrust
+import ollama
+import pytest
+from braintrust_ollama import tracing
+from support.ollama_server import Error
+from support.spans import only
+
+MESSAGES = [{"role": "user", "content": "Hi"}]
+
+
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [(404, 'model "nope" not found, try pulling it first'), (500, "llama runner process has terminated")],
+)
+def test_response_error_is_reraised_unchanged_and_recorded_with_status(
+    memory_logger, ollama_server, traced, status, message
+):
+    ollama_server.reply("/api/chat", Error(status, message))
+    client = ollama.Client(host=ollama_server.url)
+    with braintrust.start_span(name="request") as parent, pytest.raises(ollama.ResponseError) as raised:
+        client.chat(model="nope", messages=MESSAGES)
+    assert (raised.value.error, raised.value.status_code) == (message, status)
+    assert raised.value.__traceback__ is not None
+    span = only(memory_logger.pop(), "ollama.chat")
+    assert span["span_parents"] == [parent.span_id]
+    assert span["error"] == f"ResponseError: {message} (status code: {status})"
+    assert span["metadata"]["status_code"] == status
+    assert span["metadata"]["model"] == "nope"
+    assert span.get("output") is None
+
+
+async def test_async_error_is_reraised_unchanged(memory_logger, ollama_server, traced):
+    ollama_server.reply("/api/embed", Error(400, "input too long"))
+    client = ollama.AsyncClient(host=ollama_server.url)
+    with braintrust.start_span(name="request"), pytest.raises(ollama.ResponseError) as raised:
+        await client.embed(model="nomic-embed-text", input="x" * 10)
+    assert raised.value.status_code == 400
+    assert only(memory_logger.pop(), "ollama.embed")["error"].startswith("ResponseError: input too long")
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_connection_error_is_reraised_unchanged_and_recorded(memory_logger, traced):
+    client = ollama.Client(host=f"http://127.0.0.1:{_closed_port()}")
+    with braintrust.start_span(name="request"), pytest.raises(ConnectionError) as raised:
+        client.generate(model="llama3.2", prompt="Hi")
+    assert "Failed to connect to Ollama" in str(raised.value)
+    span = only(memory_logger.pop(), "ollama.generate")
+    assert span["error"].startswith("ConnectionError: Failed to connect to Ollama")
+
+
+def test_failure_inside_tracing_is_logged_once_and_the_call_goes_on(
+    memory_logger, ollama_server, traced, monkeypatch, caplog
+):
+    def broken(*args, **kwargs):
+        raise RuntimeError("bug in braintrust-ollama")
+
+    monkeypatch.setattr(tracing, "output_for_chat", broken)
+    client = ollama.Client(host=ollama_server.url)
+    with caplog.at_level(logging.WARNING, logger="braintrust_ollama"):
+        with braintrust.start_span(name="request"):
+            response = client.chat(model="llama3.2", messages=MESSAGES)
+    assert response.message.content == "Hello! How can I help you today?"
+    records = [r for r in caplog.records if r.name == "braintrust_ollama"]
+    assert len(records) == 1
+    assert records[0].exc_info is not None and "bug in braintrust-ollama" in str(records[0].exc_info[1])
+
+
+def test_failure_while_reading_stream_chunks_does_not_break_the_stream(
+    memory_logger, ollama_server, traced, monkeypatch, caplog
+):
+    from braintrust_ollama import _stream
+
+    def broken(self, chunk):
+        raise RuntimeError("bug in the accumulator")
+
+    monkeypatch.setattr(_stream._Accumulator, "add", broken)
+    client = ollama.Client(host=ollama_server.url)
+    with caplog.at_level(logging.WARNING, logger="braintrust_ollama"):
+        with braintrust.start_span(name="request"):
+            chunks = list(client.chat(model="llama3.2", messages=MESSAGES, stream=True))
+    assert "".join(c.message.content for c in chunks) == "Hello! How can I help you today?"
+    assert chunks[-1].done is True
+    assert caplog.records  # logged, not raised
