@@ -123,9 +123,7 @@ class FakeOllama:
         self.served: list[Served] = []
         self._gates: list[Any] = []
         handler = type("_Handler", (_Handler,), {"fake": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
-        self._httpd.request_queue_size = 1024
+        self._httpd = _Server(("127.0.0.1", 0), handler)
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
     @property
@@ -172,6 +170,11 @@ class FakeOllama:
             self.requests.append(request)
             if served is not None:
                 self.served.append(served)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024  # hundreds of concurrent clients; read by listen() in __init__
 
 
 class _Handler(BaseHTTPRequestHandler):
