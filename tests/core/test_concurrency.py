@@ -22,7 +22,9 @@ async def test_fifty_concurrent_async_streams_each_land_under_their_own_parent(
     async def one(i: int) -> str:
         with braintrust.start_span(name=f"task-{i}"):
             stream = await client.chat(
-                model="llama3.2", messages=[{"role": "user", "content": f"question {i}"}], stream=True
+                model="llama3.2",
+                messages=[{"role": "user", "content": f"question {i}"}],
+                stream=True,
             )
             return "".join([chunk.message.content async for chunk in stream])
 

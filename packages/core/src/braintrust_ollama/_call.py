@@ -16,6 +16,7 @@ from typing import Any
 
 import braintrust
 from braintrust.logger import NOOP_SPAN, get_span_parent_object
+from braintrust.span_types import SpanTypeAttribute
 
 from . import tracing
 
@@ -37,7 +38,9 @@ def tokens_counted_under(span: Any) -> bool:
 
 def warn_failure(what: str) -> None:
     """Log a failure inside our own code once, with its traceback; the user's call goes on."""
-    _log.warning("braintrust-ollama: %s failed; the Ollama call is not affected", what, exc_info=True)
+    _log.warning(
+        "braintrust-ollama: %s failed; the Ollama call is not affected", what, exc_info=True
+    )
 
 
 class OllamaCall:
@@ -64,7 +67,7 @@ class OllamaCall:
         """
         try:
             path = args[2] if len(args) > 2 else kwargs.get("url")
-            if path not in tracing.ENDPOINTS:
+            if not isinstance(path, str) or path not in tracing.ENDPOINTS:
                 return None
             parent = get_span_parent_object()
             if parent is NOOP_SPAN:
@@ -90,7 +93,9 @@ class OllamaCall:
             if self._path == "/api/chat":
                 output = tracing.output_for_chat(response.message)
             elif self._path == "/api/generate":
-                output = tracing.output_for_generate(response.response, response.thinking)
+                output = tracing.output_for_generate(
+                    response.response, getattr(response, "thinking", None)
+                )
             elif self._path == "/api/embed":
                 output = tracing.output_for_embed(response.embeddings)
             else:
@@ -134,9 +139,7 @@ class OllamaCall:
                 metadata["status_code"] = status
         name = tracing.ENDPOINTS[self._path]
         if isinstance(self._parent, contextvars.Context):
-            self._parent.run(
-                braintrust.start_span, name=name, type="llm", start_time=self._start, **event
-            )
+            self._parent.run(_start_span, name=name, start_time=self._start, **event)
         else:
             self._parent.start_span(name=name, type="llm", start_time=self._start, **event)
 
@@ -148,6 +151,10 @@ class OllamaCall:
             warn_failure("recording an error")
 
 
+def _start_span(**fields: Any) -> None:
+    braintrust.start_span(type=SpanTypeAttribute.LLM, **fields)
+
+
 def _describe(error: BaseException) -> str:
     """`ResponseError: model "x" not found (status code: 404)`: the type and message."""
     message = str(error)
@@ -155,11 +162,13 @@ def _describe(error: BaseException) -> str:
 
 
 def _client_host(client: Any) -> str | None:
+    """The client's server as `scheme://host:port`, cached per underlying httpx client."""
     try:
-        cached: str | None = client.__dict__.get("_braintrust_ollama_host")
-        if cached is None:
-            cached = tracing.host_without_credentials(client._client.base_url)
+        http = client._client
+        cached = client.__dict__.get("_braintrust_ollama_host")
+        if cached is None or cached[0] is not http:
+            cached = (http, tracing.host_without_credentials(http.base_url))
             client.__dict__["_braintrust_ollama_host"] = cached
-        return cached
+        return cached[1]
     except Exception:
         return None

@@ -9,6 +9,7 @@ output seen so far. The accumulator keeps joined text and the last chunk, never 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -38,15 +39,17 @@ class _Accumulator:
         if message is not None:
             if message.content:
                 self.content.append(message.content)
-            if message.thinking:
-                self.thinking.append(message.thinking)
+            thinking = getattr(message, "thinking", None)  # ollama < 0.5.2 has no thinking
+            if thinking:
+                self.thinking.append(thinking)
             if message.tool_calls:
                 self.tool_calls.extend(message.tool_calls)
         else:
             if chunk.response:
                 self.content.append(chunk.response)
-            if chunk.thinking:
-                self.thinking.append(chunk.thinking)
+            thinking = getattr(chunk, "thinking", None)
+            if thinking:
+                self.thinking.append(thinking)
 
     def output(self) -> Any:
         content = "".join(self.content)
@@ -151,7 +154,5 @@ class TracedAsyncStream(AsyncIterator[Any]):
 
 def _finish_abandoned(stream: TracedStream | TracedAsyncStream) -> None:
     """A stream collected before it finished (early `break`, never iterated): write what it saw."""
-    try:
+    with contextlib.suppress(Exception):  # interpreter shutdown, or a half-built stream
         stream._acc.finish()
-    except Exception:  # interpreter shutdown, or a half-built stream
-        pass

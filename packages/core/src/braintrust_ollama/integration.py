@@ -80,9 +80,7 @@ def auto_instrument(*, ollama: bool = True, **flags: Any) -> dict[str, bool]:
     import braintrust
 
     accepted = inspect.signature(braintrust.auto_instrument).parameters
-    results: dict[str, bool] = dict(
-        braintrust.auto_instrument(**{k: v for k, v in flags.items() if k in accepted})
-    )
+    results = dict(braintrust.auto_instrument(**{k: v for k, v in flags.items() if k in accepted}))
     if ollama:
         results["ollama"] = setup_ollama()
     for flag, (module_name, setup_name) in _ADAPTERS.items():

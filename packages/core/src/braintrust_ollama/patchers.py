@@ -52,7 +52,9 @@ async def _traced_async_request(wrapped: Any, instance: Any, args: Any, kwargs: 
 def _wrapper_for(client_class: type) -> Any:
     import ollama
 
-    return _traced_async_request if issubclass(client_class, ollama.AsyncClient) else _traced_request
+    return (
+        _traced_async_request if issubclass(client_class, ollama.AsyncClient) else _traced_request
+    )
 
 
 def is_patched(client_class: type) -> bool:
@@ -67,12 +69,12 @@ def patch_class(client_class: type) -> None:
     setattr(client_class, PATCH_MARKER, True)
 
 
-def unpatch_class(client_class: type) -> None:
+def unpatch_class(client_class: Any) -> None:
     """Put back the `_request` that `patch_class` replaced."""
     if not is_patched(client_class):
         return
     patched = client_class.__dict__["_request"]
-    setattr(client_class, "_request", patched.__wrapped__)
+    client_class._request = patched.__wrapped__
     delattr(client_class, PATCH_MARKER)
 
 
@@ -84,7 +86,7 @@ def patch_instance(client: Any) -> None:
     """
     if client.__dict__.get(PATCH_MARKER):
         return
-    client_class = type(client)
+    client_class: Any = type(client)
     original = client_class._request
     if is_patched(client_class) or isinstance(original, wrapt.FunctionWrapper):
         original = getattr(original, "__wrapped__", original)

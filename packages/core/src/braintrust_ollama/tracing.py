@@ -99,7 +99,8 @@ def output_for_chat(
         "role": message.role,
         "content": message.content if content is None else content,
     }
-    thinking = message.thinking if thinking is None else thinking
+    if thinking is None:
+        thinking = getattr(message, "thinking", None)  # ollama < 0.5.2 has no thinking
     if thinking:
         output["thinking"] = thinking
     if message.tool_calls:

@@ -1,0 +1,97 @@
+"""The `braintrust-ollama` command: the demo, and the local traces.
+
+    braintrust-ollama demo                  run a short traced Ollama app, print its trace
+    braintrust-ollama traces                list recent traces in the local store
+    braintrust-ollama traces show [ID|last] print one trace as a tree (--json: the raw rows)
+
+Exit codes: 0 success, 1 a demo call failed or a trace was not found, 2 bad usage.
+Errors are one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from braintrust_ollama.local.store import HOME_ENV, LocalStore, default_store_path
+from braintrust_ollama.local.view import make_console, trace_table, trace_tree
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="braintrust-ollama",
+        description="Braintrust tracing for Ollama: a demo and the local trace store.",
+        epilog=f"Local traces live in {default_store_path()} (set {HOME_ENV} to move them).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo",
+        help="run a short traced Ollama app and print its trace",
+        description="Run a short traced Ollama app (chat, tool call, streamed chat, generate,"
+        " embed) under one root span and print the trace. Uses the Ollama at OLLAMA_HOST when"
+        " it answers, otherwise replays recorded Ollama traffic. Sends spans to Braintrust"
+        " when BRAINTRUST_API_KEY is set, otherwise to the local store.",
+    )
+    demo.add_argument("--model", help="chat/generate model on a live Ollama (default: one it has)")
+    demo.add_argument("--embed-model", help="embedding model on a live Ollama")
+
+    traces = commands.add_parser("traces", help="list recent local traces, or show one")
+    traces.add_argument("-n", "--limit", type=int, default=20, help="how many (default 20)")
+    traces.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    actions = traces.add_subparsers(dest="action", metavar="show")
+    show = actions.add_parser("show", help="print one trace as a tree")
+    show.add_argument("trace", nargs="?", default="last", help="a trace id (or prefix), or last")
+    show.add_argument("--json", action="store_true", help="print the trace's raw span rows")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            from braintrust_ollama.local.demo import run_demo
+
+            return run_demo(make_console(), model=args.model, embed_model=args.embed_model)
+        if args.action == "show":
+            return _show(args.trace, as_json=args.json)
+        return _list(args.limit, as_json=args.json)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # one line, not a traceback, for a command-line user
+        print(f"braintrust-ollama: error: {error}", file=sys.stderr)
+        return 1
+
+
+def _list(limit: int, *, as_json: bool) -> int:
+    store = LocalStore()
+    traces = store.traces(limit)
+    if as_json:
+        print(json.dumps([t.__dict__ for t in traces], indent=2))
+    elif not traces:
+        print(f"No traces yet in {store.path}. Make one: braintrust-ollama demo")
+    else:
+        make_console().print(trace_table(traces))
+    return 0
+
+
+def _show(trace: str, *, as_json: bool) -> int:
+    store = LocalStore()
+    root_span_id = store.resolve(trace)
+    if root_span_id is None:
+        print(f"braintrust-ollama: no trace {trace!r} in {store.path}", file=sys.stderr)
+        return 1
+    rows = store.rows(root_span_id)
+    if as_json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+    else:
+        make_console().print(trace_tree(rows, root_span_id))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

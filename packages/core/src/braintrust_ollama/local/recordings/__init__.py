@@ -1,0 +1,1 @@
+"""Recorded Ollama traffic for `braintrust-ollama demo` (see NOTICE.md for its origin)."""

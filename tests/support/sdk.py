@@ -1,0 +1,27 @@
+"""What the installed `ollama` SDK can do: tests run on the oldest and the newest supported."""
+
+from __future__ import annotations
+
+import inspect
+
+import ollama
+
+# `think` (reasoning models) arrived in ollama 0.5.2; older SDKs neither send it nor parse it.
+HAS_THINK = "think" in inspect.signature(ollama.Client.chat).parameters
+
+
+def think(value: bool = True) -> dict[str, bool]:
+    """`think=value` where the SDK supports it, nothing where it does not."""
+    return {"think": value} if HAS_THINK else {}
+
+
+def _accepts_schema_format() -> bool:
+    try:
+        ollama._types.ChatRequest(model="m", format={"type": "object"})
+    except Exception:
+        return False
+    return True
+
+
+# Structured outputs (`format=<JSON schema>`) arrived in ollama 0.4.3; before, only "json".
+HAS_SCHEMA_FORMAT = _accepts_schema_format()
