@@ -1,0 +1,188 @@
+"""BraintrustMiddleware in-process (Starlette's TestClient): mounted apps, plain Starlette,
+options and failure handling."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import braintrust
+import pytest
+from braintrust_ollama_fastapi import BraintrustMiddleware
+from braintrust_ollama_fastapi._request import is_secret_name, query_params
+from fastapi import FastAPI
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
+from support.spans import only, parent_of, roots
+
+
+def make_app(**options: Any) -> FastAPI:
+    """A FastAPI app with a sub-application mounted at /api."""
+    api = FastAPI()
+
+    @api.get("/items/{item_id}")
+    async def item(item_id: int) -> dict[str, int]:
+        with braintrust.start_span(name="lookup"):
+            return {"id": item_id}
+
+    @api.post("/echo")
+    async def echo(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(await request.body())
+
+    app = FastAPI()
+    app.mount("/api", api)
+    app.add_middleware(BraintrustMiddleware, **options)
+    return app
+
+
+def test_mounted_app_names_span_by_full_route_template(memory_logger):
+    with TestClient(make_app()) as client:
+        assert client.get("/api/items/7").json() == {"id": 7}
+
+    rows = memory_logger.pop()
+    root = only(rows, "GET /api/items/{item_id}")
+    assert root["input"]["route"] == "/api/items/{item_id}"
+    assert root["metadata"]["route"] == "/api/items/{item_id}"
+    assert parent_of(rows, only(rows, "lookup")) is root
+
+
+def test_plain_starlette_app_is_traced(memory_logger):
+    async def hello(request: Request) -> PlainTextResponse:
+        with braintrust.start_span(name="greet"):
+            return PlainTextResponse("hello", status_code=201)
+
+    app = Starlette(routes=[Route("/hello", hello)])
+    app.add_middleware(BraintrustMiddleware)
+    with TestClient(app) as client:
+        assert client.get("/hello").status_code == 201
+
+    rows = memory_logger.pop()
+    (root,) = roots(rows)
+    assert root["metadata"]["status_code"] == 201
+    assert parent_of(rows, only(rows, "greet")) is root
+
+
+def test_unmatched_path_names_span_by_raw_path(memory_logger):
+    with TestClient(make_app()) as client:
+        assert client.get("/nowhere").status_code == 404
+
+    (root,) = memory_logger.pop()
+    assert root["span_attributes"]["name"] == "GET /nowhere"
+    assert root["metadata"]["status_code"] == 404
+    assert "route" not in root["metadata"]
+    assert root.get("error") is None
+
+
+def test_bodies_are_not_recorded_by_default(memory_logger):
+    with TestClient(make_app()) as client:
+        assert client.post("/api/echo", content=b"private words").text == "private words"
+
+    (root,) = memory_logger.pop()
+    assert "body" not in root["input"]
+    assert root["output"] == {"status_code": 200}
+    assert "private words" not in str(root)
+
+
+def test_recorded_bodies_are_capped_text_when_not_json(memory_logger):
+    with TestClient(make_app(record_bodies=True)) as client:
+        client.post("/api/echo", content=b"x" * (70 * 1024))
+
+    (root,) = memory_logger.pop()
+    assert root["input"]["body"] == "x" * (64 * 1024)
+    assert root["output"]["body"] == "x" * (64 * 1024)
+
+
+def test_failing_span_name_falls_back_to_default_name(memory_logger, caplog):
+    def broken(request: Request) -> str:
+        raise ValueError("bad namer")
+
+    with TestClient(make_app(span_name=broken)) as client:
+        assert client.get("/api/items/1").status_code == 200
+
+    rows = memory_logger.pop()
+    assert [r["span_attributes"]["name"] for r in roots(rows)] == ["GET /api/items/{item_id}"]
+    assert "span_name raised" in caplog.text
+
+
+def test_tracing_failure_never_breaks_the_request(memory_logger, monkeypatch, caplog):
+    def no_spans(**kwargs: object) -> None:
+        raise RuntimeError("braintrust is down")
+
+    monkeypatch.setattr(braintrust, "start_span", no_spans)
+    with TestClient(make_app()) as client:
+        response = client.post("/api/echo", content=b"still served")
+    assert response.text == "still served"
+    assert "traceparent" not in response.headers
+    assert "could not start the request span" in caplog.text
+
+
+def test_websocket_and_untraced_scopes_pass_through(memory_logger):
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocket
+
+    async def ws(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text("hi")
+        await websocket.close()
+
+    app = Starlette(routes=[WebSocketRoute("/ws", ws)])
+    app.add_middleware(BraintrustMiddleware)
+    with TestClient(app) as client, client.websocket_connect("/ws") as socket:
+        assert socket.receive_text() == "hi"
+    assert memory_logger.pop() == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Authorization",
+        "cookie",
+        "Set-Cookie",
+        "proxy-authorization",
+        "x-api-key",
+        "api_key",
+        "apikey",
+        "OpenAI-Api-Key",
+        "key",
+        "access_key",
+        "token",
+        "x-auth-token",
+        "password",
+        "client_secret",
+        "sig",
+    ],
+)
+def test_secret_names(name):
+    assert is_secret_name(name)
+
+
+@pytest.mark.parametrize("name", ["accept", "content-type", "x-request-id", "q", "page", "model"])
+def test_ordinary_names(name):
+    assert not is_secret_name(name)
+
+
+def test_query_params_redact_secret_values_and_keep_repeats():
+    assert query_params(b"q=a&q=b&token=t1&page=") == {
+        "q": ["a", "b"],
+        "token": "[REDACTED]",
+        "page": "",
+    }
+
+
+def test_response_traceparent_keeps_the_callers_trace_flags(memory_logger):
+    trace_id, caller_span = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+    with TestClient(make_app()) as client:
+        response = client.get(
+            "/api/items/5",
+            headers={
+                "traceparent": f"00-{trace_id}-{caller_span}-00",
+                "baggage": "braintrust.parent=project_name:braintrust-ollama-tests",
+            },
+        )
+
+    rows = memory_logger.pop()
+    root = only(rows, "GET /api/items/{item_id}")
+    assert (root["root_span_id"], root["span_parents"]) == (trace_id, [caller_span])
+    assert response.headers["traceparent"] == f"00-{trace_id}-{root['span_id']}-00"
