@@ -184,7 +184,7 @@ def _run_app(client: ollama.Client, models: Models, console: Console) -> tuple[i
         ):
             chunks += 1
             content += chunk.message.content or ""
-            thinking += chunk.message.thinking or ""
+            thinking += getattr(chunk.message, "thinking", None) or ""  # ollama >= 0.5.2
         return f"{content}  ({chunks} chunks, {len(thinking)} characters of thinking first)"
 
     def generate() -> str:

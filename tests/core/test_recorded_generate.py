@@ -1,0 +1,137 @@
+"""`ollama.generate` over real recorded Ollama traffic: one whole `ollama.generate` span per call."""
+
+from __future__ import annotations
+
+import braintrust
+import ollama
+import pytest
+from core.cassettes import (
+    HOST,
+    final_reply,
+    metrics_of,
+    replay,
+    replies,
+    server_metrics,
+    whole,
+)
+from ollama import AsyncClient, Client
+from support.spans import only
+
+JOKE = "Tell me a joke about OpenTelemetry"
+
+
+def streamed_text(name: str) -> str:
+    return "".join(chunk["response"] for chunk in replies(name))
+
+
+def cached_prompt_metrics(reply: dict) -> dict[str, float]:
+    """Ollama omits `prompt_eval_count` (and so `prompt_tokens`) for a cached prompt."""
+    assert "prompt_eval_count" not in reply
+    return {
+        "completion_tokens": reply["eval_count"],
+        "tokens": reply["eval_count"],
+        "total_duration": reply["total_duration"] / 1e9,
+        "load_duration": reply["load_duration"] / 1e9,
+        "prompt_eval_duration": reply["prompt_eval_duration"] / 1e9,
+        "eval_duration": reply["eval_duration"] / 1e9,
+    }
+
+
+def test_module_generate_span_holds_the_prompt_and_the_text(memory_logger, traced):
+    with replay("generate_plain"), braintrust.start_span(name="test") as parent:
+        response = ollama.generate(model="llama3", prompt=JOKE)
+
+    reply = final_reply("generate_plain")
+    assert response.response == reply["response"]
+    span = only(memory_logger.pop(), "ollama.generate")
+    assert whole(span) == {
+        "name": "ollama.generate",
+        "type": "llm",
+        "input": JOKE,
+        "output": reply["response"],
+        "metadata": {
+            "provider": "ollama",
+            "model": "llama3",
+            "stream": False,
+            "done_reason": "stop",
+            "host": HOST,
+        },
+        "error": None,
+        "span_parents": [parent.span_id],
+    }
+    assert metrics_of(span) == pytest.approx(server_metrics(reply))
+
+
+def test_client_generate_stream_joins_the_text(memory_logger, traced):
+    with replay("generate_stream"), braintrust.start_span(name="test") as parent:
+        chunks = list(Client().generate(model="gemma3:1b", prompt=JOKE, stream=True))
+
+    text = streamed_text("generate_stream")
+    assert "".join(c.response for c in chunks) == text
+    span = only(memory_logger.pop(), "ollama.generate")
+    assert whole(span) == {
+        "name": "ollama.generate",
+        "type": "llm",
+        "input": JOKE,
+        "output": text,
+        "metadata": {
+            "provider": "ollama",
+            "model": "gemma3:1b",
+            "stream": True,
+            "done_reason": "stop",
+            "host": HOST,
+        },
+        "error": None,
+        "span_parents": [parent.span_id],
+    }
+    assert metrics_of(span) == pytest.approx(server_metrics(final_reply("generate_stream")))
+
+
+async def test_async_generate_with_cached_prompt_has_no_prompt_tokens(memory_logger, traced):
+    with replay("async_generate_cached_prompt"), braintrust.start_span(name="test") as parent:
+        await AsyncClient().generate(model="llama3", prompt=JOKE)
+
+    reply = final_reply("async_generate_cached_prompt")
+    span = only(memory_logger.pop(), "ollama.generate")
+    assert whole(span) == {
+        "name": "ollama.generate",
+        "type": "llm",
+        "input": JOKE,
+        "output": reply["response"],
+        "metadata": {
+            "provider": "ollama",
+            "model": "llama3",
+            "stream": False,
+            "done_reason": "stop",
+            "host": HOST,
+        },
+        "error": None,
+        "span_parents": [parent.span_id],
+    }
+    assert metrics_of(span) == pytest.approx(cached_prompt_metrics(reply))
+
+
+async def test_async_generate_stream_with_cached_prompt(memory_logger, traced):
+    name = "async_generate_stream_cached_prompt"
+    with replay(name), braintrust.start_span(name="test") as parent:
+        stream = await AsyncClient().generate(model="llama3", prompt=JOKE, stream=True)
+        chunks = [chunk async for chunk in stream]
+
+    assert "".join(c.response for c in chunks) == streamed_text(name)
+    span = only(memory_logger.pop(), "ollama.generate")
+    assert whole(span) == {
+        "name": "ollama.generate",
+        "type": "llm",
+        "input": JOKE,
+        "output": streamed_text(name),
+        "metadata": {
+            "provider": "ollama",
+            "model": "llama3",
+            "stream": True,
+            "done_reason": "stop",
+            "host": HOST,
+        },
+        "error": None,
+        "span_parents": [parent.span_id],
+    }
+    assert metrics_of(span) == pytest.approx(cached_prompt_metrics(final_reply(name)))

@@ -1,0 +1,84 @@
+"""`think` on generate (ollama >= 0.5; conftest.py collects this module only for SDKs that have it).
+
+Hand-made cassettes: no public recording sends `think` to /api/generate.
+"""
+
+from __future__ import annotations
+
+import braintrust
+import ollama
+import pytest
+from core.cassettes import (
+    HOST,
+    final_reply,
+    metrics_of,
+    replay,
+    replies,
+    server_metrics,
+    whole,
+)
+from ollama import AsyncClient
+from support.spans import only
+
+QWEN = "qwen3.6:latest"
+CALC = "What is 17 * 23? Reply with the number only."
+CALCULATOR = "You are a careful calculator."
+
+
+def test_generate_with_think_logs_system_thinking_and_keep_alive(memory_logger, traced):
+    with replay("generate_think"), braintrust.start_span(name="test") as parent:
+        ollama.generate(model=QWEN, prompt=CALC, system=CALCULATOR, think=True, keep_alive="10m")
+
+    reply = final_reply("generate_think")
+    span = only(memory_logger.pop(), "ollama.generate")
+    assert whole(span) == {
+        "name": "ollama.generate",
+        "type": "llm",
+        "input": {"prompt": CALC, "system": CALCULATOR},
+        "output": {"response": reply["response"], "thinking": reply["thinking"]},
+        "metadata": {
+            "provider": "ollama",
+            "model": QWEN,
+            "stream": False,
+            "think": True,
+            "keep_alive": "10m",
+            "done_reason": "stop",
+            "host": HOST,
+        },
+        "error": None,
+        "span_parents": [parent.span_id],
+    }
+    assert metrics_of(span) == pytest.approx(server_metrics(reply))
+
+
+async def test_async_generate_stream_with_think_joins_thinking_and_text(memory_logger, traced):
+    name = "generate_think_stream"
+    with replay(name), braintrust.start_span(name="test") as parent:
+        stream = await AsyncClient().generate(
+            model=QWEN, prompt=CALC, system=CALCULATOR, think=True, keep_alive="10m", stream=True
+        )
+        chunks = [chunk async for chunk in stream]
+
+    assert "".join(c.response for c in chunks) == "391"
+    span = only(memory_logger.pop(), "ollama.generate")
+    assert whole(span) == {
+        "name": "ollama.generate",
+        "type": "llm",
+        "input": {"prompt": CALC, "system": CALCULATOR},
+        "output": {
+            "response": "".join(r["response"] for r in replies(name)),
+            "thinking": "".join(r.get("thinking", "") for r in replies(name)),
+        },
+        "metadata": {
+            "provider": "ollama",
+            "model": QWEN,
+            "stream": True,
+            "think": True,
+            "keep_alive": "10m",
+            "done_reason": "stop",
+            "host": HOST,
+        },
+        "error": None,
+        "span_parents": [parent.span_id],
+    }
+    assert metrics_of(span) == pytest.approx(server_metrics(final_reply(name)))
