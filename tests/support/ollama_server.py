@@ -205,7 +205,17 @@ class _Handler(BaseHTTPRequestHandler):
         reply = self.fake._next_reply(path)
         model = body.get("model") or body.get("name") or MODEL
         streaming = body.get("stream", True) if path in ("/api/chat", "/api/generate") else False
-        served: Served | None = None
+        # Record before answering: a client may read `served` as soon as it has its reply.
+        if isinstance(reply, (Chat, Generate)):
+            self.fake._record(
+                request, Served(path, model, reply.prompt_eval_count, reply.eval_count)
+            )
+        elif isinstance(reply, Embed):
+            counted = reply.prompt_eval_count if path == "/api/embed" else None
+            self.fake._record(request, Served(path, model, counted, None))
+        else:
+            self.fake._record(request, None)
+
         if reply is None:
             self._json(404, {"error": "404 page not found"})
         elif isinstance(reply, Error):
@@ -213,17 +223,13 @@ class _Handler(BaseHTTPRequestHandler):
         elif isinstance(reply, Fault):
             self._fault(path, model, reply)
         elif isinstance(reply, (Chat, Generate)):
-            served = Served(path, model, reply.prompt_eval_count, reply.eval_count)
-            self.fake._record(request, served)
             self._completion(path, model, reply, streaming)
-            return
         elif isinstance(reply, Embed):
-            served = self._embed(path, model, body, reply)
+            self._embed(path, body, reply)
         elif callable(reply):
             self._json(200, reply(body))
         else:
             self._json(200, reply)
-        self.fake._record(request, served)
 
     # --- bodies ------------------------------------------------------------------------------
 
@@ -304,26 +310,25 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._cut()
 
-    def _embed(self, path: str, model: str, body: dict[str, Any], reply: Embed) -> Served:
+    def _embed(self, path: str, body: dict[str, Any], reply: Embed) -> None:
         def vector(i: int) -> list[float]:
             return [round(0.1 * (i + 1) + 0.01 * d, 4) for d in range(reply.dimensions)]
 
         if path == "/api/embeddings":
             self._json(200, {"embedding": vector(0)})
-            return Served(path, model, None, None)
+            return
         inputs = body.get("input")
         texts = [inputs] if isinstance(inputs, str) else list(inputs or [])
         self._json(
             200,
             {
-                "model": model,
+                "model": body.get("model") or MODEL,
                 "embeddings": [vector(i) for i in range(len(texts))],
                 "total_duration": 14_143_917,
                 "load_duration": 1_019_500,
                 "prompt_eval_count": reply.prompt_eval_count,
             },
         )
-        return Served(path, model, reply.prompt_eval_count, None)
 
     # --- transport ---------------------------------------------------------------------------
 

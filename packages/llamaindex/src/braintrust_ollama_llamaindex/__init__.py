@@ -1,0 +1,15 @@
+"""Braintrust tracing for LlamaIndex over Ollama: SDK spans nest under LlamaIndex's spans.
+
+import braintrust
+from braintrust_ollama_llamaindex import setup_llamaindex
+from llama_index.llms.ollama import Ollama
+
+braintrust.init_logger(project="my-project")
+setup_llamaindex()
+for chunk in Ollama(model="llama3.2").stream_complete("Why is the sky blue?"):
+    print(chunk.delta, end="")  # one `Ollama` span, its `ollama.chat` span under it
+"""
+
+from ._setup import setup_llamaindex, unpatch_llamaindex
+
+__all__ = ["setup_llamaindex", "unpatch_llamaindex"]

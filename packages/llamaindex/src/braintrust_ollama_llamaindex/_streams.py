@@ -1,0 +1,201 @@
+"""The LlamaIndex span of a streamed call, kept open for as long as its stream runs.
+
+Contract: a `StreamSpan` finishes its LlamaIndex span exactly once — when the stream is
+exhausted (output: the last item, which LlamaIndex makes cumulative), when it fails (the error),
+when the consumer breaks it off or drops it (the output streamed so far). While the stream
+computes each item, the span is both Braintrust's current span and LlamaIndex's active span, so
+the Ollama SDK call that LlamaIndex makes lazily on the first item lands under it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, TypeVar
+
+from llama_index.core.instrumentation.span import active_span_id
+
+_log = logging.getLogger("braintrust_ollama_llamaindex")
+
+T = TypeVar("T")
+
+# Streams handed back while a streamed call is made or computes an item: nested in it, so they
+# are closed with it (an async generator dropped unclosed is only closed later, by the loop).
+_nested_streams: ContextVar[list[Any] | None] = ContextVar(
+    "braintrust_ollama_llamaindex_nested", default=None
+)
+
+
+@contextmanager
+def collecting_nested(nested: list[Any]) -> Iterator[None]:
+    """Collect into `nested` the streams handed back while the body runs."""
+    token = _nested_streams.set(nested)
+    try:
+        yield
+    finally:
+        _nested_streams.reset(token)
+
+
+def register_nested(stream: Any) -> None:
+    """Record `stream` as nested in the streamed call being made or consumed, if any."""
+    nested = _nested_streams.get()
+    if nested is not None:
+        nested.append(stream)
+
+
+def warn_failure(what: str) -> None:
+    """Log a failure inside this adapter; the user's LlamaIndex call is not affected."""
+    _log.warning(
+        "braintrust-ollama-llamaindex: %s failed; the LlamaIndex call is not affected",
+        what,
+        exc_info=True,
+    )
+
+
+class StreamSpan:
+    """A LlamaIndex span (and its Braintrust span) whose call returned a stream."""
+
+    def __init__(
+        self,
+        handler: Any,
+        span_id: str,
+        bound_args: Any,
+        instance: Any,
+        braintrust_span: Any,
+        nested: list[Any],
+    ) -> None:
+        self._handler = handler
+        self._span_id = span_id
+        self._bound_args = bound_args
+        self._instance = instance
+        self._braintrust_span = braintrust_span
+        self._lock = threading.Lock()
+        self._finished = False
+        self.nested = nested
+        self.last: Any = None
+
+    @contextmanager
+    def current(self) -> Iterator[None]:
+        """Make this span current (for Braintrust and for LlamaIndex) while the body runs."""
+        self._braintrust_span.set_current()
+        token = active_span_id.set(self._span_id)
+        try:
+            with collecting_nested(self.nested):
+                yield
+        finally:
+            active_span_id.reset(token)
+            self._braintrust_span.unset_current()
+
+    def finish(self, error: BaseException | None = None) -> None:
+        """End the span: with the last item as its output, or with `error`. Only once."""
+        with self._lock:
+            if self._finished:
+                return
+            self._finished = True
+        try:
+            output = _structured_output(self.last)
+            if output is not None and error is None:
+                self._braintrust_span.log(output=output)
+            # Braintrust's handler unsets the span as current when it ends it: make it current
+            # first, so that restores this context rather than clearing it.
+            self._braintrust_span.set_current()
+            if error is None:
+                self._handler.span_exit(
+                    id_=self._span_id,
+                    bound_args=self._bound_args,
+                    instance=self._instance,
+                    result=self.last,
+                )
+            else:
+                self._handler.span_drop(
+                    id_=self._span_id,
+                    bound_args=self._bound_args,
+                    instance=self._instance,
+                    err=error,
+                )
+        except Exception:
+            warn_failure("ending a streamed LlamaIndex span")
+
+
+def _structured_output(item: Any) -> Any:
+    """A streamed structured-prediction object (Braintrust's handler logs chat/completion text)."""
+    dump = getattr(item, "model_dump", None)
+    if dump is None or hasattr(item, "raw"):  # ChatResponse / CompletionResponse have `raw`
+        return None
+    return dump()
+
+
+def keep_open(stream: Iterator[T], span: StreamSpan) -> Iterator[T]:
+    """Yield `stream`'s items, computing each with `span` current; finish `span` with it."""
+
+    def consume() -> Iterator[T]:
+        try:
+            while True:
+                with span.current():
+                    try:
+                        item = next(stream)
+                    except StopIteration:
+                        break
+                span.last = item
+                yield item
+        except GeneratorExit:
+            try:
+                for inner in (stream, *span.nested):
+                    _close(inner)
+            finally:
+                span.finish()
+            raise
+        except BaseException as error:
+            span.finish(error)
+            raise
+        span.finish()
+
+    wrapped = consume()
+    weakref.finalize(wrapped, span.finish)  # dropped before its first item
+    return wrapped
+
+
+def akeep_open(stream: AsyncIterator[T], span: StreamSpan) -> AsyncIterator[T]:
+    """The async twin of `keep_open`."""
+
+    async def consume() -> AsyncIterator[T]:
+        try:
+            while True:
+                with span.current():
+                    try:
+                        item = await stream.__anext__()
+                    except StopAsyncIteration:
+                        break
+                span.last = item
+                yield item
+        except GeneratorExit:
+            try:
+                for inner in (stream, *span.nested):
+                    await _aclose(inner)
+            finally:
+                span.finish()
+            raise
+        except BaseException as error:
+            span.finish(error)
+            raise
+        span.finish()
+
+    wrapped = consume()
+    weakref.finalize(wrapped, span.finish)
+    return wrapped
+
+
+def _close(stream: Any) -> None:
+    close = getattr(stream, "close", None)
+    if close is not None:
+        close()
+
+
+async def _aclose(stream: Any) -> None:
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()

@@ -1,0 +1,87 @@
+"""End to end: a VectorStoreIndex over a few documents, embedded with `OllamaEmbedding`, queried
+through a query engine answering with `Ollama` — whole and streamed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import braintrust
+from llama_index.core import Document, VectorStoreIndex
+from llama_index.embeddings.ollama import OllamaEmbedding
+from llama_index.llms.ollama import Ollama
+from support.ollama_server import Chat, FakeOllama
+from support.spans import by_name, parent_of, token_sums
+
+DOCUMENTS = [
+    Document(text="Paris is the capital of France."),
+    Document(text="Berlin is the capital of Germany."),
+    Document(text="Madrid is the capital of Spain."),
+]
+LLM_SPAN = {"ollama.chat": "Ollama", "ollama.embed": "OllamaEmbedding"}
+
+
+def _assert_every_sdk_span_under_its_llamaindex_span(rows: list[dict[str, Any]]) -> None:
+    sdk_spans = [r for r in rows if r["span_attributes"]["name"].startswith("ollama.")]
+    assert sdk_spans
+    for sdk in sdk_spans:
+        name = sdk["span_attributes"]["name"]
+        parent = parent_of(rows, sdk)
+        assert parent is not None, f"{name} has no parent"
+        assert parent["span_attributes"]["name"] == LLM_SPAN[name]
+        assert "end" in parent["metrics"]
+        assert parent["metrics"]["end"] >= sdk["metrics"]["end"]
+
+
+def _assert_tokens_match_server(rows: list[dict[str, Any]], server: FakeOllama) -> None:
+    prompt, completion = server.tokens_served()
+    assert token_sums(rows) == {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "tokens": prompt + completion,
+    }
+
+
+def _index(server: FakeOllama) -> VectorStoreIndex:
+    embed_model = OllamaEmbedding(model_name="nomic-embed-text", base_url=server.url)
+    return VectorStoreIndex.from_documents(DOCUMENTS, embed_model=embed_model)
+
+
+def test_rag_query_nests_every_sdk_span_and_counts_tokens_once(
+    adapter: None, memory_logger: Any, ollama_server: FakeOllama
+) -> None:
+    ollama_server.reply("/api/chat", Chat("Paris.", prompt_eval_count=120, eval_count=3))
+    llm = Ollama(model="llama3.2:1b", base_url=ollama_server.url, request_timeout=10.0)
+
+    with braintrust.start_span(name="rag") as root:
+        engine = _index(ollama_server).as_query_engine(llm=llm, similarity_top_k=2)
+        response = engine.query("What is the capital of France?")
+
+    assert str(response) == "Paris."
+    rows = memory_logger.pop()
+    assert by_name(rows, "ollama.chat") and by_name(rows, "ollama.embed")
+    assert all(r["root_span_id"] == root.root_span_id for r in rows)
+    _assert_every_sdk_span_under_its_llamaindex_span(rows)
+    _assert_tokens_match_server(rows, ollama_server)
+    (rag,) = by_name(rows, "rag")
+    (query,) = [r for r in by_name(rows, "RetrieverQueryEngine") if parent_of(rows, r) == rag]
+    assert query["output"]["response"] == "Paris."
+
+
+def test_streaming_rag_query_nests_every_sdk_span_and_counts_tokens_once(
+    adapter: None, memory_logger: Any, ollama_server: FakeOllama
+) -> None:
+    ollama_server.reply("/api/chat", Chat("Paris is the capital.", prompt_eval_count=90))
+    llm = Ollama(model="llama3.2:1b", base_url=ollama_server.url, request_timeout=10.0)
+
+    with braintrust.start_span(name="rag"):
+        engine = _index(ollama_server).as_query_engine(llm=llm, streaming=True)
+        response = engine.query("What is the capital of France?")
+    text = "".join(response.response_gen)
+
+    assert text == "Paris is the capital."
+    rows = memory_logger.pop()
+    _assert_every_sdk_span_under_its_llamaindex_span(rows)
+    _assert_tokens_match_server(rows, ollama_server)
+    (chat,) = [parent_of(rows, r) for r in by_name(rows, "ollama.chat")]
+    assert chat is not None
+    assert chat["output"] == {"role": "assistant", "content": "Paris is the capital."}
