@@ -78,7 +78,7 @@ LANGCHAIN_TESTS = "tests/langchain"
 # Supported ranges, one session each (newest of the range is resolved): langchain-core 0.3 with
 # langchain-ollama 0.2-0.3 and LangGraph 0.x, and the 1.x line.
 LANGCHAIN_RANGES = {
-    "0.3": ("langchain-core>=0.3,<0.4", "langchain-ollama>=0.2,<0.4", "langgraph<0.7"),
+    "0.3": ("langchain-core>=0.3,<0.4", "langchain-ollama>=0.2.1,<0.4", "langgraph<0.7"),
     "1": ("langchain-core>=1,<2", "langchain-ollama>=1,<2", "langgraph>=1,<2"),
 }
 # The oldest versions the adapter is tested with (CI): see packages/langchain/README.md.
@@ -102,6 +102,13 @@ def langchain_range(session: nox.Session, line: str) -> None:
 def langchain_oldest(session: nox.Session) -> None:
     """tests/langchain on the oldest supported langchain-core / langchain-ollama / ollama."""
     _install(session, CORE, LANGCHAIN, pins=LANGCHAIN_OLDEST)
+    session.run(*PYTEST, LANGCHAIN_TESTS, *session.posargs)
+
+
+@nox.session(name="langchain-legacy-braintrust", tags=["ci"])
+def langchain_legacy_braintrust(session: nox.Session) -> None:
+    """tests/langchain with Braintrust < 0.12, whose handler is the braintrust-langchain package."""
+    _install(session, CORE, LANGCHAIN, pins=("braintrust==0.10.0", "braintrust-langchain==0.2.1"))
     session.run(*PYTEST, LANGCHAIN_TESTS, *session.posargs)
 
 

@@ -102,7 +102,8 @@ def test_failure_while_reading_stream_chunks_does_not_break_the_stream(
     def broken(self, chunk):
         raise RuntimeError("bug in the accumulator")
 
-    monkeypatch.setattr(_stream._Accumulator, "add", broken)
+    monkeypatch.setattr(_stream._Accumulator, "_add_chat", broken)
+    monkeypatch.setattr(_stream._Accumulator, "_add_chat_without_thinking", broken)
     client = ollama.Client(host=ollama_server.url)
     with (
         caplog.at_level(logging.WARNING, logger="braintrust_ollama"),
@@ -111,4 +112,6 @@ def test_failure_while_reading_stream_chunks_does_not_break_the_stream(
         chunks = list(client.chat(model="llama3.2", messages=MESSAGES, stream=True))
     assert "".join(c.message.content for c in chunks) == "Hello! How can I help you today?"
     assert chunks[-1].done is True
-    assert caplog.records  # logged, not raised
+    assert len([r for r in caplog.records if r.name == "braintrust_ollama"]) == 1  # logged once
+    span = only(memory_logger.pop(), "ollama.chat")  # the span is still written
+    assert span["output"]["content"] == ""  # the first chunk read is where it broke

@@ -2,9 +2,10 @@
 
 Contract: the stream yields exactly the chunks the SDK yields and raises exactly what it raises.
 Its span is written exactly once: when the stream is exhausted; on any error (an `{"error": ...}`
-line, a cut connection, `asyncio` cancellation); on `close()` / `aclose()`; or when a stream that
-was never finished is garbage-collected (an early `break`, or never iterated) — always with the
-output seen so far. The accumulator keeps joined text and the last chunk, never every chunk.
+line, a cut connection, `asyncio` cancellation); on `close()` / `aclose()`; when a `for` loop
+over it is left early (`break`); or when a stream that was never finished is garbage-collected
+(never iterated, say) — always with the output seen so far. The accumulator keeps joined text
+and the last chunk, never every chunk.
 """
 
 from __future__ import annotations
@@ -19,9 +20,13 @@ from ._call import OllamaCall, warn_failure
 
 
 class _Accumulator:
-    """Content, thinking and tool calls seen so far, plus the last chunk (which holds counters)."""
+    """Content, thinking and tool calls seen so far, plus the last chunk (which holds counters).
 
-    __slots__ = ("call", "content", "first_token", "last", "thinking", "tool_calls")
+    `add` runs once per chunk, so it is picked once per stream (chat or generate, and whether
+    this SDK's chunks carry `thinking`) and does nothing but append.
+    """
+
+    __slots__ = ("add", "call", "content", "first_token", "last", "thinking", "tool_calls")
 
     def __init__(self, call: OllamaCall) -> None:
         self.call = call
@@ -30,26 +35,52 @@ class _Accumulator:
         self.tool_calls: list[Any] = []
         self.first_token: float | None = None
         self.last: Any = None
+        self.add = self._first
 
-    def add(self, chunk: Any) -> None:
-        if self.first_token is None:
-            self.first_token = time.time()
-        self.last = chunk
-        message = getattr(chunk, "message", None)
-        if message is not None:
-            if message.content:
-                self.content.append(message.content)
-            thinking = getattr(message, "thinking", None)  # ollama < 0.5.2 has no thinking
-            if thinking:
-                self.thinking.append(thinking)
-            if message.tool_calls:
-                self.tool_calls.extend(message.tool_calls)
+    def _first(self, chunk: Any) -> None:
+        self.first_token = time.time()
+        part = chunk.message if self.call.path == "/api/chat" else chunk
+        has_thinking = "thinking" in type(part).model_fields  # ollama >= 0.5.2
+        if self.call.path == "/api/chat":
+            self.add = self._add_chat if has_thinking else self._add_chat_without_thinking
         else:
-            if chunk.response:
-                self.content.append(chunk.response)
-            thinking = getattr(chunk, "thinking", None)
-            if thinking:
-                self.thinking.append(thinking)
+            self.add = self._add_generate if has_thinking else self._add_generate_without_thinking
+        self.add(chunk)
+
+    def stop_reading(self) -> None:
+        """After a failure in our own code: log it once, and keep the output seen so far."""
+        warn_failure("reading a stream chunk")
+        self.add = _ignore
+
+    def _add_chat(self, chunk: Any) -> None:
+        self.last = chunk
+        message = chunk.message
+        if message.content:
+            self.content.append(message.content)
+        if message.thinking:
+            self.thinking.append(message.thinking)
+        if message.tool_calls:
+            self.tool_calls.extend(message.tool_calls)
+
+    def _add_chat_without_thinking(self, chunk: Any) -> None:
+        self.last = chunk
+        message = chunk.message
+        if message.content:
+            self.content.append(message.content)
+        if message.tool_calls:
+            self.tool_calls.extend(message.tool_calls)
+
+    def _add_generate(self, chunk: Any) -> None:
+        self.last = chunk
+        if chunk.response:
+            self.content.append(chunk.response)
+        if chunk.thinking:
+            self.thinking.append(chunk.thinking)
+
+    def _add_generate_without_thinking(self, chunk: Any) -> None:
+        self.last = chunk
+        if chunk.response:
+            self.content.append(chunk.response)
 
     def output(self) -> Any:
         content = "".join(self.content)
@@ -74,32 +105,31 @@ class _Accumulator:
             warn_failure("recording a stream")
 
 
-class TracedStream(Iterator[Any]):
-    """Wraps the SDK's chunk iterator; see the module docstring for when the span is written."""
+def _ignore(chunk: Any) -> None:
+    pass
 
-    __slots__ = ("_acc", "_chunks")
+
+class TracedStream(Iterator[Any]):
+    """Wraps the SDK's chunk iterator; see the module docstring for when the span is written.
+
+    A `for` loop iterates a generator made by `__iter__`, so a loop left by `break` closes it,
+    and that ends the span at once; the SDK's own stream is left open, as it would be untraced.
+    """
+
+    __slots__ = ("_acc", "_chunks", "_next")
 
     def __init__(self, chunks: Iterator[Any], call: OllamaCall) -> None:
         self._chunks = chunks
         self._acc = _Accumulator(call)
+        self._next: Iterator[Any] | None = None
 
-    def __iter__(self) -> TracedStream:
-        return self
+    def __iter__(self) -> Iterator[Any]:
+        return _traced(self._chunks, self._acc, owner=self)
 
     def __next__(self) -> Any:
-        try:
-            chunk = next(self._chunks)
-        except StopIteration:
-            self._acc.finish()
-            raise
-        except BaseException as error:
-            self._acc.finish(error)
-            raise
-        try:
-            self._acc.add(chunk)
-        except Exception:
-            warn_failure("reading a stream chunk")
-        return chunk
+        if self._next is None:
+            self._next = _traced(self._chunks, self._acc)
+        return next(self._next)
 
     def close(self) -> None:
         try:
@@ -116,29 +146,20 @@ class TracedStream(Iterator[Any]):
 class TracedAsyncStream(AsyncIterator[Any]):
     """The async twin of `TracedStream`, with the same contract."""
 
-    __slots__ = ("_acc", "_chunks")
+    __slots__ = ("_acc", "_chunks", "_next")
 
     def __init__(self, chunks: AsyncIterator[Any], call: OllamaCall) -> None:
         self._chunks = chunks
         self._acc = _Accumulator(call)
+        self._next: AsyncIterator[Any] | None = None
 
-    def __aiter__(self) -> TracedAsyncStream:
-        return self
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return _traced_async(self._chunks, self._acc, owner=self)
 
     async def __anext__(self) -> Any:
-        try:
-            chunk = await self._chunks.__anext__()
-        except StopAsyncIteration:
-            self._acc.finish()
-            raise
-        except BaseException as error:
-            self._acc.finish(error)
-            raise
-        try:
-            self._acc.add(chunk)
-        except Exception:
-            warn_failure("reading a stream chunk")
-        return chunk
+        if self._next is None:
+            self._next = _traced_async(self._chunks, self._acc)
+        return await self._next.__anext__()
 
     async def aclose(self) -> None:
         try:
@@ -150,6 +171,49 @@ class TracedAsyncStream(AsyncIterator[Any]):
 
     def __del__(self) -> None:
         _finish_abandoned(self)
+
+
+def _traced(chunks: Iterator[Any], acc: _Accumulator, owner: object = None) -> Iterator[Any]:
+    """The SDK's chunks, each added to `acc`; the span ends however this generator ends.
+
+    A generator made for a `for` loop holds its stream (`owner`), which a loop over a call's
+    result is the only holder of. One kept by the stream for `next()` does not: no reference
+    cycle keeps an abandoned stream alive until the garbage collector runs.
+    """
+    try:
+        for chunk in chunks:
+            try:
+                acc.add(chunk)
+            except Exception:
+                acc.stop_reading()
+            yield chunk
+    except GeneratorExit:  # the loop was left early, or the stream closed
+        acc.finish()
+        raise
+    except BaseException as error:
+        acc.finish(error)
+        raise
+    acc.finish()
+
+
+async def _traced_async(
+    chunks: AsyncIterator[Any], acc: _Accumulator, owner: object = None
+) -> AsyncIterator[Any]:
+    """The async twin of `_traced`."""
+    try:
+        async for chunk in chunks:
+            try:
+                acc.add(chunk)
+            except Exception:
+                acc.stop_reading()
+            yield chunk
+    except GeneratorExit:
+        acc.finish()
+        raise
+    except BaseException as error:
+        acc.finish(error)
+        raise
+    acc.finish()
 
 
 def _finish_abandoned(stream: TracedStream | TracedAsyncStream) -> None:

@@ -1,0 +1,331 @@
+"""Shared benchmark machinery: canned Ollama traffic, in-memory transports, timing, reporting.
+
+Everything here stays in-process: the SDKs talk to ``httpx.MockTransport`` handlers that return
+bodies shaped like a real Ollama server's (native ``/api/chat`` NDJSON and the OpenAI-compatible
+``/v1`` SSE), so a benchmark measures client-side work only and never touches the network.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import platform
+import random
+import re
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+MODEL = "llama3.2:3b"
+HOST = "http://127.0.0.1:11434"
+STREAM_CHUNKS = 200
+"""Chunks in every benchmarked stream, the final ``done`` / usage chunks included."""
+
+MESSAGES: list[dict[str, Any]] = [
+    {"role": "system", "content": "You are a concise assistant. Answer in one sentence."},
+    {"role": "user", "content": "Why is the sky blue?"},
+]
+OPTIONS: dict[str, Any] = {"temperature": 0, "seed": 42}
+REPLY = (
+    "The sky appears blue because molecules in Earth's atmosphere scatter the shorter blue "
+    "wavelengths of sunlight much more strongly than the longer red ones."
+)
+# Server timings and counters as a real Ollama reports them (durations in nanoseconds).
+DONE_FIELDS: dict[str, Any] = {
+    "done": True,
+    "done_reason": "stop",
+    "total_duration": 8_313_421_042,
+    "load_duration": 4_768_032_458,
+    "prompt_eval_count": 31,
+    "prompt_eval_duration": 65_296_000,
+    "eval_count": 199,
+    "eval_duration": 3_478_845_000,
+}
+BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+
+
+def _tokens(n: int) -> list[str]:
+    """``n`` stream fragments that join to a plausible answer (its words, then counting on)."""
+    words = REPLY.split(" ")
+    return [words[0]] + [" " + (words[i] if i < len(words) else str(i)) for i in range(1, n)]
+
+
+def _created_at(i: int) -> str:
+    return f"2026-08-07T06:08:{14 + i // 100:02d}.{(i % 100) * 9_999:06d}Z"
+
+
+# --- native Ollama (/api/chat) -------------------------------------------------------------------
+
+
+def ollama_chat_body() -> bytes:
+    """A non-streaming ``/api/chat`` reply, byte for byte the shape Ollama sends."""
+    return json.dumps(
+        {
+            "model": MODEL,
+            "created_at": _created_at(0),
+            "message": {"role": "assistant", "content": REPLY},
+            **DONE_FIELDS,
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def ollama_stream_lines(chunks: int = STREAM_CHUNKS) -> list[bytes]:
+    """A streaming ``/api/chat`` reply: ``chunks - 1`` content lines, then the ``done`` line."""
+    lines = [
+        json.dumps(
+            {
+                "model": MODEL,
+                "created_at": _created_at(i),
+                "message": {"role": "assistant", "content": token},
+                "done": False,
+            },
+            separators=(",", ":"),
+        ).encode()
+        + b"\n"
+        for i, token in enumerate(_tokens(chunks - 1))
+    ]
+    final = {
+        "model": MODEL,
+        "created_at": _created_at(chunks),
+        "message": {"role": "assistant", "content": ""},
+        **DONE_FIELDS,
+    }
+    lines.append(json.dumps(final, separators=(",", ":")).encode() + b"\n")
+    return lines
+
+
+# --- OpenAI-compatible Ollama (/v1/chat/completions) ---------------------------------------------
+
+
+def openai_chat_body() -> bytes:
+    """A non-streaming ``/v1/chat/completions`` reply as Ollama's OpenAI layer sends it."""
+    return json.dumps(
+        {
+            "id": "chatcmpl-417",
+            "object": "chat.completion",
+            "created": 1786082887,
+            "model": MODEL,
+            "system_fingerprint": "fp_ollama",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": REPLY},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": DONE_FIELDS["prompt_eval_count"],
+                "completion_tokens": DONE_FIELDS["eval_count"],
+                "total_tokens": DONE_FIELDS["prompt_eval_count"] + DONE_FIELDS["eval_count"],
+            },
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def openai_stream_events(chunks: int = STREAM_CHUNKS) -> list[bytes]:
+    """A streaming reply as SSE events: content chunks, the ``finish_reason`` chunk, the usage
+    chunk (``stream_options={"include_usage": True}``), ``chunks`` events in all, then ``[DONE]``.
+    """
+    head = {
+        "id": "chatcmpl-417",
+        "object": "chat.completion.chunk",
+        "created": 1786082887,
+        "model": MODEL,
+        "system_fingerprint": "fp_ollama",
+    }
+
+    def event(payload: dict[str, Any]) -> bytes:
+        return b"data: " + json.dumps({**head, **payload}, separators=(",", ":")).encode() + b"\n\n"
+
+    events = [
+        event(
+            {
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"role": "assistant", "content": token},
+                        "finish_reason": None,
+                    }
+                ]
+            }
+        )
+        for token in _tokens(chunks - 2)
+    ]
+    events.append(
+        event(
+            {
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"role": "assistant", "content": ""},
+                        "finish_reason": "stop",
+                    }
+                ]
+            }
+        )
+    )
+    events.append(event({"choices": [], "usage": json.loads(openai_chat_body())["usage"]}))
+    events.append(b"data: [DONE]\n\n")
+    return events
+
+
+# --- transports --------------------------------------------------------------------------------
+
+
+def json_transport(body: bytes, http: Any = httpx) -> httpx.MockTransport:
+    """Answer every request with ``body`` as ``application/json``. ``http`` is the httpx-like
+    module the SDK speaks (openai 3 uses ``httpx2``)."""
+    headers = {"content-type": "application/json; charset=utf-8"}
+    return http.MockTransport(lambda request: http.Response(200, headers=headers, content=body))
+
+
+def chunked_transport(
+    chunks: Sequence[bytes], content_type: str, http: Any = httpx
+) -> httpx.MockTransport:
+    """Answer every request with ``chunks`` delivered one by one, as a chunked reply arrives."""
+    headers = {"content-type": content_type}
+    return http.MockTransport(
+        lambda request: http.Response(200, headers=headers, content=iter(chunks))
+    )
+
+
+# --- timing --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Variant:
+    """One way of making the call: ``calls`` runs of ``call`` are timed as a block; ``before``
+    and ``after`` run around the block, untimed."""
+
+    name: str
+    call: Callable[[], object]
+    calls: int = 1
+    before: Callable[[], object] = lambda: None
+    after: Callable[[], object] = lambda: None
+
+
+@dataclass
+class Samples:
+    """Per-round mean time per call (µs) for every variant, in round order."""
+
+    per_round: dict[str, list[float]] = field(default_factory=dict)
+
+    def median(self, name: str) -> float:
+        return statistics.median(self.per_round[name])
+
+    def paired(self, minuend: str, subtrahend: str) -> list[float]:
+        """Round-by-round differences: drift hits both variants of a round alike and cancels."""
+        return [
+            a - b for a, b in zip(self.per_round[minuend], self.per_round[subtrahend], strict=True)
+        ]
+
+
+CLOCKS: dict[str, Callable[[], int]] = {
+    "thread": time.thread_time_ns,
+    "wall": time.perf_counter_ns,
+}
+"""``thread``: CPU time of the calling thread, blind to time spent descheduled while other
+processes use the (shared, 2-core) machine; every variant does all its work on the calling
+thread here (the in-memory logger has no upload thread). ``wall``: elapsed time."""
+
+
+def run_rounds(
+    variants: Sequence[Variant], rounds: int, warmup: int = 1, clock: str = "thread"
+) -> Samples:
+    """Run one block of every variant per round, ``rounds`` times, rotating the order each round
+    so that no variant always runs first (after a collection) or last. Warm-up rounds run the
+    same schedule and are discarded.
+    """
+    now = CLOCKS[clock]
+    # Everything alive now (modules, clients, payloads) is set aside for good: collections in
+    # and between blocks then walk only what the calls allocate, not the whole heap.
+    gc.collect()
+    gc.freeze()
+    samples = Samples({v.name: [] for v in variants})
+    for r in range(warmup + rounds):
+        k = r % len(variants)
+        for v in (*variants[k:], *variants[:k]):
+            v.before()
+            gc.collect()
+            call, calls = v.call, v.calls
+            t0 = now()
+            for _ in range(calls):
+                call()
+            elapsed = now() - t0
+            v.after()
+            if r >= warmup:
+                samples.per_round[v.name].append(elapsed / calls / 1000)
+    return samples
+
+
+def quartiles(values: Sequence[float]) -> tuple[float, float, float]:
+    """(p25, median, p75); the inter-quartile range is the spread we report."""
+    if len(values) < 2:
+        return values[0], values[0], values[0]
+    q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return q1, q2, q3
+
+
+def median_ci(values: Sequence[float], resamples: int = 2000) -> tuple[float, float]:
+    """A 95 % bootstrap confidence interval of the median (seeded: a run reports one answer).
+
+    Whether a target is met is judged on this interval, not on the median alone: on a shared
+    machine a median can land on either side of a target by chance.
+    """
+    rng = random.Random(0)
+    n = len(values)
+    medians = sorted(statistics.median(rng.choices(values, k=n)) for _ in range(resamples))
+    return medians[int(0.025 * resamples)], medians[int(0.975 * resamples) - 1]
+
+
+# --- reporting -----------------------------------------------------------------------------------
+
+
+def package_versions(*names: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for name in names:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def machine_summary() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}; "
+        f"{platform.python_implementation()} {platform.python_version()}"
+    )
+
+
+def replace_section(name: str, text: str, path: Path = BENCHMARKS_MD) -> None:
+    """Write ``text`` between ``<!-- bench:NAME:start -->`` and ``<!-- bench:NAME:end -->`` in
+    BENCHMARKS.md, appending the section if the markers are missing, so each benchmark owns its
+    own section and leaves the others alone.
+    """
+    start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
+    block = f"{start}\n{text.strip()}\n{end}"
+    doc = path.read_text() if path.exists() else "# Benchmarks\n"
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
+    if pattern.search(doc):
+        doc = pattern.sub(lambda _: block, doc)
+    else:
+        doc = doc.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(doc)
