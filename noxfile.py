@@ -74,7 +74,7 @@ def core_newest(session: nox.Session) -> None:
 # --- langchain -------------------------------------------------------------------------------
 
 LANGCHAIN = "packages/langchain"
-LANGCHAIN_TESTS = "tests/langchain"
+LANGCHAIN_TESTS = "tests/langchain_adapter"
 # Supported ranges, one session each (newest of the range is resolved): langchain-core 0.3 with
 # langchain-ollama 0.2-0.3 and LangGraph 0.x, and the 1.x line.
 LANGCHAIN_RANGES = {
@@ -93,21 +93,21 @@ LANGCHAIN_OLDEST = (
 @nox.session(name="langchain")
 @nox.parametrize("line", list(LANGCHAIN_RANGES))
 def langchain_range(session: nox.Session, line: str) -> None:
-    """tests/langchain on the newest releases of one supported LangChain line."""
+    """tests/langchain_adapter on the newest releases of one supported LangChain line."""
     _install(session, CORE, LANGCHAIN, pins=LANGCHAIN_RANGES[line])
     session.run(*PYTEST, LANGCHAIN_TESTS, *session.posargs)
 
 
 @nox.session(name="langchain-oldest", python="3.10", tags=["ci"])
 def langchain_oldest(session: nox.Session) -> None:
-    """tests/langchain on the oldest supported langchain-core / langchain-ollama / ollama."""
+    """tests/langchain_adapter on the oldest supported langchain-core / langchain-ollama / ollama."""
     _install(session, CORE, LANGCHAIN, pins=LANGCHAIN_OLDEST)
     session.run(*PYTEST, LANGCHAIN_TESTS, *session.posargs)
 
 
 @nox.session(name="langchain-legacy-braintrust", tags=["ci"])
 def langchain_legacy_braintrust(session: nox.Session) -> None:
-    """tests/langchain with Braintrust < 0.12, whose handler is the braintrust-langchain package."""
+    """tests/langchain_adapter with Braintrust < 0.12, whose handler is the braintrust-langchain package."""
     _install(session, CORE, LANGCHAIN, pins=("braintrust==0.10.0", "braintrust-langchain==0.2.1"))
     session.run(*PYTEST, LANGCHAIN_TESTS, *session.posargs)
 

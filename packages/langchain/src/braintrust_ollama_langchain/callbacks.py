@@ -1,0 +1,51 @@
+"""`BraintrustCallbackHandler`: Braintrust's LangChain handler, Ollama-aware.
+
+For `config={"callbacks": [handler]}` registration. Same constructor as Braintrust's handler;
+constructing one makes every Braintrust handler Ollama-aware (see `patchers`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .handlers import handler_homes
+from .patchers import patch_handler_class
+
+__all__ = ["BraintrustCallbackHandler", "patch_braintrust_handlers"]
+
+
+def patch_braintrust_handlers() -> bool:
+    """Patch every importable Braintrust handler class; False when there is none."""
+    homes = handler_homes()
+    for home in homes:
+        patch_handler_class(home.handler_class)
+    return bool(homes)
+
+
+if TYPE_CHECKING:
+    from braintrust.integrations.langchain.callbacks import (
+        BraintrustCallbackHandler as _BraintrustHandler,
+    )
+else:
+    _homes = handler_homes()
+    _BraintrustHandler = _homes[0].handler_class if _homes else None
+
+
+if _BraintrustHandler is not None:
+
+    class BraintrustCallbackHandler(_BraintrustHandler):
+        """Braintrust's LangChain callback handler; an Ollama SDK span under a model run owns
+        the run's tokens, so each call is counted once in a trace."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            patch_braintrust_handlers()
+            super().__init__(*args, **kwargs)
+
+else:  # langchain-core (or Braintrust's handler) is not installed
+
+    class BraintrustCallbackHandler:  # type: ignore[no-redef]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            raise ImportError(
+                "BraintrustCallbackHandler needs langchain-core and Braintrust's LangChain "
+                "integration: pip install braintrust-ollama-langchain"
+            )

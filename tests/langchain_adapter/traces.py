@@ -1,0 +1,53 @@
+"""Assertions over a whole LangChain trace: where SDK spans sit and who carries the tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from support.ollama_server import FakeOllama
+from support.spans import names, parent_of, token_sums
+
+Row = dict[str, Any]
+
+TOKEN_KEYS = ("prompt_tokens", "completion_tokens", "tokens", "total_tokens")
+
+
+def sdk_spans(rows: list[Row]) -> list[Row]:
+    return [r for r in rows if r["span_attributes"]["name"].startswith("ollama.")]
+
+
+def parent_name(rows: list[Row], span: Row) -> str | None:
+    parent = parent_of(rows, span)
+    return None if parent is None else parent["span_attributes"]["name"]
+
+
+def assert_one_trace(rows: list[Row]) -> None:
+    assert len({r["root_span_id"] for r in rows}) == 1, names(rows)
+
+
+def assert_tokens_counted_once(rows: list[Row], served: tuple[int, int]) -> None:
+    """The trace's token sums are exactly what the server sent (prompt, completion counters),
+    whatever spans carry them."""
+    prompt, completion = served
+    assert prompt + completion > 0
+    assert token_sums(rows) == {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "tokens": prompt + completion,
+    }
+
+
+def assert_sdk_spans_own_tokens(rows: list[Row], server: FakeOllama, sdk_calls: int) -> None:
+    """Every `ollama.*` span sits directly under a LangChain model run that carries no tokens,
+    and the trace adds up to the server's counters."""
+    spans = sdk_spans(rows)
+    assert len(spans) == sdk_calls == len(server.served), names(rows)
+    for span in spans:
+        run = parent_of(rows, span)
+        assert run is not None, names(rows)
+        assert run["span_attributes"]["type"] == "llm", names(rows)  # a LangChain model run
+        assert run["metadata"]["run_id"], run
+        assert not set(run.get("metrics") or {}) & set(TOKEN_KEYS), run["metrics"]
+        assert (span.get("metrics") or {}).get("tokens"), span
+    assert_one_trace(rows)
+    assert_tokens_counted_once(rows, server.tokens_served())
