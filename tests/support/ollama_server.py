@@ -21,6 +21,7 @@ test can compare the tokens in a trace with what the server sent.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -178,6 +179,11 @@ class FakeOllama:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 1024  # hundreds of concurrent clients; read by listen() in __init__
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], OSError):
+            return  # a client that went away, or a connection a Fault cut on purpose
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
