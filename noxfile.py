@@ -157,7 +157,13 @@ def llamaindex(session: nox.Session, llamaindex: str) -> None:
 FASTAPI = "packages/fastapi"
 FASTAPI_TESTS = "tests/fastapi"
 # The oldest versions the middleware is tested with (CI): see packages/fastapi/README.md.
-FASTAPI_OLDEST = ("fastapi==0.115.0", "starlette==0.37.2", "uvicorn==0.30.0", "httpx==0.27.2")
+FASTAPI_OLDEST = (
+    "fastapi==0.115.0",
+    "starlette==0.37.2",
+    "uvicorn==0.30.0",
+    "httpx==0.27.2",
+    "braintrust==0.30.0",
+)
 
 
 @nox.session(name="fastapi", python=False)

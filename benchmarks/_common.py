@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import json
+import math
 import os
 import platform
 import random
@@ -21,7 +22,10 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+import braintrust
 import httpx
+from braintrust import logger as bt_logger
+from braintrust.util import LazyValue
 
 MODEL = "llama3.2:3b"
 HOST = "http://127.0.0.1:11434"
@@ -287,6 +291,63 @@ def median_ci(values: Sequence[float], resamples: int = 2000) -> tuple[float, fl
     return medians[int(0.025 * resamples)], medians[int(0.975 * resamples) - 1]
 
 
+def calibrate(groups: Sequence[Sequence[Variant]], block_ms: float, clock: str) -> list[Variant]:
+    """Give each group of compared variants one call count, so that its slowest variant's
+    block takes about ``block_ms``."""
+    now = CLOCKS[clock]
+    out: list[Variant] = []
+    for group in groups:
+        slowest = 0.0
+        for v in group:
+            v.before()
+            v.call()
+            t0 = now()
+            for _ in range(3):
+                v.call()
+            slowest = max(slowest, (now() - t0) / 3 / 1e6)
+            v.after()
+        calls = max(1, math.ceil(block_ms / max(slowest, 1e-3)))
+        for v in group:
+            v.calls = calls
+            out.append(v)
+    return out
+
+
+class MemorySink:
+    """Braintrust's in-memory background logger for the whole run, emptied between blocks."""
+
+    def __init__(self) -> None:
+        bt_logger._state.reset_parent_state()
+        self._cm = bt_logger._internal_with_memory_background_logger()
+        self.background = self._cm.__enter__()
+        # The override is thread-local; any thread must land here too, never on HTTP.
+        bt_logger._state._global_bg_logger = LazyValue(lambda: self.background, use_mutex=False)
+        self.pop_us: dict[str, list[float]] = {}
+
+    def pop(self) -> list[dict[str, Any]]:
+        """The rows logged since the last pop, one per span (its writes merged)."""
+        braintrust.flush()
+        rows: list[dict[str, Any]] = self.background.pop()
+        return rows
+
+    def drain(self, variant: str, calls: int) -> None:
+        """Empty the logger; record what that cost per call (not part of any timing)."""
+        t0 = time.perf_counter_ns()
+        self.background.pop()
+        self.pop_us.setdefault(variant, []).append((time.perf_counter_ns() - t0) / calls / 1000)
+
+    def draining(self, v: Variant) -> Variant:
+        """``v``, emptying the logger after each of its blocks (untimed)."""
+        after = v.after
+
+        def drain() -> None:
+            after()
+            self.drain(v.name, v.calls)
+
+        v.after = drain
+        return v
+
+
 # --- reporting -----------------------------------------------------------------------------------
 
 
@@ -329,3 +390,54 @@ def replace_section(name: str, text: str, path: Path = BENCHMARKS_MD) -> None:
     else:
         doc = doc.rstrip("\n") + "\n\n" + block + "\n"
     path.write_text(doc)
+
+
+def fmt(q: tuple[float, float, float], digits: int = 1) -> str:
+    """``median (p25..p75)``"""
+    lo, mid, hi = q
+    return f"{mid:.{digits}f} ({lo:.{digits}f}..{hi:.{digits}f})"
+
+
+@dataclass(frozen=True)
+class Measure:
+    what: str
+    value: str  # median (p25..p75)
+    ci: str = ""  # 95 % confidence interval of the median
+    target: str = ""
+    met: str = ""  # yes / no / unclear (the interval straddles the target); "" without a target
+
+
+def measure(
+    what: str,
+    values: Sequence[float],
+    unit: str = "µs",
+    digits: int = 1,
+    limit: float | None = None,
+    target: str = "",
+) -> Measure:
+    """A per-round series summarised; with ``limit``, *met* when the 95 % confidence interval
+    of the median is at most it, *no* when wholly above, *unclear* when it straddles it."""
+    lo, hi = median_ci(values)
+    met = ""
+    if limit is not None:
+        met = "yes" if hi <= limit else "no" if lo > limit else "unclear"
+    return Measure(
+        what,
+        f"{fmt(quartiles(values), digits)} {unit}".rstrip(),
+        f"{lo:.{digits}f}..{hi:.{digits}f}",
+        target or (f"<= {limit:g} {unit}".rstrip() if limit is not None else ""),
+        met,
+    )
+
+
+def measures_markdown(measures: Sequence[Measure]) -> list[str]:
+    """The measures as a Markdown table (a missed target in bold)."""
+    return [
+        "| measure | median (p25..p75) | 95 % CI of median | target | met |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {m.what} | {m.value} | {m.ci} | {m.target} | "
+            f"{'**no**' if m.met == 'no' else m.met} |"
+            for m in measures
+        ),
+    ]

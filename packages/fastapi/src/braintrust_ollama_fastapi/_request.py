@@ -32,7 +32,7 @@ _SECRET_NAME = re.compile(
 )
 
 # Headers the middleware reads for itself while it walks the request headers once.
-_TRACE_HEADERS = frozenset({"traceparent", "tracestate", "baggage"})
+_TRACE_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
 
 
 @functools.lru_cache(maxsize=1024)
@@ -49,7 +49,14 @@ def query_params(query_string: bytes) -> dict[str, str | list[str]]:
     params: dict[str, str | list[str]] = {}
     if not query_string:
         return params
-    for key, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+    text = query_string.decode("latin-1")
+    # Nothing to unescape: splitting gives what `parse_qsl` gives, at a fraction of its cost.
+    pairs = (
+        parse_qsl(text, keep_blank_values=True)
+        if "%" in text or "+" in text
+        else [pair.partition("=")[::2] for pair in text.split("&") if pair]
+    )
+    for key, value in pairs:
         shown = REDACTED if is_secret_name(key) else value
         previous = params.get(key)
         if previous is None:
@@ -61,7 +68,7 @@ def query_params(query_string: bytes) -> dict[str, str | list[str]]:
     return params
 
 
-@dataclass
+@dataclass(slots=True)
 class RequestHeaders:
     """The request headers the span needs, read in one pass over the scope."""
 
@@ -70,19 +77,23 @@ class RequestHeaders:
     recorded: dict[str, str]
 
 
-def read_headers(scope: Scope, record: Collection[str]) -> RequestHeaders:
-    """Trace-context headers, the user agent, and the allow-listed (non-secret) headers."""
+def read_headers(scope: Scope, record: Collection[bytes]) -> RequestHeaders:
+    """Trace-context headers, the user agent, and the allow-listed (non-secret) headers;
+    `record` holds lowercased header names as bytes. Header names arrive lowercased (ASGI
+    servers lowercase them; Starlette's `Headers` relies on it too). Only what is kept is
+    decoded."""
     trace_context: dict[str, str] = {}
     user_agent = None
     recorded: dict[str, str] = {}
-    for raw_name, raw_value in scope.get("headers", ()):
-        name = raw_name.decode("latin-1").lower()
+    for name, raw_value in scope.get("headers", ()):
         if name in _TRACE_HEADERS:
-            trace_context[name] = raw_value.decode("latin-1")
-        elif name == "user-agent":
+            trace_context[name.decode("latin-1")] = raw_value.decode("latin-1")
+        elif name == b"user-agent":
             user_agent = raw_value.decode("latin-1")
-        if name in record and not is_secret_name(name):
-            recorded[name] = raw_value.decode("latin-1")
+        if record and name in record:
+            text = name.decode("latin-1")
+            if not is_secret_name(text):
+                recorded[text] = raw_value.decode("latin-1")
     return RequestHeaders(trace_context, user_agent, recorded)
 
 
@@ -94,10 +105,9 @@ def route_template(scope: Scope, outer_root_path: str) -> str | None:
     if not isinstance(template, str):
         return None
     root_path: str = scope.get("root_path", "")
-    mount_prefix = (
-        root_path[len(outer_root_path) :] if root_path.startswith(outer_root_path) else ""
-    )
-    return mount_prefix + template
+    if root_path == outer_root_path or not root_path.startswith(outer_root_path):
+        return template
+    return root_path[len(outer_root_path) :] + template  # the mount prefix
 
 
 def client_address(scope: Scope) -> str | None:
