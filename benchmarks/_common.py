@@ -1,4 +1,5 @@
-"""Shared benchmark machinery: canned Ollama traffic, in-memory transports, timing, reporting.
+"""Shared benchmark machinery: canned Ollama traffic, in-memory transports, timing, reporting,
+profiling.
 
 Everything here stays in-process: the SDKs talk to ``httpx.MockTransport`` handlers that return
 bodies shaped like a real Ollama server's (native ``/api/chat`` NDJSON and the OpenAI-compatible
@@ -7,25 +8,31 @@ bodies shaped like a real Ollama server's (native ``/api/chat`` NDJSON and the O
 
 from __future__ import annotations
 
+import argparse
+import cProfile
 import gc
 import json
 import math
 import os
 import platform
+import pstats
 import random
 import re
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import braintrust
 import httpx
 from braintrust import logger as bt_logger
 from braintrust.util import LazyValue
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
 MODEL = "llama3.2:3b"
 HOST = "http://127.0.0.1:11434"
@@ -53,6 +60,8 @@ DONE_FIELDS: dict[str, Any] = {
     "eval_duration": 3_478_845_000,
 }
 BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+
+console = Console(width=120)
 
 
 def _tokens(n: int) -> list[str]:
@@ -348,6 +357,30 @@ class MemorySink:
         return v
 
 
+# --- the command line ----------------------------------------------------------------------------
+
+
+def bench_parser(doc: str | None, rounds_help: str, section: str) -> argparse.ArgumentParser:
+    """The flags every benchmark takes; ``section`` names its section of BENCHMARKS.md."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
+    parser.add_argument("--rounds", type=int, help=rounds_help)
+    parser.add_argument("--block-ms", type=float, help="ms per timed block (default 40; quick 10)")
+    parser.add_argument(
+        "--clock",
+        choices=sorted(CLOCKS),
+        default="thread",
+        help="thread: CPU time of the benchmark thread (default; robust on a busy machine); "
+        "wall: elapsed time",
+    )
+    parser.add_argument("--profile", action="store_true", help="then profile traced vs plain")
+    parser.add_argument("--profile-only", action="store_true", help="only profile")
+    parser.add_argument(
+        "--write", action="store_true", help=f"write the {section} section of BENCHMARKS.md"
+    )
+    return parser
+
+
 # --- reporting -----------------------------------------------------------------------------------
 
 
@@ -390,6 +423,25 @@ def replace_section(name: str, text: str, path: Path = BENCHMARKS_MD) -> None:
     else:
         doc = doc.rstrip("\n") + "\n\n" + block + "\n"
     path.write_text(doc)
+
+
+def section_head(
+    title: str, script: str, quick: bool, run: str, packages: Sequence[str]
+) -> list[str]:
+    """A BENCHMARKS.md section's heading, the command that wrote it and how it ran (``run``),
+    then the machine and the versions of ``packages``."""
+    versions = package_versions(*packages)
+    return [
+        f"## {title}",
+        "",
+        "Command: `uv run nox -s bench"
+        + (" -- --quick" if quick else "")
+        + f"` (this section: `uv run python benchmarks/{script} --write`). {run}",
+        "",
+        f"Machine: {machine_summary()}.  ",
+        "Packages: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".",
+        "",
+    ]
 
 
 def fmt(q: tuple[float, float, float], digits: int = 1) -> str:
@@ -441,3 +493,177 @@ def measures_markdown(measures: Sequence[Measure]) -> list[str]:
             for m in measures
         ),
     ]
+
+
+class Report(Protocol):
+    def print(self) -> None: ...
+
+    def markdown(self, quick: bool) -> str: ...
+
+
+def publish(report: Report, args: argparse.Namespace, section: str, title: str) -> None:
+    """Print ``report``; with ``--write``, also put it into its section of BENCHMARKS.md."""
+    report.print()
+    if args.write:
+        replace_section(section, report.markdown(quick=args.quick))
+        console.print(f"BENCHMARKS.md: {title} section written")
+
+
+def problems_markdown(problems: Sequence[str]) -> list[str]:
+    """The run's problems as a Markdown list after a blank line; nothing when there are none."""
+    return ["", *(f"- problem: {p}" for p in problems)] if problems else []
+
+
+Row = tuple[str, str, str, str, str]
+"""A variant's row: name, calls/block, per call, added (paired), pop µs/call."""
+
+VARIANT_COLUMNS = ("variant", "calls/block", "per call", "added (paired)", "pop µs/call")
+VERDICT_COLOURS = {"yes": "green", "no": "red", "unclear": "yellow"}
+
+
+def variant_rows(
+    samples: Samples,
+    rows: Sequence[tuple[str, str | None]],
+    calls: Mapping[str, int],
+    pop_us: Mapping[str, Sequence[float]],
+) -> list[Row]:
+    """A row per (variant, the plain variant it adds to) that ran: its time per call, what it
+    adds round by round to its plain variant, and what emptying the logger cost per call."""
+    return [
+        (
+            name,
+            str(calls[name]),
+            fmt(quartiles(samples.per_round[name])),
+            fmt(quartiles(samples.paired(name, base))) if base else "",
+            f"{statistics.median(pop):.1f}" if (pop := pop_us.get(name)) else "",
+        )
+        for name, base in rows
+        if name in samples.per_round
+    ]
+
+
+def variants_table(title: str, rows: Sequence[Row]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in VARIANT_COLUMNS:
+        table.add_column(col, justify="left" if col == "variant" else "right")
+    for row in rows:
+        table.add_row(*map(escape, row))
+    return table
+
+
+def variants_markdown(rows: Sequence[Row]) -> list[str]:
+    return [
+        "| variant | calls/block | per call | added | pop |",
+        "|---|---:|---:|---:|---:|",
+        *(f"| {' | '.join(r)} |" for r in rows),
+    ]
+
+
+def measures_table(title: str, measures: Sequence[Measure]) -> Table:
+    """The measures, each verdict in its colour."""
+    table = Table(title=title, title_justify="left")
+    for col in ("measure", "value", "95% CI of median", "target", "met"):
+        table.add_column(col)
+    for m in measures:
+        verdict = f"[{VERDICT_COLOURS[m.met]}]{m.met}[/]" if m.met else ""
+        table.add_row(escape(m.what), escape(m.value), escape(m.ci), escape(m.target), verdict)
+    return table
+
+
+def print_problems(problems: Sequence[str]) -> None:
+    for p in problems:
+        console.print(f"[red]problem:[/] {escape(p)}")
+
+
+# --- profiling -----------------------------------------------------------------------------------
+
+FunctionKey = tuple[str, int, str]
+"""cProfile's name for a function: (file, line, function)."""
+Stats = dict[FunctionKey, tuple[int, int, float, float, dict[Any, Any]]]
+"""cProfile's raw statistics: per function (primitive calls, calls, self time, cumulative time,
+callers)."""
+
+
+def profile_calls(sink: MemorySink, call: Callable[[], object], calls: int, warmup: int) -> Stats:
+    """cProfile ``calls`` runs of ``call`` after ``warmup`` unprofiled ones, the logger emptied
+    before and after."""
+    # CPU time of this thread: other processes on the machine do not show up as our time.
+    prof = cProfile.Profile(time.thread_time_ns, 1e-9)
+    try:
+        for _ in range(warmup):
+            call()
+        sink.pop()
+        prof.enable()
+        for _ in range(calls):
+            call()
+        prof.disable()
+    finally:
+        sink.pop()
+    stats: Stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+    return stats
+
+
+def function_label(key: FunctionKey) -> str:
+    """``package/module.py:line(function)``, the path cut below site-packages, src or lib."""
+    file, line, func = key
+    if file == "~":
+        return func
+    parts = Path(file).parts
+    for anchor in ("site-packages", "src", "lib"):
+        if anchor in parts:
+            parts = parts[len(parts) - parts[::-1].index(anchor) :]
+            break
+    return f"{'/'.join(parts[-3:])}:{line}({func})"
+
+
+def _total_us(stats: Stats, calls: int) -> float:
+    return sum(v[2] for v in stats.values()) / calls * 1e6
+
+
+def added_self_time_table(title: str, plain: Stats, traced: Stats, calls: int, top: int) -> Table:
+    """Per function, the self time and calls that ``traced`` adds to ``plain``, µs per call,
+    most first; the title ends with both totals and their difference."""
+    added = []
+    for key, (_, nc, tt, ct, _) in traced.items():
+        p = plain.get(key)
+        self_added = (tt - (p[2] if p else 0.0)) / calls * 1e6
+        calls_added = (nc - (p[1] if p else 0)) / calls
+        added.append((self_added, calls_added, ct / calls * 1e6, key))
+    added.sort(reverse=True)
+    total_plain, total_traced = _total_us(plain, calls), _total_us(traced, calls)
+    table = Table(
+        title=f"{title} (plain {total_plain:.0f}, traced {total_traced:.0f}, "
+        f"added {total_traced - total_plain:.0f})",
+        title_justify="left",
+    )
+    for col in ("function", "added self µs", "added calls", "cumulative µs"):
+        table.add_column(col, justify="left" if col == "function" else "right")
+    for self_added, calls_added, cum, key in added[:top]:
+        table.add_row(function_label(key), f"{self_added:.2f}", f"{calls_added:.1f}", f"{cum:.1f}")
+    return table
+
+
+def cumulative_table(
+    title: str,
+    stats: Stats,
+    calls: int,
+    top: int,
+    path_contains: str,
+    skip: Collection[FunctionKey] = (),
+) -> Table:
+    """The functions whose file path contains ``path_contains`` by cumulative time per call,
+    leaving out those in ``skip``."""
+    rows = sorted(
+        (
+            (ct / calls * 1e6, tt / calls * 1e6, nc / calls, key)
+            for key, (_, nc, tt, ct, _) in stats.items()
+            if path_contains in key[0] and key not in skip
+        ),
+        reverse=True,
+    )
+    table = Table(title=title, title_justify="left")
+    for col in ("function", "cumulative µs", "self µs", "calls"):
+        table.add_column(col, justify="left" if col == "function" else "right")
+    for cum, tt, nc, key in rows[:top]:
+        table.add_row(function_label(key), f"{cum:.1f}", f"{tt:.2f}", f"{nc:.1f}")
+    return table

@@ -22,11 +22,6 @@ thread).
 
 from __future__ import annotations
 
-import argparse
-import cProfile
-import math
-import pstats
-import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -38,18 +33,12 @@ import braintrust
 import httpx
 import ollama
 import openai
-from braintrust import logger as bt_logger
 from braintrust.span_types import SpanTypeAttribute
 from braintrust.test_helpers import init_test_logger
-from braintrust.util import LazyValue
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
-    CLOCKS,
     DONE_FIELDS,
     HOST,
     MESSAGES,
@@ -57,23 +46,36 @@ from _common import (
     OPTIONS,
     REPLY,
     STREAM_CHUNKS,
+    Measure,
+    MemorySink,
+    Row,
     Samples,
+    Stats,
     Variant,
+    added_self_time_table,
+    bench_parser,
+    calibrate,
     chunked_transport,
+    console,
+    cumulative_table,
     json_transport,
-    machine_summary,
-    median_ci,
+    measure,
+    measures_markdown,
+    measures_table,
     ollama_chat_body,
     ollama_stream_lines,
     openai_chat_body,
     openai_stream_events,
-    package_versions,
-    quartiles,
-    replace_section,
+    print_problems,
+    problems_markdown,
+    profile_calls,
+    publish,
     run_rounds,
+    section_head,
+    variant_rows,
+    variants_markdown,
+    variants_table,
 )
-
-console = Console(width=120)
 
 try:
     from braintrust_ollama import setup_ollama, unpatch_ollama
@@ -245,30 +247,7 @@ def floor_calls(
     return start_log_end, start_end, one_write
 
 
-# --- the memory logger ---------------------------------------------------------------------------
-
-
-class Sink:
-    """Braintrust's in-memory background logger for the whole run, emptied between blocks."""
-
-    def __init__(self) -> None:
-        bt_logger._state.reset_parent_state()
-        self._cm = bt_logger._internal_with_memory_background_logger()
-        self.background = self._cm.__enter__()
-        # The override is thread-local; any thread must land here too, never on HTTP.
-        bt_logger._state._global_bg_logger = LazyValue(lambda: self.background, use_mutex=False)
-        self.pop_us: dict[str, list[float]] = {}
-
-    def pop(self) -> list[dict[str, Any]]:
-        braintrust.flush()
-        rows: list[dict[str, Any]] = self.background.pop()
-        return rows
-
-    def drain(self, variant: str, calls: int) -> None:
-        """Empty the logger; record what that cost per call (not part of any timing)."""
-        t0 = time.perf_counter_ns()
-        self.background.pop()
-        self.pop_us.setdefault(variant, []).append((time.perf_counter_ns() - t0) / calls / 1000)
+# --- patching ------------------------------------------------------------------------------------
 
 
 def patched(on: bool) -> Callable[[], object]:
@@ -288,7 +267,7 @@ def patched(on: bool) -> Callable[[], object]:
 # --- checks before timing ------------------------------------------------------------------------
 
 
-def one_call_rows(sink: Sink, call: Callable[[], object], traced: bool = False) -> list[dict]:
+def one_call_rows(sink: MemorySink, call: Callable[[], object], traced: bool = False) -> list[dict]:
     """The rows that one call logs (with the SDK patched when ``traced``)."""
     patched(traced)()
     sink.pop()
@@ -299,7 +278,7 @@ def one_call_rows(sink: Sink, call: Callable[[], object], traced: bool = False) 
         patched(False)()
 
 
-def validate_without_logger(sink: Sink, problems: list[str]) -> None:
+def validate_without_logger(sink: MemorySink, problems: list[str]) -> None:
     if not TRACED:
         return
     for name, call in (("chat", ollama_chat), ("stream", ollama_stream)):
@@ -309,7 +288,7 @@ def validate_without_logger(sink: Sink, problems: list[str]) -> None:
 
 
 def validate_with_logger(
-    sink: Sink, problems: list[str], plain: dict[str, Callable[[], object]], spans: dict
+    sink: MemorySink, problems: list[str], plain: dict[str, Callable[[], object]], spans: dict
 ) -> Payload:
     """One call of each variant: plain calls log nothing; traced, wrapped and floor calls log
     exactly one span. Returns the payload of the traced chat span, for the floor to log."""
@@ -347,28 +326,6 @@ def validate_with_logger(
 # --- the run -------------------------------------------------------------------------------------
 
 
-def calibrate(groups: Sequence[Sequence[Variant]], block_ms: float, clock: str) -> list[Variant]:
-    """Give each group of compared variants one call count, so that its slowest variant's
-    block takes about ``block_ms``."""
-    now = CLOCKS[clock]
-    out: list[Variant] = []
-    for group in groups:
-        slowest = 0.0
-        for v in group:
-            v.before()
-            v.call()
-            t0 = now()
-            for _ in range(3):
-                v.call()
-            slowest = max(slowest, (now() - t0) / 3 / 1e6)
-            v.after()
-        calls = max(1, math.ceil(block_ms / max(slowest, 1e-3)))
-        for v in group:
-            v.calls = calls
-            out.append(v)
-    return out
-
-
 @dataclass
 class Run:
     with_logger: Samples
@@ -383,29 +340,14 @@ class Run:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
-    parser.add_argument(
-        "--rounds", type=int, help="rounds with a logger (default 40; quick 5); 3x without"
-    )
-    parser.add_argument("--block-ms", type=float, help="ms per timed block (default 40; quick 10)")
-    parser.add_argument(
-        "--clock",
-        choices=sorted(CLOCKS),
-        default="thread",
-        help="thread: CPU time of the benchmark thread (default; robust on a busy machine); "
-        "wall: elapsed time",
-    )
-    parser.add_argument("--profile", action="store_true", help="then profile traced vs plain")
-    parser.add_argument("--profile-only", action="store_true", help="only profile")
-    parser.add_argument(
-        "--write", action="store_true", help="write the Core section of BENCHMARKS.md"
+    parser = bench_parser(
+        __doc__, "rounds with a logger (default 40; quick 5); 3x without", section="Core"
     )
     args = parser.parse_args(argv)
     rounds = args.rounds or (5 if args.quick else 40)
     block_ms = args.block_ms or (10.0 if args.quick else 40.0)
 
-    sink = Sink()
+    sink = MemorySink()
     if args.profile_only:
         init_test_logger("braintrust-ollama-bench")
         return profile(sink)
@@ -413,17 +355,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     run = run_benchmark(sink, rounds, block_ms, args.clock)
     run.seconds = time.perf_counter() - started
-    report = Report(run)
-    report.print()
-    if args.write:
-        replace_section("core", report.markdown(quick=args.quick))
-        console.print("BENCHMARKS.md: Core section written")
+    publish(Report(run), args, "core", "Core")
     if args.profile:
         profile(sink, run.payload)
     return 1 if run.problems else 0
 
 
-def run_benchmark(sink: Sink, rounds: int, block_ms: float, clock: str) -> Run:
+def run_benchmark(sink: MemorySink, rounds: int, block_ms: float, clock: str) -> Run:
     problems: list[str] = []
     if not TRACED:
         problems.append("braintrust_ollama.setup_ollama is missing: traced variants skipped")
@@ -470,16 +408,6 @@ def run_benchmark(sink: Sink, rounds: int, block_ms: float, clock: str) -> Run:
         if len(rows := one_call_rows(sink, call)) != 1:
             problems.append(f"{name}: {len(rows)} spans, expected 1")
 
-    def drained(v: Variant) -> Variant:
-        after = v.after
-
-        def drain() -> None:
-            after()
-            sink.drain(v.name, v.calls)
-
-        v.after = drain
-        return v
-
     groups = [
         [
             Variant("chat.plain", ollama_chat),
@@ -496,7 +424,7 @@ def run_benchmark(sink: Sink, rounds: int, block_ms: float, clock: str) -> Run:
         [Variant("openai.plain", oa_chat), Variant("openai.wrapped", oa_chat_w)],
         [Variant("openai_stream.plain", oa_stream), Variant("openai_stream.wrapped", oa_stream_w)],
     ]
-    variants = [drained(v) for v in calibrate(groups, block_ms, clock)]
+    variants = [sink.draining(v) for v in calibrate(groups, block_ms, clock)]
     calls.update({v.name: v.calls for v in variants})
     with_logger = run_rounds(variants, rounds, clock=clock)
     return Run(with_logger, no_logger, sink.pop_us, payload, problems, rounds, 0.0, calls, clock)
@@ -525,12 +453,18 @@ ROWS = (  # (variant, the plain variant it adds to)
     ("openai_stream.plain", None),
     ("openai_stream.wrapped", "openai_stream.plain"),
 )
+NO_LOGGER_ROWS = (
+    ("chat.plain", None),
+    ("chat.traced", "chat.plain"),
+    ("stream.plain", None),
+    ("stream.traced", "stream.plain"),
+)
 
 
-def fmt(q: tuple[float, float, float], digits: int = 1) -> str:
-    """``median (p25..p75)``"""
-    lo, mid, hi = q
-    return f"{mid:.{digits}f} ({lo:.{digits}f}..{hi:.{digits}f})"
+def without_logger(row: Row) -> Row:
+    """A row of the phase without a logger, named so."""
+    name, calls, per_call, added, pop = row
+    return f"no logger: {name}", calls, per_call, added, pop
 
 
 def per_chunk(s: Samples, stream: tuple[str, str], call: tuple[str, str]) -> list[float]:
@@ -545,69 +479,18 @@ def percent(s: Samples, name: str, base: str) -> list[float]:
     return [100 * d / b for d, b in zip(s.paired(name, base), s.per_round[base], strict=True)]
 
 
-@dataclass(frozen=True)
-class Measure:
-    what: str
-    value: str  # median (p25..p75)
-    ci: str = ""  # 95 % confidence interval of the median
-    target: str = ""
-    met: str = ""  # yes / no / unclear (the interval straddles the target); "" without a target
-
-
-def measure(
-    what: str,
-    values: Sequence[float],
-    unit: str = "µs",
-    digits: int = 1,
-    limit: float | None = None,
-    target: str = "",
-) -> Measure:
-    """A per-round series summarised; with ``limit``, met when the median is at most it."""
-    lo, hi = median_ci(values)
-    met = ""
-    if limit is not None:
-        met = "yes" if hi <= limit else "no" if lo > limit else "unclear"
-    return Measure(
-        what,
-        f"{fmt(quartiles(values), digits)} {unit}".rstrip(),
-        f"{lo:.{digits}f}..{hi:.{digits}f}",
-        target or (f"<= {limit:g} {unit}".rstrip() if limit is not None else ""),
-        met,
-    )
-
-
 class Report:
     """The numbers issue 2 asks for, from one run: a row per variant, then the targets."""
 
     def __init__(self, run: Run) -> None:
         self.run = run
         L = run.with_logger
-        self.rows: list[tuple[str, str, str, str, str]] = []  # variant, calls, µs, added, pop
-        for name, base in ROWS:
-            if name in L.per_round:
-                pop = run.pop_us.get(name)
-                self.rows.append(
-                    (
-                        name,
-                        str(run.calls[name]),
-                        fmt(quartiles(L.per_round[name])),
-                        fmt(quartiles(L.paired(name, base))) if base else "",
-                        f"{statistics.median(pop):.1f}" if pop else "",
-                    )
-                )
+        self.rows: list[Row] = variant_rows(L, ROWS, run.calls, run.pop_us)
         if run.no_logger is not None:
-            N = run.no_logger
-            for name, base in (("chat.traced", "chat.plain"), ("stream.traced", "stream.plain")):
-                for n in (base, name):
-                    self.rows.append(
-                        (
-                            f"no logger: {n}",
-                            str(run.calls[f"no_logger.{n}"]),
-                            fmt(quartiles(N.per_round[n])),
-                            fmt(quartiles(N.paired(name, base))) if n == name else "",
-                            "",
-                        )
-                    )
+            calls = {name: run.calls[f"no_logger.{name}"] for name, _ in NO_LOGGER_ROWS}
+            self.rows += map(
+                without_logger, variant_rows(run.no_logger, NO_LOGGER_ROWS, calls, pop_us={})
+            )
         self.measures = self._measures()
 
     def _measures(self) -> list[Measure]:
@@ -694,46 +577,33 @@ class Report:
 
     def print(self) -> None:
         run = self.run
-        t = Table(
-            title=f"Core: µs per call ({run.clock} clock), median (p25..p75) over {run.rounds} "
-            f"rounds ({3 * run.rounds} without a logger)",
-            title_justify="left",
+        console.print(
+            variants_table(
+                f"Core: µs per call ({run.clock} clock), median (p25..p75) over {run.rounds} "
+                f"rounds ({3 * run.rounds} without a logger)",
+                self.rows,
+            )
         )
-        for col in ("variant", "calls/block", "per call", "added (paired)", "pop µs/call"):
-            t.add_column(col, justify="left" if col == "variant" else "right")
-        for row in self.rows:
-            t.add_row(*map(escape, row))
-        console.print(t)
-        g = Table(
-            title="Core: measures per round, median (p25..p75), and targets (issue 2)",
-            title_justify="left",
+        console.print(
+            measures_table(
+                "Core: measures per round, median (p25..p75), and targets (issue 2)",
+                self.measures,
+            )
         )
-        for col in ("measure", "value", "95% CI of median", "target", "met"):
-            g.add_column(col)
-        colour = {"yes": "green", "no": "red", "unclear": "yellow"}
-        for m in self.measures:
-            verdict = f"[{colour[m.met]}]{m.met}[/]" if m.met else ""
-            g.add_row(escape(m.what), escape(m.value), escape(m.ci), escape(m.target), verdict)
-        console.print(g)
         console.print(f"floor payload: {run.payload.source}; run took {run.seconds:.0f} s")
-        for p in run.problems:
-            console.print(f"[red]problem:[/] {escape(p)}")
+        print_problems(run.problems)
 
     def markdown(self, quick: bool) -> str:
         run = self.run
-        versions = package_versions("braintrust-ollama", "braintrust", "ollama", "openai", "httpx")
         lines = [
-            "## Core",
-            "",
-            "Command: `uv run nox -s bench"
-            + (" -- --quick" if quick else "")
-            + "` (this section: `uv run python benchmarks/bench_core.py --write`). "
-            f"One process, {run.seconds:.0f} s: {run.rounds} rounds with a logger, "
-            f"{3 * run.rounds} without; {run.clock} clock.",
-            "",
-            f"Machine: {machine_summary()}.  ",
-            "Packages: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".",
-            "",
+            *section_head(
+                "Core",
+                "bench_core.py",
+                quick,
+                f"One process, {run.seconds:.0f} s: {run.rounds} rounds with a logger, "
+                f"{3 * run.rounds} without; {run.clock} clock.",
+                ("braintrust-ollama", "braintrust", "ollama", "openai", "httpx"),
+            ),
             "What runs: `chat` is `Client.chat(model, messages, options)`; `stream` the same "
             f"with `stream=True`, {STREAM_CHUNKS} NDJSON chunks (the last one `done`, with the "
             "counters and timings) iterated to the end. `traced`: `setup_ollama()` active and a "
@@ -754,9 +624,7 @@ class Report:
             "emptying the in-memory logger cost per call afterwards, untimed (in production that "
             f"work runs on Braintrust's background thread). Floor payload: {run.payload.source}.",
             "",
-            "| variant | calls/block | per call | added | pop |",
-            "|---|---:|---:|---:|---:|",
-            *(f"| {' | '.join(r)} |" for r in self.rows),
+            *variants_markdown(self.rows),
             "",
             "Reading the floors: they run in a tight loop, with Braintrust's code and data hot "
             "in the CPU caches. `chat.plain+one_write` logs the same one-write span right after "
@@ -767,72 +635,25 @@ class Report:
             "target is *met* when the 95 % confidence interval of the median is within it, "
             "*no* when it is wholly outside, *unclear* when it straddles it.",
             "",
-            "| measure | median (p25..p75) | 95 % CI of median | target | met |",
-            "|---|---|---|---|---|",
-            *(
-                f"| {m.what} | {m.value} | {m.ci} | {m.target} | "
-                f"{'**no**' if m.met == 'no' else m.met} |"
-                for m in self.measures
-            ),
+            *measures_markdown(self.measures),
+            *problems_markdown(run.problems),
         ]
-        if run.problems:
-            lines += ["", *(f"- problem: {p}" for p in run.problems)]
         return "\n".join(lines)
 
 
 # --- where the added time goes -------------------------------------------------------------------
 
 
-def _profiled(sink: Sink, call: Callable[[], object], calls: int, traced: bool) -> dict:
+def _profiled(sink: MemorySink, call: Callable[[], object], calls: int, traced: bool) -> Stats:
+    """``profile_calls`` with the SDK patched (``traced``) or not."""
     patched(traced)()
     try:
-        for _ in range(max(3, calls // 20)):
-            call()
-        sink.pop()
-        # CPU time of this thread: other processes on the machine do not show up as our time.
-        prof = cProfile.Profile(time.thread_time_ns, 1e-9)
-        prof.enable()
-        for _ in range(calls):
-            call()
-        prof.disable()
+        return profile_calls(sink, call, calls, warmup=max(3, calls // 20))
     finally:
         patched(False)()
-        sink.pop()
-    return pstats.Stats(prof).stats  # type: ignore[attr-defined]
 
 
-def _where(key: tuple[str, int, str]) -> str:
-    file, line, func = key
-    if file == "~":
-        return func
-    parts = Path(file).parts
-    for anchor in ("site-packages", "src", "lib"):
-        if anchor in parts:
-            parts = parts[len(parts) - parts[::-1].index(anchor) :]
-            break
-    return f"{'/'.join(parts[-3:])}:{line}({func})"
-
-
-def _cumulative(title: str, stats: dict, calls: int, skip: dict, top: int) -> Table:
-    """Braintrust and braintrust_ollama functions by cumulative time per call, leaving out
-    those already in ``skip`` (the plain call's profile)."""
-    rows = sorted(
-        (
-            (ct / calls * 1e6, tt / calls * 1e6, nc / calls, key)
-            for key, (_, nc, tt, ct, _) in stats.items()
-            if "braintrust" in key[0] and key not in skip
-        ),
-        reverse=True,
-    )
-    table = Table(title=title, title_justify="left")
-    for col in ("function", "cumulative µs", "self µs", "calls"):
-        table.add_column(col, justify="left" if col == "function" else "right")
-    for cum, tt, nc, key in rows[:top]:
-        table.add_row(_where(key), f"{cum:.1f}", f"{tt:.2f}", f"{nc:.1f}")
-    return table
-
-
-def profile(sink: Sink, payload: Payload | None = None, top: int = 25) -> int:
+def profile(sink: MemorySink, payload: Payload | None = None, top: int = 25) -> int:
     """cProfile a traced call against a plain one (a logger writing to memory) and list, per
     function, the self time the traced call adds; then the tracing code, and the floor's span,
     by cumulative time. cProfile inflates everything: read shares, not absolute numbers."""
@@ -842,28 +663,11 @@ def profile(sink: Sink, payload: Payload | None = None, top: int = 25) -> int:
     for kind, call, calls in (("chat", ollama_chat, 1000), ("stream", ollama_stream, 60)):
         plain = _profiled(sink, call, calls, traced=False)
         traced = _profiled(sink, call, calls, traced=True)
-        total_plain = sum(v[2] for v in plain.values()) / calls * 1e6
-        total_traced = sum(v[2] for v in traced.values()) / calls * 1e6
-        added = []
-        for key, (_, nc, tt, ct, _) in traced.items():
-            p = plain.get(key)
-            self_added = (tt - (p[2] if p else 0.0)) / calls * 1e6
-            calls_added = (nc - (p[1] if p else 0)) / calls
-            added.append((self_added, calls_added, ct / calls * 1e6, key))
-        added.sort(reverse=True)
-        t = Table(
-            title=f"profile, {kind}: self time added by tracing, µs per call under cProfile "
-            f"(plain {total_plain:.0f}, traced {total_traced:.0f}, "
-            f"added {total_traced - total_plain:.0f})",
-            title_justify="left",
-        )
-        for col in ("function", "added self µs", "added calls", "cumulative µs"):
-            t.add_column(col, justify="left" if col == "function" else "right")
-        for self_added, calls_added, cum, key in added[:top]:
-            t.add_row(_where(key), f"{self_added:.2f}", f"{calls_added:.1f}", f"{cum:.1f}")
-        console.print(t)
+        title = f"profile, {kind}: self time added by tracing, µs per call under cProfile"
+        console.print(added_self_time_table(title, plain, traced, calls, top))
+        # Braintrust and braintrust_ollama functions the plain call does not run.
         title = f"profile, {kind}: tracing code by cumulative time, µs per call"
-        console.print(_cumulative(title, traced, calls, plain, top))
+        console.print(cumulative_table(title, traced, calls, top, "braintrust", skip=plain))
 
     if payload is None:
         rows = one_call_rows(sink, ollama_chat, traced=True)
@@ -873,7 +677,7 @@ def profile(sink: Sink, payload: Payload | None = None, top: int = 25) -> int:
     ):
         stats = _profiled(sink, call, 1000, traced=False)
         title = f"profile, floor.{name}: by cumulative time, µs per call"
-        console.print(_cumulative(title, stats, 1000, {}, 12))
+        console.print(cumulative_table(title, stats, 1000, 12, "braintrust"))
     return 0
 
 

@@ -24,10 +24,6 @@ emptied after every block outside the timed region.
 
 from __future__ import annotations
 
-import argparse
-import cProfile
-import pstats
-import statistics
 import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -40,31 +36,35 @@ from braintrust.span_types import SpanTypeAttribute
 from braintrust.test_helpers import init_test_logger
 from braintrust_ollama_fastapi import BraintrustMiddleware
 from fastapi import FastAPI
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
-    CLOCKS,
     Measure,
     MemorySink,
+    Row,
     Samples,
     Variant,
+    added_self_time_table,
+    bench_parser,
     calibrate,
-    fmt,
-    machine_summary,
+    console,
+    cumulative_table,
     measure,
     measures_markdown,
-    package_versions,
-    quartiles,
-    replace_section,
+    measures_table,
+    print_problems,
+    problems_markdown,
+    profile_calls,
+    publish,
     run_rounds,
+    section_head,
+    variant_rows,
+    variants_markdown,
+    variants_table,
 )
 
-console = Console(width=120)
 TARGET = 1.1
 """Issue 5: the middleware adds at most 1.1 x one bare Braintrust span per request."""
 
@@ -299,16 +299,7 @@ class Report:
     def __init__(self, run: Run) -> None:
         self.run = run
         s = run.samples
-        self.rows = [
-            (
-                name,
-                str(run.calls[name]),
-                fmt(quartiles(s.per_round[name])),
-                fmt(quartiles(s.paired(name, base))) if base else "",
-                f"{statistics.median(run.pop_us[name]):.1f}",
-            )
-            for name, base in ROWS
-        ]
+        self.rows: list[Row] = variant_rows(s, ROWS, run.calls, run.pop_us)
         added = s.paired("middleware", "plain")
         floors = {
             "in situ start+end": s.paired("plain+start_end", "plain"),
@@ -332,46 +323,29 @@ class Report:
 
     def print(self) -> None:
         run = self.run
-        t = Table(
-            title=f"FastAPI: µs per request ({run.clock} clock), median (p25..p75) over "
-            f"{run.rounds} rounds",
-            title_justify="left",
+        console.print(
+            variants_table(
+                f"FastAPI: µs per request ({run.clock} clock), median (p25..p75) over "
+                f"{run.rounds} rounds",
+                self.rows,
+            )
         )
-        for col in ("variant", "calls/block", "per call", "added (paired)", "pop µs/call"):
-            t.add_column(col, justify="left" if col == "variant" else "right")
-        for row in self.rows:
-            t.add_row(*map(escape, row))
-        console.print(t)
-        g = Table(
-            title="FastAPI: measures per round and the target (issue 5)", title_justify="left"
+        console.print(
+            measures_table("FastAPI: measures per round and the target (issue 5)", self.measures)
         )
-        for col in ("measure", "value", "95% CI of median", "target", "met"):
-            g.add_column(col)
-        colour = {"yes": "green", "no": "red", "unclear": "yellow"}
-        for m in self.measures:
-            verdict = f"[{colour[m.met]}]{m.met}[/]" if m.met else ""
-            g.add_row(escape(m.what), escape(m.value), escape(m.ci), escape(m.target), verdict)
-        console.print(g)
         console.print(f"run took {run.seconds:.0f} s")
-        for p in run.problems:
-            console.print(f"[red]problem:[/] {escape(p)}")
+        print_problems(run.problems)
 
     def markdown(self, quick: bool) -> str:
         run = self.run
-        versions = package_versions(
-            "braintrust-ollama-fastapi", "braintrust", "fastapi", "starlette"
-        )
         lines = [
-            "## FastAPI",
-            "",
-            "Command: `uv run nox -s bench"
-            + (" -- --quick" if quick else "")
-            + "` (this section: `uv run python benchmarks/bench_fastapi.py --write`). "
-            f"One process, {run.seconds:.0f} s: {run.rounds} rounds; {run.clock} clock.",
-            "",
-            f"Machine: {machine_summary()}.  ",
-            "Packages: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".",
-            "",
+            *section_head(
+                "FastAPI",
+                "bench_fastapi.py",
+                quick,
+                f"One process, {run.seconds:.0f} s: {run.rounds} rounds; {run.clock} clock.",
+                ("braintrust-ollama-fastapi", "braintrust", "fastapi", "starlette"),
+            ),
             "What runs: one FastAPI app, `GET /chat/{user}?q=hello&api_key=...` to an `async def` "
             "endpoint answering JSON, driven in-process through ASGI (no server, no sockets; "
             "each request runs to completion on the benchmark's thread). `plain`: the app "
@@ -391,9 +365,7 @@ class Report:
             "cost per request afterwards, untimed (in production that work runs on Braintrust's "
             "background thread).",
             "",
-            "| variant | calls/block | per call | added | pop |",
-            "|---|---:|---:|---:|---:|",
-            *(f"| {' | '.join(r)} |" for r in self.rows),
+            *variants_markdown(self.rows),
             "",
             "Reading it: the middleware writes its span twice (the start row with the input "
             "and what the request says about the client; one closing row with status, route, "
@@ -411,102 +383,29 @@ class Report:
             "outside, *unclear* when it straddles it.",
             "",
             *measures_markdown(self.measures),
+            *problems_markdown(run.problems),
         ]
-        if run.problems:
-            lines += ["", *(f"- problem: {p}" for p in run.problems)]
         return "\n".join(lines)
 
 
 # --- where the added time goes ------------------------------------------------------------------
 
 
-def _profiled(sink: MemorySink, call: Callable[[], object], calls: int) -> dict:
-    for _ in range(50):
-        call()
-    sink.pop()
-    prof = cProfile.Profile(time.thread_time_ns, 1e-9)
-    prof.enable()
-    for _ in range(calls):
-        call()
-    prof.disable()
-    sink.pop()
-    return pstats.Stats(prof).stats  # type: ignore[attr-defined]
-
-
-def _where(key: tuple[str, int, str]) -> str:
-    file, line, func = key
-    if file == "~":
-        return func
-    parts = Path(file).parts
-    for anchor in ("site-packages", "src", "lib"):
-        if anchor in parts:
-            parts = parts[len(parts) - parts[::-1].index(anchor) :]
-            break
-    return f"{'/'.join(parts[-3:])}:{line}({func})"
-
-
 def profile(sink: MemorySink, calls: int = 2000, top: int = 30) -> int:
     """cProfile a request through the middleware against a plain one and list the self time
     the middleware adds per function, then its own code by cumulative time. cProfile inflates
     everything: read shares, not absolute numbers."""
-    plain = _profiled(sink, request(make_app(traced=False)), calls)
-    traced = _profiled(sink, request(make_app(traced=True)), calls)
-    total = {
-        k: sum(v[2] for v in s.values()) / calls * 1e6 for k, s in (("p", plain), ("t", traced))
-    }
-    added = []
-    for key, (_, nc, tt, ct, _) in traced.items():
-        p = plain.get(key)
-        self_added = (tt - (p[2] if p else 0.0)) / calls * 1e6
-        added.append((self_added, (nc - (p[1] if p else 0)) / calls, ct / calls * 1e6, key))
-    added.sort(reverse=True)
-    t = Table(
-        title=f"profile: self time added by the middleware, µs per request under cProfile "
-        f"(plain {total['p']:.0f}, traced {total['t']:.0f}, added {total['t'] - total['p']:.0f})",
-        title_justify="left",
-    )
-    for col in ("function", "added self µs", "added calls", "cumulative µs"):
-        t.add_column(col, justify="left" if col == "function" else "right")
-    for self_added, calls_added, cum, key in added[:top]:
-        t.add_row(_where(key), f"{self_added:.2f}", f"{calls_added:.1f}", f"{cum:.1f}")
-    console.print(t)
-    own = sorted(
-        (
-            (ct / calls * 1e6, tt / calls * 1e6, nc / calls, key)
-            for key, (_, nc, tt, ct, _) in traced.items()
-            if "braintrust_ollama_fastapi" in key[0]
-        ),
-        reverse=True,
-    )
-    o = Table(
-        title="profile: the middleware's code by cumulative time, µs per request",
-        title_justify="left",
-    )
-    for col in ("function", "cumulative µs", "self µs", "calls"):
-        o.add_column(col, justify="left" if col == "function" else "right")
-    for cum, tt, nc, key in own[:top]:
-        o.add_row(_where(key), f"{cum:.1f}", f"{tt:.2f}", f"{nc:.1f}")
-    console.print(o)
+    plain = profile_calls(sink, request(make_app(traced=False)), calls, warmup=50)
+    traced = profile_calls(sink, request(make_app(traced=True)), calls, warmup=50)
+    title = "profile: self time added by the middleware, µs per request under cProfile"
+    console.print(added_self_time_table(title, plain, traced, calls, top))
+    title = "profile: the middleware's code by cumulative time, µs per request"
+    console.print(cumulative_table(title, traced, calls, top, "braintrust_ollama_fastapi"))
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
-    parser.add_argument("--rounds", type=int, help="rounds (default 80; quick 5)")
-    parser.add_argument("--block-ms", type=float, help="ms per timed block (default 40; quick 10)")
-    parser.add_argument(
-        "--clock",
-        choices=sorted(CLOCKS),
-        default="thread",
-        help="thread: CPU time of the benchmark thread (default; robust on a busy machine); "
-        "wall: elapsed time",
-    )
-    parser.add_argument("--profile", action="store_true", help="then profile traced vs plain")
-    parser.add_argument("--profile-only", action="store_true", help="only profile")
-    parser.add_argument(
-        "--write", action="store_true", help="write the FastAPI section of BENCHMARKS.md"
-    )
+    parser = bench_parser(__doc__, "rounds (default 80; quick 5)", section="FastAPI")
     args = parser.parse_args(argv)
     rounds = args.rounds or (5 if args.quick else 80)
     block_ms = args.block_ms or (10.0 if args.quick else 40.0)
@@ -518,11 +417,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     run = run_benchmark(sink, rounds, block_ms, args.clock)
     run.seconds = time.perf_counter() - started
-    report = Report(run)
-    report.print()
-    if args.write:
-        replace_section("fastapi", report.markdown(quick=args.quick))
-        console.print("BENCHMARKS.md: FastAPI section written")
+    publish(Report(run), args, "fastapi", "FastAPI")
     if args.profile:
         profile(sink)
     return 1 if run.problems else 0
