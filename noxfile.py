@@ -62,6 +62,18 @@ def core_oldest(session: nox.Session) -> None:
     session.run(*PYTEST, *CORE_TESTS, *session.posargs)
 
 
+# One session per supported ollama SDK line, each on its newest release.
+OLLAMA_LINES = {"0.4": "ollama>=0.4,<0.5", "0.5": "ollama>=0.5,<0.6", "0.6": "ollama>=0.6,<0.7"}
+
+
+@nox.session(name="core")
+@nox.parametrize("ollama_line", list(OLLAMA_LINES))
+def core_lines(session: nox.Session, ollama_line: str) -> None:
+    """Core and CLI tests on the newest release of one ollama SDK line."""
+    _install(session, CORE, pins=(OLLAMA_LINES[ollama_line],))
+    session.run(*PYTEST, *CORE_TESTS, *session.posargs)
+
+
 @nox.session(name="core-newest", python="3.13")
 def core_newest(session: nox.Session) -> None:
     """Core and CLI tests on the newest ollama 0.6.x and braintrust, on Python 3.13."""

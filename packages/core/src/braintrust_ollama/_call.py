@@ -36,6 +36,15 @@ def tokens_counted_under(span: Any) -> bool:
     return bool(getattr(span, _TOKENS_MARKER, False))
 
 
+def has_destination() -> bool:
+    """True when a span would be written somewhere: a current span, logger, experiment or parent."""
+    try:
+        return get_span_parent_object() is not NOOP_SPAN
+    except Exception:
+        warn_failure("looking up the current Braintrust span")
+        return False
+
+
 def warn_failure(what: str) -> None:
     """Log a failure inside our own code once, with its traceback; the user's call goes on."""
     _log.warning(

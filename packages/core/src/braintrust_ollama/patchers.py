@@ -13,7 +13,7 @@ from typing import Any
 
 import wrapt
 
-from ._call import OllamaCall
+from ._call import OllamaCall, has_destination
 from ._stream import TracedAsyncStream, TracedStream
 
 PATCH_MARKER = "__braintrust_ollama_patched__"
@@ -57,15 +57,23 @@ def _wrapper_for(client_class: type) -> Any:
     )
 
 
+def _traced(original: Any, client_class: type) -> wrapt.FunctionWrapper:
+    """`original` wrapped with our tracing wrapper. wrapt asks `has_destination` first, and with
+    no Braintrust logger, experiment or span to write to it calls `original` directly from C:
+    untraced calls pay one lookup."""
+    return wrapt.FunctionWrapper(original, _wrapper_for(client_class), enabled=has_destination)
+
+
 def is_patched(client_class: type) -> bool:
     return bool(client_class.__dict__.get(PATCH_MARKER, False))
 
 
-def patch_class(client_class: type) -> None:
+def patch_class(client_class: Any) -> None:
     """Trace every instance of `client_class` (idempotent)."""
     if is_patched(client_class):
         return
-    wrapt.wrap_function_wrapper(client_class, "_request", _wrapper_for(client_class))
+    original = client_class.__dict__["_request"]
+    client_class._request = _traced(original, client_class)
     setattr(client_class, PATCH_MARKER, True)
 
 
@@ -90,6 +98,5 @@ def patch_instance(client: Any) -> None:
     original = client_class._request
     if is_patched(client_class) or isinstance(original, wrapt.FunctionWrapper):
         original = getattr(original, "__wrapped__", original)
-    bound = original.__get__(client, client_class)
-    client.__dict__["_request"] = wrapt.FunctionWrapper(bound, _wrapper_for(client_class))
+    client.__dict__["_request"] = _traced(original.__get__(client, client_class), client_class)
     client.__dict__[PATCH_MARKER] = True
