@@ -19,6 +19,9 @@ import pstats
 import random
 import re
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -667,3 +670,39 @@ def cumulative_table(
     for cum, tt, nc, key in rows[:top]:
         table.add_row(function_label(key), f"{cum:.1f}", f"{tt:.2f}", f"{nc:.1f}")
     return table
+
+
+# --- instruction counts (callgrind) ---------------------------------------------------------------
+
+
+def callgrind_count(script: str, variant: str, calls: int) -> int:
+    """Instructions callgrind collects for `python script --run variant calls`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                f"--callgrind-out-file={tmp}/out",
+                sys.executable,
+                script,
+                "--run",
+                variant,
+                str(calls),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            # A fixed hash seed: the same dict and set layouts in both runs, so start-up
+            # instructions cancel exactly in the subtraction.
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+        )
+    match = re.search(r"Collected : (\d+)", out.stderr)
+    if match is None:
+        raise RuntimeError(f"callgrind printed no count for {variant}:\n{out.stderr[-2000:]}")
+    return int(match.group(1))
+
+
+def callgrind_per_call(script: str, variant: str, calls: int) -> float:
+    """Instructions one call of `variant` executes: runs with 0 and `calls` calls, subtracted,
+    so start-up, imports and warm-up cancel out."""
+    return (callgrind_count(script, variant, calls) - callgrind_count(script, variant, 0)) / calls

@@ -127,3 +127,20 @@ def test_auto_instrument_can_leave_ollama_alone():
     results = auto_instrument(ollama=False, langchain=False, llamaindex=False)
     assert "ollama" not in results
     assert "__braintrust_ollama_patched__" not in ollama.Client.__dict__
+
+
+def test_a_parent_given_as_an_exported_span_is_the_sdk_spans_parent(
+    memory_logger, ollama_server, traced
+):
+    from braintrust.logger import parent_context
+
+    with braintrust.start_span(name="remote caller") as remote:
+        exported = remote.export()
+    client = ollama.Client(host=ollama_server.url)
+    with parent_context(exported):  # as a service continuing a caller's trace does
+        stream = client.chat(model="llama3.2", messages=MESSAGES, stream=True)
+    for _ in stream:  # iterated after the parent context was left
+        pass
+    span = only(memory_logger.pop(), "ollama.chat")
+    assert span["span_parents"] == [remote.span_id]
+    assert span["root_span_id"] == remote.root_span_id
