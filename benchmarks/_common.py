@@ -706,3 +706,50 @@ def callgrind_per_call(script: str, variant: str, calls: int) -> float:
     """Instructions one call of `variant` executes: runs with 0 and `calls` calls, subtracted,
     so start-up, imports and warm-up cancel out."""
     return (callgrind_count(script, variant, calls) - callgrind_count(script, variant, 0)) / calls
+
+
+@dataclass
+class InstructionCount:
+    """One callgrind benchmark script: its variants, how one runs, and how counts are reported.
+
+    The script calls `instructions_main(spec)` from `main()`. Run without arguments it counts
+    every variant (the script re-runs itself under callgrind with `--run VARIANT CALLS`) and
+    prints `report(counts)`; with `--write` it also fills `section` of BENCHMARKS.md.
+    """
+
+    script: str
+    doc: str
+    variants: Mapping[str, str]
+    run_variant: Callable[[str, int], None]
+    report: Callable[[dict[str, float]], str]
+    section: str
+    heading: str
+    method: str  # how the counts were taken, for the BENCHMARKS.md section
+    calls: int
+    unit: str = "call"
+
+
+def instructions_main(spec: InstructionCount) -> int:
+    parser = argparse.ArgumentParser(description=spec.doc.splitlines()[0])
+    parser.add_argument("--run", nargs=2, metavar=("VARIANT", "CALLS"), help=argparse.SUPPRESS)
+    parser.add_argument("--write", action="store_true", help="write the BENCHMARKS.md section")
+    args = parser.parse_args()
+    if args.run:
+        spec.run_variant(args.run[0], int(args.run[1]))
+        return 0
+    counts = {}
+    for name in spec.variants:
+        counts[name] = callgrind_per_call(spec.script, name, spec.calls)
+        print(f"{name:28s} {counts[name]:>12,.0f} instructions per {spec.unit}", flush=True)
+    text = spec.report(counts)
+    print(text)
+    if args.write:
+        replace_section(
+            spec.section,
+            f"## {spec.heading}\n\n"
+            f"Command: `uv run python benchmarks/{Path(spec.script).name} --write`. "
+            f"{spec.method} Each run is counted twice (0 and N {spec.unit}s) and subtracted, so "
+            "start-up and imports cancel out. Instruction counts repeat exactly from run to run; "
+            "they leave out cache effects, which the timed tables include.\n\n" + text + "\n",
+        )
+    return 0

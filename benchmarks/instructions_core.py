@@ -13,14 +13,13 @@ which the timed benchmark does see, are not in these counts.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import callgrind_per_call, replace_section
+from _common import InstructionCount, instructions_main
 
 CALLS = 300
 WARMUP = 60
@@ -114,30 +113,20 @@ def report(counts: dict[str, float]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", nargs=2, metavar=("VARIANT", "CALLS"), help=argparse.SUPPRESS)
-    parser.add_argument("--write", action="store_true", help="write the BENCHMARKS.md section")
-    args = parser.parse_args()
-    if args.run:
-        run_variant(args.run[0], int(args.run[1]))
-        return 0
-    counts = {}
-    for name in VARIANTS:
-        counts[name] = callgrind_per_call(__file__, name, CALLS)
-        print(f"{name:28s} {counts[name]:>12,.0f} instructions per call", flush=True)
-    text = report(counts)
-    print(text)
-    if args.write:
-        replace_section(
-            "instructions",
-            "## Core, in instructions (callgrind)\n\n"
-            "Command: `uv run python benchmarks/instructions_core.py --write`. "
-            f"{CALLS} calls per variant after {WARMUP} warm-up calls; each run counted twice "
-            "(0 and N calls) and subtracted, so start-up and imports cancel out. Instruction "
-            "counts repeat exactly from run to run; they leave out cache effects, which the "
-            "timed tables above include.\n\n" + text + "\n",
+    return instructions_main(
+        InstructionCount(
+            script=__file__,
+            doc=__doc__ or "",
+            variants=VARIANTS,
+            run_variant=run_variant,
+            report=report,
+            section="instructions",
+            heading="Core, in instructions (callgrind)",
+            method=f"{CALLS} calls per variant after {WARMUP} warm-up calls.",
+            calls=CALLS,
+            unit="call",
         )
-    return 0
+    )
 
 
 if __name__ == "__main__":

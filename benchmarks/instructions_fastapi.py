@@ -11,14 +11,13 @@ request executes. Cache effects, which the timed benchmark includes, are not in 
 
 from __future__ import annotations
 
-import argparse
 import gc
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import callgrind_per_call, replace_section
+from _common import InstructionCount, instructions_main
 
 CALLS = 300
 WARMUP = 60
@@ -84,30 +83,20 @@ def report(counts: dict[str, float]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", nargs=2, metavar=("VARIANT", "CALLS"), help=argparse.SUPPRESS)
-    parser.add_argument("--write", action="store_true", help="write the BENCHMARKS.md section")
-    args = parser.parse_args()
-    if args.run:
-        run_variant(args.run[0], int(args.run[1]))
-        return 0
-    counts = {}
-    for name in VARIANTS:
-        counts[name] = callgrind_per_call(__file__, name, CALLS)
-        print(f"{name:22s} {counts[name]:>12,.0f} instructions per request", flush=True)
-    text = report(counts)
-    print(text)
-    if args.write:
-        replace_section(
-            "instructions-fastapi",
-            "## FastAPI, in instructions (callgrind)\n\n"
-            "Command: `uv run python benchmarks/instructions_fastapi.py --write`. "
-            f"{CALLS} requests per variant after {WARMUP} warm-up requests, driven in-process as "
-            "in the timed benchmark; each run counted twice (0 and N requests) and subtracted. "
-            "Instruction counts repeat exactly from run to run; they leave out cache effects, "
-            "which the timed table above includes.\n\n" + text + "\n",
+    return instructions_main(
+        InstructionCount(
+            script=__file__,
+            doc=__doc__ or "",
+            variants=VARIANTS,
+            run_variant=run_variant,
+            report=report,
+            section="instructions-fastapi",
+            heading="FastAPI, in instructions (callgrind)",
+            method=f"{CALLS} requests per variant after {WARMUP} warm-up requests, driven in-process as in the timed benchmark.",
+            calls=CALLS,
+            unit="request",
         )
-    return 0
+    )
 
 
 if __name__ == "__main__":
