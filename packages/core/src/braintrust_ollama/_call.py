@@ -89,10 +89,6 @@ class OllamaCall:
             return None
 
     @property
-    def start(self) -> float:
-        return self._start
-
-    @property
     def path(self) -> str:
         return self._path
 
@@ -152,10 +148,10 @@ class OllamaCall:
         else:
             self._parent.start_span(name=name, type="llm", start_time=self._start, **event)
 
-    def fail(self, error: BaseException, output: Any = None, last: Any = None) -> None:
-        """End with an error (partial `output` and the last chunk seen, for streams)."""
+    def fail(self, error: BaseException) -> None:
+        """End with the error the SDK call raised."""
         try:
-            self.write(output, last, time.time(), first_token=None, error=error)
+            self.write(None, None, time.time(), first_token=None, error=error)
         except Exception:
             warn_failure("recording an error")
 

@@ -85,14 +85,9 @@ class _Accumulator:
     def output(self) -> Any:
         content = "".join(self.content)
         thinking = "".join(self.thinking) or None
-        if self.call.path != "/api/chat":
-            return tracing.output_for_generate(content, thinking)
-        output: dict[str, Any] = {"role": "assistant", "content": content}
-        if thinking:
-            output["thinking"] = thinking
-        if self.tool_calls:
-            output["tool_calls"] = [tracing._dump(call) for call in self.tool_calls]
-        return output
+        if self.call.path == "/api/chat":
+            return tracing.assistant_output(content, thinking, self.tool_calls)
+        return tracing.output_for_generate(content, thinking)
 
     def finish(self, error: BaseException | None = None) -> None:
         if self.call.finished:

@@ -25,6 +25,7 @@ from braintrust import Attachment
 
 __all__ = [
     "ENDPOINTS",
+    "assistant_output",
     "host_without_credentials",
     "metrics_from_response",
     "output_for_chat",
@@ -91,20 +92,19 @@ def span_metadata(path: str, request: Mapping[str, Any], host: str | None) -> di
     return metadata
 
 
-def output_for_chat(
-    message: Any, *, content: str | None = None, thinking: str | None = None
-) -> dict[str, Any]:
-    """The assistant message of a chat response; `content`/`thinking` override for streams."""
-    output: dict[str, Any] = {
-        "role": message.role,
-        "content": message.content if content is None else content,
-    }
-    if thinking is None:
-        thinking = getattr(message, "thinking", None)  # ollama < 0.5.2 has no thinking
+def output_for_chat(message: Any) -> dict[str, Any]:
+    """The assistant message of a chat response."""
+    thinking = getattr(message, "thinking", None)  # ollama < 0.5.2 has no thinking
+    return assistant_output(message.content, thinking, message.tool_calls)
+
+
+def assistant_output(content: str | None, thinking: str | None, tool_calls: Any) -> dict[str, Any]:
+    """`role`, `content`, and `thinking` and `tool_calls` when there are any."""
+    output: dict[str, Any] = {"role": "assistant", "content": content}
     if thinking:
         output["thinking"] = thinking
-    if message.tool_calls:
-        output["tool_calls"] = [_dump(call) for call in message.tool_calls]
+    if tool_calls:
+        output["tool_calls"] = [_dump(call) for call in tool_calls]
     return output
 
 
