@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextvars
+
 import braintrust
 import ollama
 from braintrust_ollama import setup_ollama, tokens_counted_under, unpatch_ollama, wrap_ollama
@@ -107,18 +109,17 @@ def test_spans_mark_their_parent_as_counting_tokens(memory_logger, ollama_server
 
 
 def test_auto_instrument_turns_on_ollama_and_the_installed_adapters():
+    from braintrust_ollama import auto_instrument
+
+    # In a copy of the context: LangChain's global handler is a context variable, and a handler
+    # left registered would add a second run span to every later LangChain test.
+    context = contextvars.copy_context()
     try:
-        results = braintrust_auto_instrument()
+        results = context.run(auto_instrument, openai=False, anthropic=False)
         assert results["ollama"] is True
         assert ollama.Client.__dict__.get("__braintrust_ollama_patched__") is True
     finally:
         unpatch_ollama()
-
-
-def braintrust_auto_instrument():
-    from braintrust_ollama import auto_instrument
-
-    return auto_instrument(openai=False, anthropic=False)
 
 
 def test_auto_instrument_can_leave_ollama_alone():

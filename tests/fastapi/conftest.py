@@ -8,6 +8,7 @@ for tests that go over real HTTP.
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -87,3 +88,18 @@ def _serve(app: ASGIApp) -> Iterator[Live]:
 @pytest.fixture
 def serve() -> Callable[[ASGIApp], AbstractContextManager[Live]]:
     return _serve
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+# The adapters are installed in the workspace, not in the fastapi-only nox sessions.
+collect_ignore = (
+    []
+    if _installed("braintrust_ollama_langchain") and _installed("braintrust_ollama_llamaindex")
+    else ["test_with_adapters.py"]
+)
