@@ -145,3 +145,24 @@ def test_a_parent_given_as_an_exported_span_is_the_sdk_spans_parent(
     span = only(memory_logger.pop(), "ollama.chat")
     assert span["span_parents"] == [remote.span_id]
     assert span["root_span_id"] == remote.root_span_id
+
+
+def test_wrap_ollama_keeps_another_librarys_wrapper(memory_logger, ollama_server, monkeypatch):
+    import wrapt
+
+    seen = []
+
+    def other_instrumentation(wrapped, instance, args, kwargs):
+        seen.append(args[2])
+        return wrapped(*args, **kwargs)
+
+    monkeypatch.setattr(
+        ollama.Client,
+        "_request",
+        wrapt.FunctionWrapper(ollama.Client._request, other_instrumentation),
+    )
+    client = wrap_ollama(ollama.Client(host=ollama_server.url))
+    with braintrust.start_span(name="request"):
+        client.chat(model="llama3.2", messages=MESSAGES)
+    assert seen == ["/api/chat"]  # theirs still runs...
+    assert len(by_name(memory_logger.pop(), "ollama.chat")) == 1  # ...and ours once

@@ -212,6 +212,7 @@ async def _traced_async(
 
 
 def _finish_abandoned(stream: TracedStream | TracedAsyncStream) -> None:
-    """A stream collected before it finished (early `break`, never iterated): write what it saw."""
+    """A stream collected before it finished (read with `next()` and dropped, or never iterated):
+    write what it saw."""
     with contextlib.suppress(Exception):  # interpreter shutdown, or a half-built stream
         stream._acc.finish()

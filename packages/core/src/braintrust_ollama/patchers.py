@@ -9,6 +9,7 @@ would miss the first two. Each patch is idempotent through its marker and undone
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import wrapt
@@ -64,6 +65,13 @@ def _traced(original: Any, client_class: type) -> wrapt.FunctionWrapper:
     return wrapt.FunctionWrapper(original, _wrapper_for(client_class), enabled=has_destination)
 
 
+def _is_ours(attribute: Any) -> bool:
+    return isinstance(attribute, wrapt.FunctionWrapper) and attribute._self_wrapper in (
+        _traced_request,
+        _traced_async_request,
+    )
+
+
 def is_patched(client_class: type) -> bool:
     return bool(client_class.__dict__.get(PATCH_MARKER, False))
 
@@ -95,8 +103,8 @@ def patch_instance(client: Any) -> None:
     if client.__dict__.get(PATCH_MARKER):
         return
     client_class: Any = type(client)
-    original = client_class._request
-    if is_patched(client_class) or isinstance(original, wrapt.FunctionWrapper):
-        original = getattr(original, "__wrapped__", original)
+    original = inspect.getattr_static(client_class, "_request")  # the wrapper itself, unbound
+    if _is_ours(original):  # never unwrap another library's wrapper
+        original = original.__wrapped__
     client.__dict__["_request"] = _traced(original.__get__(client, client_class), client_class)
     client.__dict__[PATCH_MARKER] = True
