@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import importlib.util
 import inspect
 import logging
 from typing import Any, TypeVar
@@ -42,6 +43,7 @@ def setup_ollama() -> bool:
         return False
     patchers.patch_class(ollama.Client)
     patchers.patch_class(ollama.AsyncClient)
+    install_adapter_handoffs()
     return True
 
 
@@ -62,7 +64,25 @@ def wrap_ollama(client: ClientT) -> ClientT:
     """
     if _supported_ollama() is not None:
         patchers.patch_instance(client)
+        install_adapter_handoffs()
     return client
+
+
+def install_adapter_handoffs() -> None:
+    """Let every installed adapter of this suite hand token ownership to the SDK spans.
+
+    Whenever the SDK is traced, a Braintrust LangChain / LlamaIndex handler must leave each
+    Ollama call's tokens to its SDK span, whichever set-up functions the user called and in
+    whichever order. Each adapter package exports `install_ollama_handoff()` (idempotent,
+    cheap, never importing the framework itself); a failure is logged once and tracing goes on.
+    """
+    for module_name, _ in _ADAPTERS.values():
+        if importlib.util.find_spec(module_name) is None:
+            continue
+        try:
+            importlib.import_module(module_name).install_ollama_handoff()
+        except Exception:
+            _log.warning("braintrust-ollama: hand-off to %s failed", module_name, exc_info=True)
 
 
 _ADAPTERS = {

