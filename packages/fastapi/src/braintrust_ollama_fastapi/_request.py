@@ -1,54 +1,29 @@
 """What a request span holds: an ASGI scope turned into span input and metadata.
 
 Never recorded, whatever the options say: credential headers (`Authorization`, `Cookie`,
-`Set-Cookie`, `Proxy-Authorization`, API-key / token / secret style names) and the values of
-sensitive-looking query parameters (replaced by `REDACTED`). The raw query string is never
-recorded.
+`Set-Cookie`, `Proxy-Authorization`, API-key / token / secret style names, dropped even when
+allow-listed), and what `_redact`'s rule replaces in query parameters and recorded header
+values. The raw query string is never recorded.
 """
 
 from __future__ import annotations
 
-import functools
-import json
-import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.types import Scope
 
-REDACTED = "[REDACTED]"
-
-# Header names that carry credentials; never recorded even when allow-listed.
-_CREDENTIAL_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-csrf-token"}
-)
-# A header or query-parameter name (lowercased, `-` and `_` removed) matching this holds a
-# secret: it contains one of these words, is `key` / `sig` / `pwd`, or ends in `key`.
-_SECRET_NAME = re.compile(
-    r"password|passwd|secret|token|apikey|auth|credential|session|signature|cookie|privatekey"
-    r"|^(?:sig|pwd)$|key$"
-)
+from braintrust_ollama_fastapi._redact import is_secret_name, redacted, redacted_pairs
 
 # Headers the middleware reads for itself while it walks the request headers once.
 _TRACE_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
 
 
-@functools.lru_cache(maxsize=1024)
-def is_secret_name(name: str) -> bool:
-    """True for a header or query-parameter name whose value must never be logged."""
-    lowered = name.lower()
-    if lowered in _CREDENTIAL_HEADERS:
-        return True
-    return _SECRET_NAME.search(lowered.replace("-", "").replace("_", "")) is not None
-
-
 def query_params(query_string: bytes) -> dict[str, str | list[str]]:
-    """Query parameters as a dict (repeated keys become lists), secret values redacted."""
-    params: dict[str, str | list[str]] = {}
+    """Query parameters as a dict (repeated keys become lists), redacted by the one rule."""
     if not query_string:
-        return params
+        return {}
     text = query_string.decode("latin-1")
     # Nothing to unescape: splitting gives what `parse_qsl` gives, at a fraction of its cost.
     pairs = (
@@ -56,16 +31,7 @@ def query_params(query_string: bytes) -> dict[str, str | list[str]]:
         if "%" in text or "+" in text
         else [pair.partition("=")[::2] for pair in text.split("&") if pair]
     )
-    for key, value in pairs:
-        shown = REDACTED if is_secret_name(key) else value
-        previous = params.get(key)
-        if previous is None:
-            params[key] = shown
-        elif isinstance(previous, list):
-            previous.append(shown)
-        else:
-            params[key] = [previous, shown]
-    return params
+    return redacted_pairs(pairs)
 
 
 @dataclass(slots=True)
@@ -75,6 +41,8 @@ class RequestHeaders:
     trace_context: dict[str, str]
     user_agent: str | None
     recorded: dict[str, str]
+    content_type: str | None
+    content_encoding: str | None
 
 
 def read_headers(scope: Scope, record: Collection[bytes]) -> RequestHeaders:
@@ -83,18 +51,22 @@ def read_headers(scope: Scope, record: Collection[bytes]) -> RequestHeaders:
     servers lowercase them; Starlette's `Headers` relies on it too). Only what is kept is
     decoded."""
     trace_context: dict[str, str] = {}
-    user_agent = None
+    user_agent = content_type = content_encoding = None
     recorded: dict[str, str] = {}
     for name, raw_value in scope.get("headers", ()):
         if name in _TRACE_HEADERS:
             trace_context[name.decode("latin-1")] = raw_value.decode("latin-1")
         elif name == b"user-agent":
             user_agent = raw_value.decode("latin-1")
+        elif name == b"content-type":
+            content_type = raw_value.decode("latin-1")
+        elif name == b"content-encoding":
+            content_encoding = raw_value.decode("latin-1")
         if record and name in record:
             text = name.decode("latin-1")
             if not is_secret_name(text):
-                recorded[text] = raw_value.decode("latin-1")
-    return RequestHeaders(trace_context, user_agent, recorded)
+                recorded[text] = redacted(text, raw_value.decode("latin-1"))
+    return RequestHeaders(trace_context, user_agent, recorded, content_type, content_encoding)
 
 
 def route_template(scope: Scope, outer_root_path: str) -> str | None:
@@ -116,45 +88,3 @@ def client_address(scope: Scope) -> str | None:
         return None
     host, port = client
     return f"{host}:{port}"
-
-
-class BodyRecorder:
-    """Keeps the first `limit` bytes of a body and renders them for a span (JSON if it parses,
-    text otherwise)."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._chunks: list[bytes] = []
-        self._size = 0
-        self.truncated = False
-
-    def add(self, chunk: bytes) -> None:
-        room = self._limit - self._size
-        if len(chunk) > room:
-            self.truncated = True
-            chunk = chunk[:room]
-        if chunk:
-            self._chunks.append(chunk)
-            self._size += len(chunk)
-
-    def render(self) -> Any:
-        data = b"".join(self._chunks)
-        text = data.decode("utf-8", errors="replace")
-        if not self.truncated:
-            try:
-                return json.loads(text)
-            except ValueError:
-                pass
-        return text
-
-
-def redact_mapping(values: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of a JSON object with the values of secret-looking keys redacted, recursively."""
-    return {
-        key: REDACTED
-        if is_secret_name(key)
-        else redact_mapping(value)
-        if isinstance(value, Mapping)
-        else value
-        for key, value in values.items()
-    }

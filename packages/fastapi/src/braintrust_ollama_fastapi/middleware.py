@@ -32,12 +32,11 @@ from braintrust.span_types import SpanTypeAttribute
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from braintrust_ollama_fastapi._body import BodyRecorder
 from braintrust_ollama_fastapi._request import (
-    BodyRecorder,
     client_address,
     query_params,
     read_headers,
-    redact_mapping,
     route_template,
 )
 
@@ -133,7 +132,9 @@ class _Exchange:
         "_options",
         "_receive",
         "_request_body",
+        "_request_type",
         "_response_body",
+        "_response_type",
         "_root_path",
         "_scope",
         "_send",
@@ -188,6 +189,9 @@ class _Exchange:
         self._error: str | None = None
         self._request_body = BodyRecorder(_BODY_LIMIT) if options.record_bodies else None
         self._response_body = BodyRecorder(_BODY_LIMIT) if options.record_bodies else None
+        # Content type and encoding, which say how a recorded body is parsed and redacted.
+        self._request_type = (headers.content_type, headers.content_encoding)
+        self._response_type: tuple[str | None, str | None] = (None, None)
 
     async def receive(self) -> Message:
         message = await self._receive()
@@ -217,6 +221,8 @@ class _Exchange:
         kind = message["type"]
         if kind == "http.response.start":
             self._status = message["status"]
+            if self._response_body is not None:
+                self._response_type = _content_type(message.get("headers", ()))
             if self._traceparent:
                 headers = [*message.get("headers", ()), (b"traceparent", self._traceparent)]
                 return {**message, "headers": headers}
@@ -273,9 +279,13 @@ class _Exchange:
             if route is not None:
                 span_input["route"] = route
             if self._request_body is not None:
-                span_input["body"] = _redacted(self._request_body.render())
+                span_input["body"] = self._request_body.render(*self._request_type)
+                if self._request_body.truncated:
+                    metadata["request_body_bytes"] = self._request_body.size
         if self._response_body is not None:
-            output["body"] = _redacted(self._response_body.render())
+            output["body"] = self._response_body.render(*self._response_type)
+            if self._response_body.truncated:
+                metadata["response_body_bytes"] = self._response_body.size
         if self._error is not None:
             row["error"] = self._error
         name = self._final_name(route)
@@ -307,8 +317,16 @@ def _traceparent(span: Span, flags: str) -> bytes:
     return f"00-{ids}-{flags}".encode("latin-1")
 
 
-def _redacted(body: Any) -> Any:
-    return redact_mapping(body) if isinstance(body, dict) else body
+def _content_type(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str | None, str | None]:
+    """A response's `content-type` and `content-encoding` headers."""
+    content_type = content_encoding = None
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == b"content-type":
+            content_type = value.decode("latin-1")
+        elif lowered == b"content-encoding":
+            content_encoding = value.decode("latin-1")
+    return content_type, content_encoding
 
 
 def _flush_before_shutdown_reply(send: Send) -> Send:

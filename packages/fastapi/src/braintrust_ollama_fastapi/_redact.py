@@ -1,0 +1,94 @@
+"""The one rule every recorded value goes through (headers, query, bodies of every format).
+
+A value is replaced by `[REDACTED]`, whole, when its name is secret-looking (`is_secret_name`):
+a header, a query parameter, a form field, or a JSON key at any depth (what is under the key,
+object or list included). Inside every other string, two things are replaced where they appear:
+
+- credentials: `Bearer <token>` / `Basic <token>` (a token of 8+ characters holding a digit),
+  JSON Web Tokens (`eyJ….eyJ….…`), PEM private-key blocks;
+- the value of a `name=value` pair whose name is secret-looking (`?access_token=…` in a URL,
+  `password=…` in a line of text).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable
+from typing import Any
+
+REDACTED = "[REDACTED]"
+
+# Header names that carry credentials whatever they are called.
+_CREDENTIAL_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-csrf-token"}
+)
+# A name (lowercased, `-` and `_` removed) matching this holds a secret: it contains one of
+# these words, is `sig` / `pwd`, or ends in `key`.
+_SECRET_NAME = re.compile(
+    r"password|passwd|secret|token|apikey|auth|credential|session|signature|cookie|privatekey"
+    r"|^(?:sig|pwd)$|key$"
+)
+_CREDENTIAL = re.compile(
+    # RFC 7235 token68 after the scheme; the digit keeps prose ("Basic understanding") out.
+    r"\b(?:[Bb]earer|[Bb]asic)\s+(?=[A-Za-z._~+/=-]*\d)[A-Za-z0-9._~+/=-]{8,}"
+    r"|\beyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"
+    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)"
+)
+# Cheap substring tests that rule `_CREDENTIAL` out for most strings without running it.
+_CREDENTIAL_HINTS = ("earer", "asic", "eyJ", "PRIVATE KEY")
+_PAIR = re.compile(r"([A-Za-z0-9_.-]+)=([^\s&;,\"'<>]+)")
+
+
+@functools.lru_cache(maxsize=1024)
+def is_secret_name(name: str) -> bool:
+    """True for a header, parameter, field or key name whose value must never be logged."""
+    lowered = name.lower()
+    if lowered in _CREDENTIAL_HEADERS:
+        return True
+    return _SECRET_NAME.search(lowered.replace("-", "").replace("_", "")) is not None
+
+
+def redacted(name: str | None, value: Any) -> Any:
+    """`value` as it may be recorded under `name` (None for list items and whole bodies):
+    `[REDACTED]` for a secret-looking name; otherwise a copy with the rule applied inside
+    (JSON objects and lists recursively, strings as `redact_text` says)."""
+    if name is not None and is_secret_name(name):
+        return REDACTED
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {key: redacted(key, item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redacted(None, item) for item in value]
+    return value
+
+
+def redact_text(text: str) -> str:
+    """`text` with credentials and the values of secret-named `name=value` pairs replaced."""
+    if any(hint in text for hint in _CREDENTIAL_HINTS):
+        text = _CREDENTIAL.sub(REDACTED, text)
+    if "=" in text:
+        text = _PAIR.sub(_redact_pair, text)
+    return text
+
+
+def _redact_pair(match: re.Match[str]) -> str:
+    name = match.group(1)
+    return f"{name}={REDACTED}" if is_secret_name(name) else match.group(0)
+
+
+def redacted_pairs(pairs: Iterable[tuple[str, str | dict[str, Any]]]) -> dict[str, Any]:
+    """Name/value pairs (query parameters, form fields) as a dict, each value `redacted` under
+    its name; a repeated name becomes a list of its values."""
+    fields: dict[str, Any] = {}
+    for name, value in pairs:
+        shown = redacted(name, value)
+        previous = fields.get(name)
+        if previous is None:
+            fields[name] = shown
+        elif isinstance(previous, list):
+            previous.append(shown)
+        else:
+            fields[name] = [previous, shown]
+    return fields
