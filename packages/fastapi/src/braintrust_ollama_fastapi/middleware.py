@@ -55,7 +55,9 @@ class BraintrustMiddleware:
       headers are dropped even when listed.
     - `skip_paths`: exact request paths that are not traced (health checks, metrics).
     - `record_bodies`: record the request body as `input.body` and the response body as
-      `output.body` (first 64 KiB; secret-looking JSON keys redacted). Off by default.
+      `output.body`, parsed by content type and redacted by the rule that redacts query
+      strings (`_redact`); over 64 KiB, redacted and then cut; a body that cannot be parsed
+      (binary, compressed, broken) as a placeholder naming its type and size. Off by default.
     - `span_name`: `f(request) -> str` naming the span once the route is known; the default
       is `"<METHOD> <route template>"`, or the raw path when no route matched.
     - `flush_on_shutdown`: flush Braintrust's logger at lifespan shutdown (default on).
