@@ -35,6 +35,7 @@ from braintrust_ollama_fastapi._redact import (
     is_secret_name,
     redact_text,
     redacted,
+    redacted_document,
     redacted_pairs,
 )
 
@@ -140,7 +141,8 @@ def _parser(media: str) -> Callable[[_Body], Any] | None:
 
 def _json(body: _Body) -> Any:
     if body.complete:
-        return redacted(None, json.loads(body.text()))
+        text = body.text()
+        return redacted_document(json.loads(text), text)
     return redacted_json_prefix(body.text())[: body.limit]
 
 
@@ -148,7 +150,7 @@ def _text(body: _Body) -> Any:
     text = body.text()
     if body.complete:
         try:
-            return redacted(None, json.loads(text))
+            return redacted_document(json.loads(text), text)
         except ValueError:
             return redact_text(text)
     if text.lstrip().startswith(("{", "[")):

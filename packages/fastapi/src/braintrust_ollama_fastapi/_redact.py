@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 REDACTED = "[REDACTED]"
@@ -55,18 +55,49 @@ def redacted(name: str | None, value: Any) -> Any:
     (JSON objects and lists recursively, strings as `redact_text` says)."""
     if name is not None and is_secret_name(name):
         return REDACTED
-    if isinstance(value, str):
-        return redact_text(value)
-    if isinstance(value, dict):
-        return {key: redacted(key, item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [redacted(None, item) for item in value]
+    return _redacted(value, redact_text)
+
+
+def redacted_document(document: Any, text: str) -> Any:
+    """A parsed JSON document redacted as `redacted` would; `text` is its source, searched once
+    so that strings are not searched one by one when none of them can hold a credential."""
+    return _redacted(document, redact_text if may_hold_credentials(text) else None)
+
+
+def may_hold_credentials(text: str) -> bool:
+    """False when no part of `text` can be a credential or a `name=value` pair."""
+    return "=" in text or any(hint in text for hint in _CREDENTIAL_HINTS)
+
+
+def _redacted(value: Any, text_rule: Callable[[str], str] | None) -> Any:
+    # `type() in`, not `isinstance`: this runs once per value, and every value here comes from
+    # `json.loads`, `parse_qsl` or this package, which make exact `str` / `dict` / `list`.
+    # Scalars that need nothing are copied inline rather than through a call.
+    kind = type(value)
+    if kind is str:
+        return value if text_rule is None else text_rule(value)
+    visit = _CONTAINERS if text_rule is None else _CONTAINERS_AND_STRINGS
+    if kind is dict:
+        return {
+            key: REDACTED
+            if is_secret_name(key)
+            else _redacted(item, text_rule)
+            if type(item) in visit
+            else item
+            for key, item in value.items()
+        }
+    if kind is list:
+        return [_redacted(item, text_rule) if type(item) in visit else item for item in value]
     return value
+
+
+_CONTAINERS = frozenset({dict, list})
+_CONTAINERS_AND_STRINGS = frozenset({dict, list, str})
 
 
 def redact_text(text: str) -> str:
     """`text` with credentials and the values of secret-named `name=value` pairs replaced."""
-    if any(hint in text for hint in _CREDENTIAL_HINTS):
+    if "earer" in text or "asic" in text or "eyJ" in text or "PRIVATE KEY" in text:
         text = _CREDENTIAL.sub(REDACTED, text)
     if "=" in text:
         text = _PAIR.sub(_redact_pair, text)
