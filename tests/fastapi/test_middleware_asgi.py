@@ -187,3 +187,62 @@ def test_response_traceparent_keeps_the_callers_trace_flags(memory_logger):
     root = only(rows, "GET /api/items/{item_id}")
     assert (root["root_span_id"], root["span_parents"]) == (trace_id, [caller_span])
     assert response.headers["traceparent"] == f"00-{trace_id}-{root['span_id']}-00"
+
+
+class _BrokenSpan:
+    """A span whose every method raises: Braintrust failing inside the middleware."""
+
+    def __init__(self, span: Any) -> None:
+        self.root_span_id = span.root_span_id
+        self.span_id = span.span_id
+
+    def __getattr__(self, name: str) -> Any:
+        def broken(*args: object, **kwargs: object) -> None:
+            raise RuntimeError(f"span.{name} is broken")
+
+        return broken
+
+
+def test_failures_inside_the_middleware_are_logged_once_and_never_reach_the_request(
+    memory_logger, monkeypatch, caplog
+):
+    real_start_span = braintrust.start_span
+    monkeypatch.setattr(
+        braintrust, "start_span", lambda **kwargs: _BrokenSpan(real_start_span(**kwargs))
+    )
+    with TestClient(make_app(record_bodies=True)) as client:
+        for i in range(3):
+            assert client.post("/api/echo", content=f"still served {i}").text == f"still served {i}"
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings, "the failures are logged"
+    assert len(warnings) == len(set(warnings)), f"logged more than once: {warnings}"
+    assert all(r.name == "braintrust_ollama_fastapi.middleware" for r in caplog.records)
+
+
+def test_failing_to_record_the_error_keeps_the_apps_own_exception(memory_logger, monkeypatch):
+    def broken_stringify(*args: object) -> str:
+        raise ValueError("cannot stringify")
+
+    async def boom(request: Request) -> PlainTextResponse:
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(braintrust, "stringify_exception", broken_stringify)
+    app = Starlette(routes=[Route("/boom", boom)])
+    app.add_middleware(BraintrustMiddleware)
+    with TestClient(app) as client, pytest.raises(RuntimeError, match="kaboom"):
+        client.get("/boom")
+
+    (root,) = memory_logger.pop()
+    assert root["metadata"]["status_code"] == 500
+
+
+def test_body_too_deep_to_parse_is_a_placeholder_and_the_span_still_closes(memory_logger):
+    depth = 30_000  # within 64 KiB: parsed whole
+    body = b"[" * depth + b"]" * depth
+    with TestClient(make_app(record_bodies=True)) as client:
+        client.post("/api/echo", content=body, headers={"content-type": "application/json"})
+
+    (root,) = memory_logger.pop()
+    assert root["input"]["body"] == f"[application/json body, {2 * depth} bytes, not recorded]"
+    assert root["metadata"]["status_code"] == 200

@@ -86,7 +86,8 @@ class BodyRecorder:
         body = _Body(b"".join(self._chunks), self._limit, not self.truncated, boundary)
         try:
             return parse(body)
-        except ValueError:  # JSON that does not parse, bytes that are not UTF-8
+        # JSON that does not parse, bytes that are not UTF-8, nesting deeper than Python's stack
+        except (ValueError, RecursionError):
             return self._placeholder(media, content_encoding)
 
     def _placeholder(self, media: str, content_encoding: str | None) -> str:

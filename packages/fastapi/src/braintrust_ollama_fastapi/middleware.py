@@ -40,7 +40,8 @@ from braintrust_ollama_fastapi._request import (
     route_template,
 )
 
-_log = logging.getLogger("braintrust_ollama_fastapi")
+_log = logging.getLogger(__name__)
+_warned: set[str] = set()
 
 _BODY_LIMIT = 64 * 1024
 _SHUTDOWN_MESSAGES = frozenset({"lifespan.shutdown.complete", "lifespan.shutdown.failed"})
@@ -94,18 +95,16 @@ class BraintrustMiddleware:
         try:
             exchange = _Exchange(scope, receive, send, self._options)
         except Exception:
-            _log.warning("could not start the request span; serving untraced", exc_info=True)
+            _warn_once("could not start the request span; serving untraced")
             await self.app(scope, receive, send)
             return
-        span = exchange.span
-        span.set_current()
+        exchange.make_current()
         try:
             await self.app(scope, exchange.receive, exchange.send)
         except BaseException as exc:
             exchange.failed(exc)
             raise
         finally:
-            span.unset_current()
             exchange.close()
 
 
@@ -203,14 +202,14 @@ class _Exchange:
             elif self._request_body is not None and message["type"] == "http.request":
                 self._request_body.add(message.get("body", b""))
         except Exception:
-            _log.warning("could not observe a received ASGI message", exc_info=True)
+            _warn_once("could not observe a received ASGI message")
         return message
 
     async def send(self, message: Message) -> None:
         try:
             message = self._on_send(message)
         except Exception:
-            _log.warning("could not observe a sent ASGI message", exc_info=True)
+            _warn_once("could not observe a sent ASGI message")
         try:
             await self._send(message)
         except OSError:
@@ -241,20 +240,40 @@ class _Exchange:
             self._disconnected = True
             self._end_time = time.time()
 
+    def make_current(self) -> None:
+        """Make the span Braintrust's current span, so what the request does nests under it."""
+        try:
+            self.span.set_current()
+        except Exception:
+            _warn_once("could not make the request span current")
+
     def failed(self, exc: BaseException) -> None:
+        """Record an exception escaping the app (the caller re-raises it unchanged)."""
         if self._disconnected or not isinstance(exc, Exception):
             return
-        self._error = braintrust.stringify_exception(type(exc), exc, exc.__traceback__)
         if self._status is None:
             self._status = 500
+        try:
+            self._error = braintrust.stringify_exception(type(exc), exc, exc.__traceback__)
+        except Exception:
+            _warn_once("could not record the request's error")
+            self._error = f"{type(exc).__name__}: {exc}"
 
     def close(self) -> None:
-        """Write the span's closing row: route, status, outcome and end time."""
+        """Stop being the current span and write the closing row: route, status, outcome and
+        end time. Never raises."""
+        try:
+            self.span.unset_current()
+        except Exception:
+            _warn_once("could not unset the request span")
         try:
             self.span.log(**self._closing_row())
         except Exception:
-            _log.warning("could not close the request span", exc_info=True)
-            self.span.end()
+            _warn_once("could not close the request span")
+            try:
+                self.span.end()
+            except Exception:
+                _warn_once("could not end the request span")
 
     def _closing_row(self) -> dict[str, Any]:
         """Only what the start row lacks: the route is known once routing is done, the rest
@@ -281,11 +300,11 @@ class _Exchange:
             if route is not None:
                 span_input["route"] = route
             if self._request_body is not None:
-                span_input["body"] = self._request_body.render(*self._request_type)
+                span_input["body"] = _recorded(self._request_body, self._request_type)
                 if self._request_body.truncated:
                     metadata["request_body_bytes"] = self._request_body.size
         if self._response_body is not None:
-            output["body"] = self._response_body.render(*self._response_type)
+            output["body"] = _recorded(self._response_body, self._response_type)
             if self._response_body.truncated:
                 metadata["response_body_bytes"] = self._response_body.size
         if self._error is not None:
@@ -300,7 +319,7 @@ class _Exchange:
             try:
                 return self._options.span_name(Request(self._scope))
             except Exception:
-                _log.warning("span_name raised; using the default name", exc_info=True)
+                _warn_once("span_name raised; using the default name")
         return f"{self._scope['method']} {route}" if route else self._name
 
 
@@ -317,6 +336,30 @@ def _traceparent(span: Span, flags: str) -> bytes:
     if _W3C_IDS.fullmatch(ids) is None:
         return b""
     return f"00-{ids}-{flags}".encode("latin-1")
+
+
+def _recorded(body: BodyRecorder, content: tuple[str | None, str | None]) -> Any:
+    """A body as the span records it; a placeholder if rendering it fails."""
+    try:
+        return body.render(*content)
+    except Exception:
+        _warn_once("could not record a body")
+        return f"[body, {body.size} bytes, not recorded]"
+
+
+def _warn_once(what: str) -> None:
+    """Log a failure inside the middleware with its traceback, at warning level the first
+    time for each kind and at debug level after that, so that a broken tracer cannot flood
+    the application's logs. The request goes on as if untraced."""
+    if what in _warned:
+        _log.debug("braintrust-ollama-fastapi: %s", what, exc_info=True)
+        return
+    _warned.add(what)
+    _log.warning(
+        "braintrust-ollama-fastapi: %s (the request is not affected; logged once)",
+        what,
+        exc_info=True,
+    )
 
 
 def _content_type(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str | None, str | None]:
@@ -339,7 +382,7 @@ def _flush_before_shutdown_reply(send: Send) -> Send:
             try:
                 await anyio.to_thread.run_sync(braintrust.flush)
             except Exception:
-                _log.warning("could not flush Braintrust's logger at shutdown", exc_info=True)
+                _warn_once("could not flush Braintrust's logger at shutdown")
         await send(message)
 
     return send_after_flush
