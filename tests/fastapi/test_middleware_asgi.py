@@ -3,6 +3,7 @@ options and failure handling."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import braintrust
@@ -246,3 +247,39 @@ def test_body_too_deep_to_parse_is_a_placeholder_and_the_span_still_closes(memor
     (root,) = memory_logger.pop()
     assert root["input"]["body"] == f"[application/json body, {2 * depth} bytes, not recorded]"
     assert root["metadata"]["status_code"] == 200
+
+
+def test_secret_path_parameters_are_redacted_in_every_row(memory_logger):
+    """`/reset/{token}`: the token is in the path itself; no row (the start row included)
+    holds it, while other paths of the same app are recorded as they are."""
+    secret = "p4th-s3cr3t-value"
+    api = FastAPI()
+
+    @api.get("/reset/{token}")
+    async def reset(token: str) -> dict[str, bool]:
+        return {"ok": True}
+
+    app = FastAPI()
+
+    @app.get("/users/{user_id}/keys/{api_key}")
+    async def key(user_id: int, api_key: str) -> dict[str, int]:
+        return {"user": user_id}
+
+    app.mount("/v1", api)
+    app.add_middleware(BraintrustMiddleware)
+    with TestClient(app) as client:
+        assert client.get(f"/v1/reset/{secret}").json() == {"ok": True}
+        assert client.get(f"/users/42/keys/{secret}").json() == {"user": 42}
+        slash = client.get(f"/users/42/keys/{secret}/", follow_redirects=False)
+        assert slash.status_code == 307  # redirected without the slash: no route matched
+        assert client.get("/other").status_code == 404
+
+    as_logged = json.dumps([item.get() for item in memory_logger._background.logs])
+    assert secret not in as_logged
+    rows = memory_logger.pop()
+    reset_span = only(rows, "GET /v1/reset/{token}")
+    assert reset_span["input"]["path"] == "/v1/reset/[REDACTED]"
+    key_span = only(rows, "GET /users/{user_id}/keys/{api_key}")
+    assert key_span["input"]["path"] == "/users/42/keys/[REDACTED]"
+    unmatched = [r for r in rows if "route" not in r["metadata"]]
+    assert [r["input"]["path"] for r in unmatched] == ["[REDACTED]", "[REDACTED]"]

@@ -8,13 +8,15 @@ values. The raw query string is never recorded.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.types import Scope
 
-from braintrust_ollama_fastapi._redact import is_secret_name, redacted, redacted_pairs
+from braintrust_ollama_fastapi._redact import REDACTED, is_secret_name, redacted, redacted_pairs
 
 # Headers the middleware reads for itself while it walks the request headers once.
 _TRACE_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
@@ -80,6 +82,40 @@ def route_template(scope: Scope, outer_root_path: str) -> str | None:
     if root_path == outer_root_path or not root_path.startswith(outer_root_path):
         return template
     return root_path[len(outer_root_path) :] + template  # the mount prefix
+
+
+def has_secret_path_params(app: Any) -> bool:
+    """True when a route of `app` (mounted apps included) takes a path parameter with a
+    secret-looking name (`/reset/{token}`): then request paths may hold secrets."""
+    routes = list(getattr(app, "routes", None) or ())
+    while routes:
+        route = routes.pop()
+        if any(is_secret_name(name) for name in getattr(route, "param_convertors", None) or ()):
+            return True
+        routes.extend(getattr(route, "routes", None) or ())
+    return False
+
+
+_TEMPLATE_PARAM = re.compile(r"{([^}:]+)(?::[^}]*)?}")
+
+
+def redacted_path(scope: Scope, route: str | None) -> str:
+    """The request path with the values of secret-named path parameters redacted: rebuilt from
+    the matched route's template (`route`, mount prefixes included). A path no route matched
+    might hold such a value and is not recorded."""
+    if route is None:
+        return REDACTED
+    params: dict[str, Any] = scope.get("path_params") or {}
+    if not any(is_secret_name(name) for name in params):
+        return str(scope["path"])
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if is_secret_name(name) or name not in params:
+            return REDACTED
+        return str(params[name])
+
+    return _TEMPLATE_PARAM.sub(value, route)
 
 
 def client_address(scope: Scope) -> str | None:

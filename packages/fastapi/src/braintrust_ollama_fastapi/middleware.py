@@ -35,8 +35,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from braintrust_ollama_fastapi._body import BodyRecorder
 from braintrust_ollama_fastapi._request import (
     client_address,
+    has_secret_path_params,
     query_params,
     read_headers,
+    redacted_path,
     route_template,
 )
 
@@ -82,6 +84,8 @@ class BraintrustMiddleware:
             span_name=span_name,
             flush_on_shutdown=flush_on_shutdown,
         )
+        # Known at the first request, once the app's routes are.
+        self._secret_paths: bool | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] not in self._options.skip_paths:
@@ -93,7 +97,9 @@ class BraintrustMiddleware:
 
     async def _traced(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            exchange = _Exchange(scope, receive, send, self._options)
+            if self._secret_paths is None:
+                self._secret_paths = has_secret_path_params(scope.get("app"))
+            exchange = _Exchange(scope, receive, send, self._options, self._secret_paths)
         except Exception:
             _warn_once("could not start the request span; serving untraced")
             await self.app(scope, receive, send)
@@ -131,6 +137,7 @@ class _Exchange:
         "_error",
         "_name",
         "_options",
+        "_path_may_hold_secrets",
         "_receive",
         "_request_body",
         "_request_type",
@@ -144,7 +151,14 @@ class _Exchange:
         "span",
     )
 
-    def __init__(self, scope: Scope, receive: Receive, send: Send, options: _Options) -> None:
+    def __init__(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        options: _Options,
+        path_may_hold_secrets: bool,
+    ) -> None:
         self._scope = scope
         self._receive = receive
         self._send = send
@@ -152,11 +166,13 @@ class _Exchange:
         # Routing rewrites `root_path` for mounted apps; keep the server's to find the prefix.
         self._root_path: str = scope.get("root_path", "")
         headers = read_headers(scope, options.record_headers)
-        span_input: dict[str, Any] = {
-            "method": scope["method"],
-            "path": scope["path"],
-            "query": query_params(scope.get("query_string", b"")),
-        }
+        # With a secret-named path parameter somewhere in the app, the path is recorded only
+        # once routing tells which of its segments to redact.
+        self._path_may_hold_secrets = path_may_hold_secrets
+        span_input: dict[str, Any] = {"method": scope["method"]}
+        if not path_may_hold_secrets:
+            span_input["path"] = scope["path"]
+        span_input["query"] = query_params(scope.get("query_string", b""))
         if headers.recorded:
             span_input["headers"] = headers.recorded
         parent = None
@@ -166,7 +182,9 @@ class _Exchange:
             inbound = parse_traceparent(headers.trace_context.get("traceparent"))
             if inbound:
                 flags = inbound.trace_flags
-        self._name = f"{scope['method']} {scope['path']}"
+        self._name = (
+            scope["method"] if path_may_hold_secrets else f"{scope['method']} {scope['path']}"
+        )
         # Known now: written with the start row, so the closing row stays small.
         metadata: dict[str, Any] = {}
         if http_version := scope.get("http_version"):
@@ -294,9 +312,11 @@ class _Exchange:
             "metadata": metadata,
             "metrics": {"end": self._end_time or time.time()},
         }
-        if route is not None or self._request_body is not None:
+        if route is not None or self._request_body is not None or self._path_may_hold_secrets:
             span_input: dict[str, Any] = {}
             row["input"] = span_input
+            if self._path_may_hold_secrets:
+                span_input["path"] = redacted_path(scope, route)
             if route is not None:
                 span_input["route"] = route
             if self._request_body is not None:
