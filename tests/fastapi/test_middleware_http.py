@@ -276,7 +276,7 @@ def test_incoming_traceparent_continues_the_callers_trace(memory_logger, ollama_
 
 
 def test_secrets_in_headers_query_and_bodies_appear_in_no_span(memory_logger, ollama_server, serve):
-    secrets = [f"s3cr3t-{i}-value" for i in range(9)]
+    secrets = [f"s3cr3t-{i}-value" for i in range(11)]
     app = make_app(
         ollama_server.url,
         record_bodies=True,
@@ -288,6 +288,7 @@ def test_secrets_in_headers_query_and_bodies_appear_in_no_span(memory_logger, ol
             "api-key",
             "x-auth-token",
             "x-request-id",
+            "x-upstream",
         ],
     )
     headers = {
@@ -298,8 +299,14 @@ def test_secrets_in_headers_query_and_bodies_appear_in_no_span(memory_logger, ol
         "api-key": secrets[4],
         "x-auth-token": secrets[5],
         "x-request-id": "req-42",
+        "x-upstream": f"Bearer {secrets[9]}",  # a credential by its shape, under any name
     }
-    query = {"api_key": secrets[6], "token": secrets[7], "page": "2"}
+    query = {
+        "api_key": secrets[6],
+        "token": secrets[7],
+        "page": "2",
+        "next": f"/callback?access_token={secrets[10]}",
+    }
     with serve(app) as live:
         response = httpx.post(
             f"{live.url}/login",
@@ -311,13 +318,20 @@ def test_secrets_in_headers_query_and_bodies_appear_in_no_span(memory_logger, ol
     assert response.status_code == 200
     assert secrets[8] in response.headers["set-cookie"]
 
+    # every row as logged (the start row included), and the rows merged as the server keeps them
+    as_logged = [item.get() for item in memory_logger._background.logs]
     rows = memory_logger.pop()
-    dumped = json.dumps(rows, default=str)
+    dumped = json.dumps([as_logged, rows], default=str)
     for secret in secrets:
         assert secret not in dumped
     root = request_span(rows, "POST /login")
-    assert root["input"]["headers"] == {"x-request-id": "req-42"}
-    assert root["input"]["query"] == {"api_key": "[REDACTED]", "token": "[REDACTED]", "page": "2"}
+    assert root["input"]["headers"] == {"x-request-id": "req-42", "x-upstream": "[REDACTED]"}
+    assert root["input"]["query"] == {
+        "api_key": "[REDACTED]",
+        "token": "[REDACTED]",
+        "page": "2",
+        "next": "/callback?access_token=[REDACTED]",
+    }
     assert root["input"]["body"] == {"user": "fay", "password": "[REDACTED]"}
     assert root["output"]["body"] == {"user": "fay"}
 
