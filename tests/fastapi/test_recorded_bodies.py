@@ -80,6 +80,10 @@ def make_app() -> FastAPI:
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
+    @app.post("/events/{event_id}/ack")
+    async def ack(event_id: int) -> Response:
+        return Response(status_code=202, media_type="application/json")
+
     @app.get("/report.txt")
     async def report() -> PlainTextResponse:
         return PlainTextResponse(f"status ok\npassword={SECRET}\nAuthorization: {BEARER}\n")
@@ -354,3 +358,10 @@ def test_cut_json_is_redacted_token_by_token(document, expected):
 )
 def test_the_text_rule(text, expected):
     assert redact_text(text) == expected
+
+
+def test_empty_bodies_are_empty_strings(client, memory_logger):
+    assert client.post("/events/7/ack").status_code == 202
+
+    span, _ = logged(memory_logger)
+    assert span["input"]["body"] == span["output"]["body"] == ""

@@ -79,6 +79,8 @@ class BodyRecorder:
 
     def render(self, content_type: str | None, content_encoding: str | None = None) -> Any:
         """The body as a span records it (see the module docstring); never raises."""
+        if not self.size:  # GET requests, 204 responses, files sent by path
+            return ""
         media, boundary = _media_type(content_type)
         parse = _parser(media)
         if parse is None or (content_encoding or "identity").lower() != "identity":

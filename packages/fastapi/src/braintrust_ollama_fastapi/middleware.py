@@ -95,11 +95,20 @@ class BraintrustMiddleware:
         else:
             await self.app(scope, receive, send)
 
+    def _paths_may_hold_secrets(self, scope: Scope) -> bool:
+        if self._secret_paths is None:
+            try:
+                self._secret_paths = has_secret_path_params(scope.get("app"))
+            except Exception:
+                _warn_once("could not read the app's routes; recording no raw paths")
+                self._secret_paths = True
+        return self._secret_paths
+
     async def _traced(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            if self._secret_paths is None:
-                self._secret_paths = has_secret_path_params(scope.get("app"))
-            exchange = _Exchange(scope, receive, send, self._options, self._secret_paths)
+            exchange = _Exchange(
+                scope, receive, send, self._options, self._paths_may_hold_secrets(scope)
+            )
         except Exception:
             _warn_once("could not start the request span; serving untraced")
             await self.app(scope, receive, send)
