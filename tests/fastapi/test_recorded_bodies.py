@@ -18,7 +18,7 @@ from urllib.parse import parse_qs
 import pytest
 from braintrust_ollama_fastapi import BraintrustMiddleware
 from braintrust_ollama_fastapi._body import redacted_json_prefix
-from braintrust_ollama_fastapi._redact import redact_text
+from braintrust_ollama_fastapi._redact import redact_text, redacted_document
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from fastapi.testclient import TestClient
@@ -337,6 +337,9 @@ def test_compressed_body_is_a_placeholder(client, memory_logger):
             '{"esc\\"aped": "a\\"b", "api_key": "[REDACTED]"}',
         ),
         ('["' + BEARER + '"]', '["[REDACTED]"]'),
+        ('{"a": [1, 2', '{"a": [1, '),
+        ('{"token": 12345', '{"token": '),
+        ('{"token": 12345, "b": true}', '{"token": "[REDACTED]", "b": true}'),
     ],
 )
 def test_cut_json_is_redacted_token_by_token(document, expected):
@@ -365,3 +368,22 @@ def test_empty_bodies_are_empty_strings(client, memory_logger):
 
     span, _ = logged(memory_logger)
     assert span["input"]["body"] == span["output"]["body"] == ""
+
+
+def test_cut_json_holds_no_secret_wherever_the_cut_falls():
+    document = json.dumps(
+        {
+            "messages": [{"role": "user", "content": "hi"}],
+            "auth": {"api_key": SECRET, "scopes": [SECRET]},
+            "items": [{"name": "a", "password": SECRET}, {"refresh_token": SECRET}],
+            "client_secret": SECRET,
+            "done": True,
+        }
+    )
+    whole = json.dumps(redacted_document(json.loads(document), document))
+    for cut in range(len(document)):
+        prefix = redacted_json_prefix(document[:cut])
+        assert_nowhere(prefix, SECRET)
+        assert SECRET[:4] not in prefix
+        # what is kept is the beginning of the whole document's redaction
+        assert whole.startswith(prefix.rstrip('"')), (cut, prefix)

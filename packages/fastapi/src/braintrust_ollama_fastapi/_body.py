@@ -33,6 +33,7 @@ from urllib.parse import parse_qsl
 from braintrust_ollama_fastapi._redact import (
     REDACTED,
     is_secret_name,
+    may_hold_credentials,
     redact_text,
     redacted,
     redacted_document,
@@ -241,65 +242,96 @@ def _file(filename: bytes, head: bytes, size: int) -> dict[str, Any]:
     return {"filename": name, "content_type": content_type, "size": size}
 
 
-_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]:,]|[^\s{}\[\]:,"]+|\s+')
-
-
-@dataclass(slots=True)
-class _Open:
-    """A container open at this point of a JSON document."""
-
-    is_object: bool
-    key: str | None = None  # in an object: the key of the value being read, once known
+# One JSON token per match, told apart by the group that matched; whitespace is skipped (and
+# copied through with the text around it).
+_JSON_TOKEN = re.compile(
+    r'("(?:[^"\\]|\\.)*")'  # a string
+    r'|("(?:[^"\\]|\\.)*\\?\Z)'  # a string the cut fell inside
+    r"|([{\[])|([}\]])|(,)|(:)"
+    r'|([^\s{}\[\]:,"]+)'  # a number or literal
+)
+_STRING, _CUT_STRING, _OPEN, _CLOSE, _COMMA, _COLON, _SCALAR = range(1, 8)
+_STRINGS = (_STRING, _CUT_STRING)
+_REDACTED_JSON = json.dumps(REDACTED)
 
 
 def redacted_json_prefix(text: str) -> str:
     """The beginning of a JSON document, cut anywhere, redacted as `redacted` redacts the whole
     document: what is under a secret key becomes `"[REDACTED]"` (a nested object or list
     whole), and credentials in strings are replaced. A string the cut fell inside is read as
-    if it ended there (a key then is left out); a number or literal at the end is left out."""
+    if it ended there (a key then is left out); a number or literal at the end is left out.
+
+    Token by token, keeping only what the rule needs (which containers are objects, whether a
+    key or a secret key's value comes next); a container that ends before the cut is parsed
+    and redacted whole instead, and unchanged text is copied in slices."""
     out: list[str] = []
-    opened: list[_Open] = []
-    hidden = 0  # nesting depth inside a container under a secret key: nothing is written
-    pos, end = 0, len(text)
-    while pos < end:
-        match = _JSON_TOKEN.match(text, pos)
-        if match is not None:
-            token, pos = match.group(), match.end()
-            if pos == end and token[0] not in '{}[]:,"' and not token.isspace():
-                break  # a number or literal the cut may have split
-        else:  # a string the cut fell inside: read as if it ended there
-            token, pos = text[pos:].rstrip("\\") + '"', end
-        if hidden:
-            hidden += 1 if token in ("{", "[") else -1 if token in ("}", "]") else 0
+    copied = 0  # text[:copied] is accounted for in `out`
+    objects: list[bool] = []  # per open container: whether it is an object
+    expect_key = False  # the next string is a key
+    secret = False  # the next value is under a secret key
+    cut, pos = len(text), 0
+    while (match := _JSON_TOKEN.search(text, pos)) is not None:
+        kind, start, pos = match.lastindex, match.start(), match.end()
+        if kind == _COLON:
             continue
-        current = opened[-1] if opened else None
-        if token.isspace() or token == ":":
-            out.append(token)
-        elif token == ",":
-            if current is not None:
-                current.key = None
-            out.append(token)
-        elif token in ("}", "]"):
-            if opened:
-                opened.pop()
-            out.append(token)
-        elif current is not None and current.is_object and current.key is None:
-            current.key = _string(token)
-            if pos < end:
-                out.append(token)
-        elif current is not None and current.is_object and is_secret_name(current.key or ""):
-            out.append(json.dumps(REDACTED))
-            hidden = 1 if token in ("{", "[") else 0
-        elif token in ("{", "["):
-            opened.append(_Open(is_object=token == "{"))
-            out.append(token)
-        elif token[0] == '"':
-            value = _string(token)
-            shown = redact_text(value)
-            out.append(token if shown == value else json.dumps(shown))
-        else:
-            out.append(token)
+        if kind in _STRINGS and expect_key:
+            if kind == _CUT_STRING:
+                cut = start
+                break
+            key = match.group()
+            secret = is_secret_name(_string(key) if "\\" in key else key[1:-1])
+            expect_key = False
+            continue
+        if kind == _SCALAR and pos == len(text):  # a number or literal the cut may have split
+            cut = start
+            break
+        if kind == _OPEN and len(objects) < _PARSE_WHOLE_DEPTH:
+            whole = _whole_value(text, start)
+            if whole is not None:  # the container ends before the cut
+                value, pos = whole
+                shown = REDACTED if secret else redacted_document(value, text[start:pos])
+                if shown != value:
+                    out += (text[copied:start], json.dumps(shown))
+                    copied = pos
+                secret = False
+                continue
+        if secret:  # the value of a secret key: a string, a scalar, or a container cut short
+            out += (text[copied:start], _REDACTED_JSON)
+            copied = pos
+            secret = False
+            if kind == _OPEN:  # all the rest is inside it
+                copied = cut = len(text)
+                break
+        elif kind in _STRINGS:
+            token = match.group()
+            if kind == _CUT_STRING or may_hold_credentials(token):
+                value = _string(token if kind == _STRING else token.rstrip("\\") + '"')
+                out += (text[copied:start], json.dumps(redact_text(value)))
+                copied = pos
+        elif kind == _OPEN:
+            objects.append(match.group() == "{")
+            expect_key = objects[-1]
+        elif kind == _CLOSE:
+            if objects:
+                objects.pop()
+        elif kind == _COMMA:
+            expect_key = bool(objects) and objects[-1]
+    out.append(text[copied:cut])
     return "".join(out)
+
+
+_DECODER = json.JSONDecoder()
+# Each open container the cut falls inside costs one failed parse to the end of the text:
+# bounded, so that a body of nested brackets costs linear time.
+_PARSE_WHOLE_DEPTH = 16
+
+
+def _whole_value(text: str, start: int) -> tuple[Any, int] | None:
+    """The JSON value starting at `start` and where it ends, or None if the cut is inside it."""
+    try:
+        return _DECODER.raw_decode(text, start)
+    except (ValueError, RecursionError):
+        return None
 
 
 def _string(token: str) -> str:
