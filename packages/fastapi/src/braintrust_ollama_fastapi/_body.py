@@ -245,8 +245,8 @@ def _file(filename: bytes, head: bytes, size: int) -> dict[str, Any]:
 # One JSON token per match, told apart by the group that matched; whitespace is skipped (and
 # copied through with the text around it).
 _JSON_TOKEN = re.compile(
-    r'("(?:[^"\\]|\\.)*")'  # a string
-    r'|("(?:[^"\\]|\\.)*\\?\Z)'  # a string the cut fell inside
+    r'("[^"\\]*(?:\\.[^"\\]*)*")'  # a string
+    r'|("[^"\\]*(?:\\.[^"\\]*)*\\?\Z)'  # a string the cut fell inside
     r"|([{\[])|([}\]])|(,)|(:)"
     r'|([^\s{}\[\]:,"]+)'  # a number or literal
 )

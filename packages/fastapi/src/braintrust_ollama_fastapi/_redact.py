@@ -37,7 +37,9 @@ _CREDENTIAL = re.compile(
 )
 # Cheap substring tests that rule `_CREDENTIAL` out for most strings without running it.
 _CREDENTIAL_HINTS = ("earer", "asic", "eyJ", "PRIVATE KEY")
-_PAIR = re.compile(r"([A-Za-z0-9_.-]+)=([^\s&;,\"'<>]+)")
+# A name starts where a run of name characters starts (the look-behind) and is at most 64 long:
+# without both, a long run with no `=` after it is re-scanned from each of its characters.
+_PAIR = re.compile(r"(?<![A-Za-z0-9_.-])([A-Za-z0-9_.-]{1,64})=([^\s&;,\"'<>]+)")
 
 
 @functools.lru_cache(maxsize=1024)
