@@ -12,7 +12,10 @@ Contract:
   response had already started) and re-raised unchanged. 4xx responses are not errors.
 - The response carries the request span's `traceparent`. An incoming W3C `traceparent` /
   `baggage` is continued through `braintrust.extract_trace_context`.
-- Failures inside the middleware are logged and never reach the request.
+- Failures inside the middleware never reach the request and never replace the app's own
+  exception; each kind is logged once at warning level (`logging.getLogger(__name__)`), with
+  its traceback, and at debug level after that.
+- Never recorded: see `_redact` (one rule for headers, query, path parameters and bodies).
 """
 
 from __future__ import annotations
