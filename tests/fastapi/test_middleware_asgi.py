@@ -283,3 +283,24 @@ def test_secret_path_parameters_are_redacted_in_every_row(memory_logger):
     assert key_span["input"]["path"] == "/users/42/keys/[REDACTED]"
     unmatched = [r for r in rows if "route" not in r["metadata"]]
     assert [r["input"]["path"] for r in unmatched] == ["[REDACTED]", "[REDACTED]"]
+
+
+def test_secrets_in_an_escaping_exceptions_message_are_redacted(memory_logger):
+    """An upstream error quoting its URL (`?api_key=...`) or a credential, as httpx's
+    `raise_for_status()` does, goes through the same rule as everything else recorded."""
+    secret = "upstr34m-s3cr3t-key"
+
+    async def proxy(request: Request) -> PlainTextResponse:
+        raise RuntimeError(
+            f"Client error '401' for url 'https://api.example/v1?api_key={secret}&q=1'"
+            f" sent with Bearer {secret}"
+        )
+
+    app = Starlette(routes=[Route("/proxy", proxy)])
+    app.add_middleware(BraintrustMiddleware)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get("/proxy").status_code == 500
+
+    (root,) = memory_logger.pop()
+    assert secret not in json.dumps(root)
+    assert "api_key=[REDACTED]&q=1' sent with [REDACTED]" in root["error"]

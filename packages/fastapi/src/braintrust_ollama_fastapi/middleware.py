@@ -36,6 +36,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from braintrust_ollama_fastapi._body import BodyRecorder
+from braintrust_ollama_fastapi._redact import redact_text
 from braintrust_ollama_fastapi._request import (
     client_address,
     has_secret_path_params,
@@ -284,10 +285,15 @@ class _Exchange:
         if self._status is None:
             self._status = 500
         try:
-            self._error = braintrust.stringify_exception(type(exc), exc, exc.__traceback__)
+            error = braintrust.stringify_exception(type(exc), exc, exc.__traceback__)
         except Exception:
             _warn_once("could not record the request's error")
-            self._error = f"{type(exc).__name__}: {exc}"
+            error = f"{type(exc).__name__}: {exc}"
+        try:
+            self._error = redact_text(error)  # messages quote URLs and headers
+        except Exception:
+            _warn_once("could not redact the request's error")
+            self._error = type(exc).__name__
 
     def close(self) -> None:
         """Stop being the current span and write the closing row: route, status, outcome and
