@@ -154,13 +154,43 @@ def test_websocket_and_untraced_scopes_pass_through(memory_logger):
         "password",
         "client_secret",
         "sig",
+        "auth",
+        "X-Authorization",
+        "authorize_url_state_token",
+        "tokens",
+        "access_tokens",
+        "refresh-tokens",
     ],
 )
 def test_secret_names(name):
     assert is_secret_name(name)
 
 
-@pytest.mark.parametrize("name", ["accept", "content-type", "x-request-id", "q", "page", "model"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "accept",
+        "content-type",
+        "x-request-id",
+        "q",
+        "page",
+        "model",
+        # token counts in LLM requests and responses
+        "max_tokens",
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "max_new_tokens",
+        "max_completion_tokens",
+        "num_tokens",
+        "input_tokens",
+        "output_tokens",
+        # words that only begin like `auth`
+        "author",
+        "authors",
+        "authority",
+    ],
+)
 def test_ordinary_names(name):
     assert not is_secret_name(name)
 

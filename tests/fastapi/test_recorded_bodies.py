@@ -394,3 +394,20 @@ def test_the_rule_takes_linear_time_on_long_runs_of_name_characters():
     the run from each of its characters (minutes for 64 KiB); this returns at once."""
     text = "x=1 " + "a" * 200_000 + " password=p4ss"
     assert redact_text(text) == "x=1 " + "a" * 200_000 + " password=[REDACTED]"
+
+
+def test_token_counts_in_an_llm_response_are_recorded(client, memory_logger):
+    reply = {
+        "choices": [{"message": {"role": "assistant", "content": "hi"}}],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15},
+        "author": "llama3.2:1b",
+    }
+    client.post("/echo", json={"max_tokens": 64, "session_token": SECRET, "reply": reply})
+
+    span, rows = logged(memory_logger)
+    assert_nowhere(rows, SECRET)
+    assert span["output"]["body"] == {
+        "max_tokens": 64,
+        "session_token": "[REDACTED]",
+        "reply": reply,
+    }

@@ -1,6 +1,7 @@
 """The one rule every recorded value goes through (headers, query, bodies of every format).
 
-A value is replaced by `[REDACTED]`, whole, when its name is secret-looking (`is_secret_name`):
+A value is replaced by `[REDACTED]`, whole, when its name is secret-looking (`is_secret_name`;
+token counts such as `max_tokens` are not):
 a header, a query parameter, a form field, or a JSON key at any depth (what is under the key,
 object or list included). Inside every other string, two things are replaced where they appear:
 
@@ -24,10 +25,15 @@ _CREDENTIAL_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-csrf-token"}
 )
 # A name (lowercased, `-` and `_` removed) matching this holds a secret: it contains one of
-# these words, is `sig` / `pwd`, or ends in `key`.
+# these words, is `sig` / `pwd`, or ends in `key`. `auth` is not the start of `author` or
+# `authority` (but is of `authorization`, `authorize`).
 _SECRET_NAME = re.compile(
-    r"password|passwd|secret|token|apikey|auth|credential|session|signature|cookie|privatekey"
-    r"|^(?:sig|pwd)$|key$"
+    r"password|passwd|secret|token|apikey|auth(?!or(?!i[sz]))|credential|session|signature"
+    r"|cookie|privatekey|^(?:sig|pwd)$|key$"
+)
+# ...except a token count, as LLM requests and responses hold (`max_tokens`, `prompt_tokens`).
+_TOKEN_COUNT = re.compile(
+    r"(?:max|min|num|new|prompt|completion|total|input|output|cached|reasoning)tokens$"
 )
 _CREDENTIAL = re.compile(
     # RFC 7235 token68 after the scheme; the digit keeps prose ("Basic understanding") out.
@@ -48,7 +54,11 @@ def is_secret_name(name: str) -> bool:
     lowered = name.lower()
     if lowered in _CREDENTIAL_HEADERS:
         return True
-    return _SECRET_NAME.search(lowered.replace("-", "").replace("_", "")) is not None
+    squashed = lowered.replace("-", "").replace("_", "")
+    match = _SECRET_NAME.search(squashed)
+    if match is None:
+        return False
+    return match.group() != "token" or _TOKEN_COUNT.search(squashed) is None
 
 
 def redacted(name: str | None, value: Any) -> Any:
