@@ -20,7 +20,7 @@ from braintrust_ollama_fastapi import BraintrustMiddleware
 from braintrust_ollama_fastapi._body import redacted_json_prefix
 from braintrust_ollama_fastapi._redact import redact_text, redacted_document
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import PlainTextResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse, StreamingResponse
 from fastapi.testclient import TestClient
 
 SECRET = "hunter2-s3cr3t"
@@ -83,6 +83,10 @@ def make_app() -> FastAPI:
     @app.post("/events/{event_id}/ack")
     async def ack(event_id: int) -> Response:
         return Response(status_code=202, media_type="application/json")
+
+    @app.get("/login", response_class=HTMLResponse)
+    async def login_page() -> str:
+        return f'<form method="post"><input type="hidden" name="csrf_token" value="{SECRET}">'
 
     @app.get("/report.txt")
     async def report() -> PlainTextResponse:
@@ -302,6 +306,17 @@ def test_body_that_cannot_be_parsed_is_a_placeholder(
     span, rows = logged(memory_logger)
     assert_nowhere(rows, SECRET)
     assert span["input"]["body"] == placeholder
+
+
+def test_html_and_other_text_types_are_placeholders(client, memory_logger):
+    """Only plain text is recorded as text: a name=value rule cannot read HTML's hidden
+    inputs (`name="csrf_token" value="..."`), CSV columns or XML elements."""
+    html = client.get("/login").text
+
+    span, rows = logged(memory_logger)
+    assert_nowhere(rows, SECRET)
+    size = len(html.encode())
+    assert span["output"]["body"] == f"[text/html body, {size} bytes, not recorded]"
 
 
 def test_compressed_body_is_a_placeholder(client, memory_logger):

@@ -8,10 +8,11 @@ redacted by the one rule in `_redact`, or a placeholder naming its type and size
 | `text/event-stream` | a list of events `{"event", "id", "data", "retry"}`; `data` as JSON when it is |
 | `application/x-www-form-urlencoded` | the fields (a repeated name as a list) |
 | `multipart/form-data` | the fields; a file as `{"filename", "content_type", "size"}`, never its content |
-| `text/*`, none | the JSON value if the text is JSON, else the text |
+| `text/plain`, none | the JSON value if the text is JSON, else the text |
 
-Anything else (binary types, compressed bodies, text that is not UTF-8, JSON that does not
-parse) is recorded as `"[<type> body, <n> bytes, not recorded]"`, never in clear.
+Anything else (binary types, other text types such as HTML, whose secrets the rule cannot
+find, compressed bodies, text that is not UTF-8, JSON that does not parse) is recorded as
+`"[<type> body, <n> bytes, not recorded]"`, never in clear.
 
 A body over the limit is redacted before it is cut: JSON and text are kept as the first `limit`
 characters of their redacted text (a cut JSON document is redacted token by token, so the keys
@@ -138,7 +139,7 @@ def _parser(media: str) -> Callable[[_Body], Any] | None:
         return _form
     if media == "multipart/form-data":
         return _multipart
-    if not media or media.startswith("text/"):
+    if not media or media == "text/plain":
         return _text
     return None
 
