@@ -261,6 +261,7 @@ def redacted_json_prefix(text: str) -> str:
     document: what is under a secret key becomes `"[REDACTED]"` (a nested object or list
     whole), and credentials in strings are replaced. A string the cut fell inside is read as
     if it ended there (a key then is left out); a number or literal at the end is left out.
+    Raises ValueError for containers nested deeper than `_MAX_DEPTH`.
 
     Token by token, keeping only what the rule needs (which containers are objects, whether a
     key or a secret key's value comes next); a container that ends before the cut is parsed
@@ -310,6 +311,8 @@ def redacted_json_prefix(text: str) -> str:
                 out += (text[copied:start], json.dumps(redact_text(value)))
                 copied = pos
         elif kind == _OPEN:
+            if len(objects) == _MAX_DEPTH:
+                raise ValueError("JSON nested too deep to redact")
             objects.append(match.group() == "{")
             expect_key = objects[-1]
         elif kind == _CLOSE:
@@ -322,6 +325,8 @@ def redacted_json_prefix(text: str) -> str:
 
 
 _DECODER = json.JSONDecoder()
+# Deeper than `json.loads` goes (Python's recursion limit): not data, and not worth the time.
+_MAX_DEPTH = 512
 # Each open container the cut falls inside costs one failed parse to the end of the text:
 # bounded, so that a body of nested brackets costs linear time.
 _PARSE_WHOLE_DEPTH = 16
