@@ -17,7 +17,7 @@ from urllib.parse import parse_qs
 
 import pytest
 from braintrust_ollama_fastapi import BraintrustMiddleware
-from braintrust_ollama_fastapi._body import redacted_json_prefix
+from braintrust_ollama_fastapi._cut_json import redacted_json_prefix
 from braintrust_ollama_fastapi._redact import redact_text, redacted_document
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse, StreamingResponse
