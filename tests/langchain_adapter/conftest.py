@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from typing import Any
 
@@ -55,3 +56,16 @@ def llm(ollama_server: FakeOllama) -> OllamaLLM:
 @pytest.fixture
 def embeddings(ollama_server: FakeOllama) -> OllamaEmbeddings:
     return OllamaEmbeddings(model=MODEL, base_url=ollama_server.url)
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+# FastAPI and uvicorn are dev tools of the workspace, not installed in the langchain nox sessions.
+collect_ignore = (
+    [] if _installed("fastapi") and _installed("uvicorn") else ["test_fastapi_lifespan.py"]
+)
