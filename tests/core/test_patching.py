@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import sys
 
 import braintrust
 import ollama
@@ -111,8 +112,6 @@ def test_spans_mark_their_parent_as_counting_tokens(memory_logger, ollama_server
 def test_auto_instrument_turns_on_ollama_and_the_installed_adapters():
     from braintrust_ollama import auto_instrument
 
-    # In a copy of the context: LangChain's global handler is a context variable, and a handler
-    # left registered would add a second run span to every later LangChain test.
     context = contextvars.copy_context()
     try:
         results = context.run(auto_instrument, openai=False, anthropic=False)
@@ -120,6 +119,23 @@ def test_auto_instrument_turns_on_ollama_and_the_installed_adapters():
         assert ollama.Client.__dict__.get("__braintrust_ollama_patched__") is True
     finally:
         unpatch_ollama()
+        _unpatch_langchain_if_installed()
+
+
+def _unpatch_langchain_if_installed() -> None:
+    """The LangChain adapter registers its global handler process-wide: leave none behind."""
+    try:
+        from braintrust_ollama_langchain import unpatch_langchain
+    except ImportError:  # core-only environments
+        return
+    unpatch_langchain()
+    for context_module in (
+        "braintrust.integrations.langchain.context",
+        "braintrust_langchain.context",
+    ):
+        module = sys.modules.get(context_module)
+        if module is not None:
+            module.braintrust_callback_handler_var.set(None)
 
 
 def test_auto_instrument_can_leave_ollama_alone():
