@@ -7,6 +7,7 @@ and `setup_ollama()` does not import LangChain to get there."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
@@ -30,7 +31,11 @@ ORDERS = [
     ("setup_ollama", "per-call"),
     ("setup_ollama", "braintrust set-up", "setup_langchain", "per-call"),
 ]
-if hasattr(braintrust, "auto_instrument"):  # braintrust >= 0.14
+# Braintrust's auto_instrument() sets LangChain up since its handler moved into braintrust (0.12).
+if (
+    "langchain"
+    in inspect.signature(getattr(braintrust, "auto_instrument", lambda: None)).parameters
+):
     ORDERS += [
         ("setup_ollama", "braintrust.auto_instrument"),
         ("braintrust.auto_instrument", "setup_ollama"),
