@@ -36,15 +36,15 @@ def braintrusts() -> Any:
 
 
 # name -> (global set-up or None, the per-call handlers)
-SET_UPS: dict[str, tuple[Callable[[], bool] | None, list[Callable[[], Any]]]] = {
-    "setup_langchain() + ours per call": (setup_langchain, [ours]),
-    "setup_langchain() + Braintrust's per call": (setup_langchain, [braintrusts]),
-    "Braintrust's set-up + ours per call": (braintrust_setup_langchain, [ours]),
-    "two of ours per call": (None, [ours, ours]),
-    "Braintrust's and ours per call": (None, [braintrusts, ours]),
+SET_UPS: dict[str, tuple[Callable[[], bool] | None, Callable[[], list[Any]]]] = {
+    "setup_langchain() + ours per call": (setup_langchain, lambda: [ours()]),
+    "setup_langchain() + Braintrust's per call": (setup_langchain, lambda: [braintrusts()]),
+    "Braintrust's set-up + ours per call": (braintrust_setup_langchain, lambda: [ours()]),
+    "two of ours per call": (None, lambda: [ours(), ours()]),
+    "Braintrust's and ours per call": (None, lambda: [braintrusts(), ours()]),
     "ours and Braintrust's per call, with both set-ups": (
         lambda: braintrust_setup_langchain() and setup_langchain(),
-        [ours, braintrusts],
+        lambda: [ours(), braintrusts()],
     ),
 }
 
@@ -57,7 +57,7 @@ def attach(request: pytest.FixtureRequest, memory_logger: Any) -> Callable[[], d
         set_up, per_call = SET_UPS[request.param]
         if set_up is not None:
             assert set_up() is True
-        return {"callbacks": [make() for make in per_call]}
+        return {"callbacks": per_call()}
 
     return set_up_and_config
 
