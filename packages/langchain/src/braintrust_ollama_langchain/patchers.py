@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import threading
 from contextvars import ContextVar
 from types import ModuleType
 from typing import Any
@@ -46,10 +47,17 @@ _warned: set[str] = set()
 # configure patch must recognise Braintrust's handlers without importing anything per run).
 _handler_classes: tuple[type[Any], ...] = ()
 _global_handlers: list[ProcessWideHandler] = []
+_lock = threading.Lock()
 
 
 def install_home(context: ModuleType) -> None:
-    """Apply the three patches for one Braintrust handler home (idempotent)."""
+    """Apply the three patches for one Braintrust handler home (idempotent, thread-safe:
+    `wrap_ollama()` may run in many threads at once)."""
+    with _lock:
+        _install_home(context)
+
+
+def _install_home(context: ModuleType) -> None:
     global _handler_classes
     handler_class = context.BraintrustCallbackHandler
     patch_handler_class(handler_class)
@@ -66,6 +74,11 @@ def install_home(context: ModuleType) -> None:
 def uninstall_home(context: ModuleType, *, unregister: Any = None) -> None:
     """Undo `install_home`. The global handler goes back to Braintrust's ContextVar, in the
     calling context, unless it is `unregister` (the one `setup_langchain()` registered)."""
+    with _lock:
+        _uninstall_home(context, unregister)
+
+
+def _uninstall_home(context: ModuleType, unregister: Any) -> None:
     global _handler_classes
     handler_class = context.BraintrustCallbackHandler
     unpatch_handler_class(handler_class)
