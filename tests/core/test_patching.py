@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import sys
 
 import braintrust
 import ollama
@@ -111,8 +112,6 @@ def test_spans_mark_their_parent_as_counting_tokens(memory_logger, ollama_server
 def test_auto_instrument_turns_on_ollama_and_the_installed_adapters():
     from braintrust_ollama import auto_instrument
 
-    # In a copy of the context: LangChain's global handler is a context variable, and a handler
-    # left registered would add a second run span to every later LangChain test.
     context = contextvars.copy_context()
     try:
         results = context.run(auto_instrument, openai=False, anthropic=False)
@@ -120,6 +119,23 @@ def test_auto_instrument_turns_on_ollama_and_the_installed_adapters():
         assert ollama.Client.__dict__.get("__braintrust_ollama_patched__") is True
     finally:
         unpatch_ollama()
+        _unpatch_langchain_if_installed()
+
+
+def _unpatch_langchain_if_installed() -> None:
+    """The LangChain adapter registers its global handler process-wide: leave none behind."""
+    try:
+        from braintrust_ollama_langchain import unpatch_langchain
+    except ImportError:  # core-only environments
+        return
+    unpatch_langchain()
+    for context_module in (
+        "braintrust.integrations.langchain.context",
+        "braintrust_langchain.context",
+    ):
+        module = sys.modules.get(context_module)
+        if module is not None:
+            module.braintrust_callback_handler_var.set(None)
 
 
 def test_auto_instrument_can_leave_ollama_alone():
@@ -166,3 +182,50 @@ def test_wrap_ollama_keeps_another_librarys_wrapper(memory_logger, ollama_server
         client.chat(model="llama3.2", messages=MESSAGES)
     assert seen == ["/api/chat"]  # theirs still runs...
     assert len(by_name(memory_logger.pop(), "ollama.chat")) == 1  # ...and ours once
+
+
+def test_wrap_ollama_on_the_module_traces_its_functions_and_returns_the_module(
+    memory_logger, ollama_server, monkeypatch
+):
+    """`client = wrap_ollama(ollama)`, as a `wrap_openai` user writes it: the module's functions
+    (bound to its default client) are traced, imported before or after, and nothing else is."""
+    from ollama import generate as imported_early
+
+    default_client = ollama._client  # the package attribute is the default Client instance
+    monkeypatch.setattr(default_client, "_client", ollama.Client(host=ollama_server.url)._client)
+    try:
+        client = wrap_ollama(ollama)
+        assert client is ollama
+        assert wrap_ollama(ollama) is ollama  # idempotent
+        other = ollama.Client(host=ollama_server.url)
+        with braintrust.start_span(name="request") as parent:
+            client.chat(model="llama3.2", messages=MESSAGES)
+            imported_early(model="llama3.2", prompt="Hi")
+            other.chat(model="llama3.2", messages=MESSAGES)  # another client: not wrapped
+        rows = memory_logger.pop()
+        assert [r["span_attributes"]["name"] for r in rows if r.get("span_parents")] == [
+            "ollama.chat",
+            "ollama.generate",
+        ]
+        assert all(r["span_parents"] == [parent.span_id] for r in rows if r.get("span_parents"))
+        assert sum(r.get("metrics", {}).get("prompt_tokens", 0) for r in rows) == sum(
+            s.prompt_eval_count or 0 for s in ollama_server.served[:2]
+        )
+
+        setup_ollama()  # with the SDK patched too, a call is still one span
+        try:
+            ollama.chat(model="llama3.2", messages=MESSAGES)
+        finally:
+            unpatch_ollama()
+        assert len(by_name(memory_logger.pop(), "ollama.chat")) == 1
+    finally:
+        default_client.__dict__.pop("_request", None)
+        default_client.__dict__.pop("__braintrust_ollama_patched__", None)
+
+
+def test_wrap_ollama_rejects_what_it_cannot_trace_naming_what_it_accepts():
+    import pytest
+
+    for wrong in (ollama.Client, object(), braintrust, "ollama"):
+        with pytest.raises(TypeError, match=r"ollama\.Client.*ollama\.AsyncClient.*ollama module"):
+            wrap_ollama(wrong)

@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from braintrust_ollama_langchain import BraintrustCallbackHandler, setup_langchain
+from braintrust_ollama_langchain import (
+    BraintrustCallbackHandler,
+    setup_langchain,
+    unpatch_langchain,
+)
 from braintrust_ollama_langchain.handlers import handler_homes
 from langchain_ollama import ChatOllama, OllamaEmbeddings, OllamaLLM
 from support.ollama_server import MODEL, FakeOllama
 
 
+def clear_global_handlers() -> None:
+    for home in handler_homes():
+        home.global_handler.set(None)
+
+
 @pytest.fixture(autouse=True)
 def no_global_handler() -> Iterator[None]:
-    """Each test starts with no Braintrust handler registered globally, and leaves none."""
-    tokens = [(home.global_handler, home.global_handler.set(None)) for home in handler_homes()]
+    """Each test starts with the adapter uninstalled and no Braintrust handler registered
+    globally, and leaves it so."""
+    unpatch_langchain()
+    clear_global_handlers()
     yield
-    for var, token in reversed(tokens):
-        var.reset(token)
+    unpatch_langchain()
+    clear_global_handlers()
 
 
 @pytest.fixture(params=["global", "callbacks"])
@@ -44,3 +56,16 @@ def llm(ollama_server: FakeOllama) -> OllamaLLM:
 @pytest.fixture
 def embeddings(ollama_server: FakeOllama) -> OllamaEmbeddings:
     return OllamaEmbeddings(model=MODEL, base_url=ollama_server.url)
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+# FastAPI and uvicorn are dev tools of the workspace, not installed in the langchain nox sessions.
+collect_ignore = (
+    [] if _installed("fastapi") and _installed("uvicorn") else ["test_fastapi_lifespan.py"]
+)

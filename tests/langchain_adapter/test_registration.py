@@ -20,23 +20,20 @@ from langchain_ollama import ChatOllama
 from support.ollama_server import Chat, Error, FakeOllama
 from support.spans import by_name, only, span_tree, token_sums
 
-from .traces import assert_sdk_spans_own_tokens, sdk_spans
+from .traces import (
+    assert_sdk_spans_own_tokens,
+    braintrust_handler_class,
+    braintrust_setup_langchain,
+    sdk_spans,
+)
 
 # Braintrust's own handler: braintrust.integrations.langchain, or braintrust-langchain before 0.12.
-PlainHandler = handler_homes()[0].handler_class
-braintrust_callback_handler_var = handler_homes()[0].global_handler
+PlainHandler = braintrust_handler_class()
 
 
-def braintrust_setup_langchain() -> bool:
-    """Braintrust's own global registration, as its docs tell users to do it."""
-    try:
-        from braintrust.integrations.langchain import LangChainIntegration
-    except ImportError:  # braintrust < 0.12: the braintrust-langchain package
-        from braintrust_langchain import set_global_handler
-
-        set_global_handler(PlainHandler())
-        return True
-    return bool(LangChainIntegration.setup())
+def global_handler() -> Any:
+    """The handler registered globally, as Braintrust's configure hook sees it."""
+    return handler_homes()[0].global_handler.get()
 
 
 # What Braintrust's handler logs from LangChain's usage_metadata (no `tokens`: it adds that
@@ -85,7 +82,7 @@ def test_braintrust_auto_instrument_handler_is_made_ollama_aware(
     only_langchain = {p.name: False for p in params if p.default is True and p.name != "langchain"}
     results = auto_instrument(**only_langchain)
     assert results["langchain_ollama"] is True
-    assert isinstance(braintrust_callback_handler_var.get(), PlainHandler)
+    assert isinstance(global_handler(), PlainHandler)
 
     chat.invoke("Hi")
     rows = memory_logger.pop()
@@ -101,9 +98,9 @@ def test_braintrust_setup_and_ours_register_one_handler(
     steps = [braintrust_setup_langchain, setup_langchain]
     for step in steps if order == "braintrust first" else reversed(steps):
         assert step() is True
-    assert isinstance(braintrust_callback_handler_var.get(), PlainHandler)
+    assert isinstance(global_handler(), PlainHandler)
     if order == "braintrust first":  # setup_langchain() kept the handler Braintrust registered
-        assert type(braintrust_callback_handler_var.get()) is PlainHandler
+        assert type(global_handler()) is PlainHandler
 
     chat.invoke("Hi")
     rows = memory_logger.pop()
@@ -116,7 +113,7 @@ def test_plain_braintrust_handler_in_config_is_ollama_aware_once_set_up(
     chat: ChatOllama, ollama_server: FakeOllama, memory_logger: Any
 ) -> None:
     setup_langchain()
-    braintrust_callback_handler_var.set(None)  # only the handler the caller passes
+    handler_homes()[0].global_handler.set(None)  # only the handler the caller passes
 
     chat.invoke("Hi", config={"callbacks": [PlainHandler()]})
     rows = memory_logger.pop()
@@ -126,10 +123,10 @@ def test_plain_braintrust_handler_in_config_is_ollama_aware_once_set_up(
 
 def test_setup_langchain_is_idempotent(memory_logger: Any) -> None:
     assert [setup_langchain() for _ in range(3)] == [True, True, True]
-    handler = braintrust_callback_handler_var.get()
+    handler = global_handler()
     assert isinstance(handler, BraintrustCallbackHandler)
     assert setup_langchain() is True
-    assert braintrust_callback_handler_var.get() is handler
+    assert global_handler() is handler
     wrapper = PlainHandler.__dict__["_end_span"]
     assert isinstance(wrapper, wrapt.FunctionWrapper)
     assert not isinstance(wrapper.__wrapped__, wrapt.FunctionWrapper)  # wrapped once
@@ -186,7 +183,7 @@ def test_failure_in_our_patch_never_breaks_the_call(
         raise RuntimeError("boom")
 
     monkeypatch.setattr(patchers, "tokens_counted_under", broken)
-    monkeypatch.setattr(patchers, "_warned", False)
+    monkeypatch.setattr(patchers, "_warned", set())
     with caplog.at_level(logging.WARNING, logger="braintrust_ollama.langchain"):
         assert chat.invoke("Hi", config=registration).content
         assert chat.invoke("Hi", config=registration).content

@@ -51,3 +51,27 @@ def assert_sdk_spans_own_tokens(rows: list[Row], server: FakeOllama, sdk_calls: 
         assert (span.get("metrics") or {}).get("tokens"), span
     assert_one_trace(rows)
     assert_tokens_counted_once(rows, server.tokens_served())
+
+
+def braintrust_setup_langchain() -> bool:
+    """Braintrust's own global registration, as its docs tell users to do it (braintrust >= 0.12:
+    `LangChainIntegration.setup()`, what `setup_langchain()` / `auto_instrument()` run; older:
+    the braintrust-langchain package's `set_global_handler`)."""
+    try:
+        from braintrust.integrations.langchain import LangChainIntegration
+    except ImportError:
+        from braintrust_langchain import BraintrustCallbackHandler, set_global_handler
+
+        set_global_handler(BraintrustCallbackHandler())
+        return True
+    return bool(LangChainIntegration.setup())
+
+
+def braintrust_handler_class() -> type[Any]:
+    """Braintrust's own handler class: braintrust.integrations.langchain, or braintrust-langchain
+    before braintrust 0.12."""
+    try:
+        from braintrust.integrations.langchain.callbacks import BraintrustCallbackHandler
+    except ImportError:
+        from braintrust_langchain.callbacks import BraintrustCallbackHandler
+    return BraintrustCallbackHandler

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata
 import importlib.util
 import inspect
 import logging
+from types import ModuleType
 from typing import Any, TypeVar
 
 from . import patchers
@@ -58,14 +60,34 @@ def unpatch_ollama() -> None:
 
 
 def wrap_ollama(client: ClientT) -> ClientT:
-    """Trace one `ollama.Client` / `ollama.AsyncClient` instance and return it.
+    """Trace one `ollama.Client` / `ollama.AsyncClient` instance, or the `ollama` module, and
+    return it unchanged.
 
-    Combined with `setup_ollama()`, a call on this client still yields exactly one span.
+    `wrap_ollama(ollama)` traces the module's functions (`ollama.chat`, `ollama.generate`, ...,
+    also when imported before), which run on the module's default client; other clients stay
+    untraced. Combined with `setup_ollama()`, a call still yields exactly one span. Anything else
+    raises `TypeError` naming what is accepted (`setup_ollama()` traces every client).
     """
-    if _supported_ollama() is not None:
-        patchers.patch_instance(client)
-        install_adapter_handoffs()
+    ollama = _supported_ollama()
+    if ollama is None:
+        return client
+    patchers.patch_instance(_traceable_client(ollama, client))
+    install_adapter_handoffs()
     return client
+
+
+def _traceable_client(ollama: ModuleType, given: object) -> object:
+    """The client instance whose calls `wrap_ollama(given)` traces."""
+    if isinstance(given, (ollama.Client, ollama.AsyncClient)):
+        return given
+    if given is ollama:
+        default = ollama.__dict__.get("_client")  # what `ollama.chat` & co. are bound to
+        if isinstance(default, ollama.Client):
+            return default
+    raise TypeError(
+        "wrap_ollama() accepts an ollama.Client, an ollama.AsyncClient or the ollama module, "
+        f"not {given!r}; setup_ollama() traces every client"
+    )
 
 
 def install_adapter_handoffs() -> None:
@@ -74,21 +96,40 @@ def install_adapter_handoffs() -> None:
     Whenever the SDK is traced, a Braintrust LangChain / LlamaIndex handler must leave each
     Ollama call's tokens to its SDK span, whichever set-up functions the user called and in
     whichever order. Each adapter package exports `install_ollama_handoff()` (idempotent,
-    cheap, never importing the framework itself); a failure is logged once and tracing goes on.
+    cheap; importing the package imports no framework): it patches the framework's Braintrust
+    handler now if it is imported, or when it is. A failure is logged once per adapter and
+    tracing goes on.
     """
-    for module_name, _ in _ADAPTERS.values():
-        if importlib.util.find_spec(module_name) is None:
+    for module_name in _ADAPTER_MODULES:
+        adapter = _installed_adapter(module_name)
+        if adapter is None:
             continue
         try:
-            importlib.import_module(module_name).install_ollama_handoff()
+            adapter.install_ollama_handoff()
         except Exception:
-            _log.warning("braintrust-ollama: hand-off to %s failed", module_name, exc_info=True)
+            if module_name not in _failed_handoffs:
+                _failed_handoffs.add(module_name)
+                _log.warning("braintrust-ollama: hand-off to %s failed", module_name, exc_info=True)
 
 
+@functools.cache
+def _installed_adapter(module_name: str) -> ModuleType | None:
+    """The adapter package if it is installed (looked up once: `wrap_ollama()` runs per client)."""
+    if importlib.util.find_spec(module_name) is None:
+        return None
+    try:
+        return importlib.import_module(module_name)
+    except Exception:
+        _log.warning("braintrust-ollama: could not import %s", module_name, exc_info=True)
+        return None
+
+
+_failed_handoffs: set[str] = set()
 _ADAPTERS = {
     "langchain": ("braintrust_ollama_langchain", "setup_langchain"),
     "llamaindex": ("braintrust_ollama_llamaindex", "setup_llamaindex"),
 }
+_ADAPTER_MODULES = tuple(module_name for module_name, _ in _ADAPTERS.values())
 
 
 def auto_instrument(*, ollama: bool = True, **flags: Any) -> dict[str, bool]:

@@ -4,23 +4,34 @@
     from braintrust_ollama_langchain import setup_langchain
 
     setup_ollama()       # ollama.chat / ollama.generate / ollama.embed spans
-    setup_langchain()    # LangChain runs, each Ollama call's tokens counted once
+    setup_langchain()    # LangChain runs, each traced once, each Ollama call's tokens once
 
 or, per call: `chain.invoke(..., config={"callbacks": [BraintrustCallbackHandler()]})`.
+
+Importing this package does not import LangChain: `braintrust_ollama.setup_ollama()` imports it
+to install the hand-off (`install_ollama_handoff`), which must stay cheap.
 """
 
-from .callbacks import BraintrustCallbackHandler
-from .integration import setup_langchain
+from __future__ import annotations
 
-__all__ = ["BraintrustCallbackHandler", "install_ollama_handoff", "setup_langchain"]
+from typing import TYPE_CHECKING, Any
+
+from .integration import install_ollama_handoff, setup_langchain, unpatch_langchain
+
+if TYPE_CHECKING:
+    from .callbacks import BraintrustCallbackHandler
+
+__all__ = [
+    "BraintrustCallbackHandler",
+    "install_ollama_handoff",
+    "setup_langchain",
+    "unpatch_langchain",
+]
 
 
-def install_ollama_handoff() -> bool:
-    """Make Braintrust's LangChain handlers leave Ollama tokens to the SDK spans (idempotent).
+def __getattr__(name: str) -> Any:
+    if name == "BraintrustCallbackHandler":  # imports langchain-core and Braintrust's handler
+        from .callbacks import BraintrustCallbackHandler
 
-    Called by `braintrust_ollama.setup_ollama()` / `wrap_ollama()`, so the minimal set-up is
-    enough. Returns False when Braintrust's handler is not installed.
-    """
-    from .callbacks import patch_braintrust_handlers
-
-    return patch_braintrust_handlers()
+        return BraintrustCallbackHandler
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,7 +1,8 @@
 """`BraintrustCallbackHandler`: Braintrust's LangChain handler, Ollama-aware.
 
 For `config={"callbacks": [handler]}` registration. Same constructor as Braintrust's handler;
-constructing one makes every Braintrust handler Ollama-aware (see `patchers`).
+constructing one installs the adapter (as `install_ollama_handoff()` does): every Braintrust
+handler becomes Ollama-aware, and a run with several Braintrust handlers is traced once.
 """
 
 from __future__ import annotations
@@ -9,17 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .handlers import handler_homes
-from .patchers import patch_handler_class
+from .integration import install_ollama_handoff
 
-__all__ = ["BraintrustCallbackHandler", "patch_braintrust_handlers"]
-
-
-def patch_braintrust_handlers() -> bool:
-    """Patch every importable Braintrust handler class; False when there is none."""
-    homes = handler_homes()
-    for home in homes:
-        patch_handler_class(home.handler_class)
-    return bool(homes)
+__all__ = ["BraintrustCallbackHandler"]
 
 
 if TYPE_CHECKING:
@@ -38,7 +31,7 @@ if _BraintrustHandler is not None:
         the run's tokens, so each call is counted once in a trace."""
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
-            patch_braintrust_handlers()
+            install_ollama_handoff()
             super().__init__(*args, **kwargs)
 
 else:  # langchain-core (or Braintrust's handler) is not installed

@@ -3,48 +3,57 @@
 - braintrust >= 0.12: `braintrust.integrations.langchain` (callbacks + context modules).
 - older braintrust: the separate `braintrust-langchain` package (`braintrust_langchain`).
 
-Both expose the handler class and a `braintrust_callback_handler_var` ContextVar that LangChain's
-configure hook reads: a handler in it is attached to every run (global registration).
+Each context module holds the handler class and `braintrust_callback_handler_var`, the variable
+its `set_global_handler()` writes and LangChain's configure hook reads: a handler in it is
+attached to every run (global registration).
 """
 
 from __future__ import annotations
 
 import importlib
-from contextvars import ContextVar
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
-__all__ = ["HandlerHome", "handler_homes"]
+__all__ = ["CONTEXT_MODULES", "HandlerHome", "handler_homes"]
 
-# Newest first: the first importable home is where a global handler is registered.
-_HOMES = (
-    ("braintrust.integrations.langchain.callbacks", "braintrust.integrations.langchain.context"),
-    ("braintrust_langchain.callbacks", "braintrust_langchain.context"),
-)
+# Newest first: the first importable home is where `setup_langchain()` registers its handler.
+# Importing any part of a home runs its package's `__init__`, which imports the context module.
+CONTEXT_MODULES = ("braintrust.integrations.langchain.context", "braintrust_langchain.context")
 
 
 @dataclass(frozen=True)
 class HandlerHome:
-    """One importable copy of Braintrust's handler and its global-registration ContextVar."""
+    """One importable copy of Braintrust's handler and its global-registration variable."""
 
-    handler_class: type[Any]
-    global_handler: ContextVar[Any]
+    context: ModuleType
+
+    @property
+    def handler_class(self) -> type[Any]:
+        handler_class: type[Any] = self.context.BraintrustCallbackHandler
+        return handler_class
+
+    @property
+    def global_handler(self) -> Any:
+        """The global-registration variable (a ContextVar, or the process-wide stand-in the
+        adapter puts in its place): `.get()`, `.set(handler)`."""
+        return self.context.braintrust_callback_handler_var
 
 
 def handler_homes() -> list[HandlerHome]:
     """Every importable copy of Braintrust's LangChain handler, newest location first.
 
-    Empty when langchain-core (or Braintrust's handler) is not installed.
+    Imports them (and so langchain-core). Empty when langchain-core (or Braintrust's handler) is
+    not installed.
     """
     homes: list[HandlerHome] = []
-    for callbacks_name, context_name in _HOMES:
+    for context_name in CONTEXT_MODULES:
         try:
-            callbacks = importlib.import_module(callbacks_name)
             context = importlib.import_module(context_name)
         except ImportError:
             continue
-        handler_class = callbacks.BraintrustCallbackHandler
-        if any(home.handler_class is handler_class for home in homes):
+        home = HandlerHome(context)
+        if any(other.handler_class is home.handler_class for other in homes):
             continue  # a re-export (braintrust-langchain >= 0.3 re-exports the new location)
-        homes.append(HandlerHome(handler_class, context.braintrust_callback_handler_var))
+        homes.append(home)
     return homes

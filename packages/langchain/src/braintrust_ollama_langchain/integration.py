@@ -1,17 +1,59 @@
-"""`setup_langchain()`: Braintrust's LangChain handler, registered globally and Ollama-aware."""
+"""What the adapter sets up: `setup_langchain()`, `unpatch_langchain()`, and the hand-off that
+`braintrust_ollama.setup_ollama()` / `wrap_ollama()` call (`install_ollama_handoff()`)."""
 
 from __future__ import annotations
 
 import logging
+import sys
+from types import ModuleType
+from typing import Any
 
+import wrapt
 from braintrust.logger import NOOP_SPAN, current_span, init_logger
 
-from .callbacks import BraintrustCallbackHandler, patch_braintrust_handlers
-from .handlers import handler_homes
+from .handlers import CONTEXT_MODULES, handler_homes
+from .patchers import install_home, registered_handler, uninstall_home
 
-__all__ = ["setup_langchain"]
+__all__ = ["install_ollama_handoff", "setup_langchain", "unpatch_langchain"]
 
 _log = logging.getLogger("braintrust_ollama.langchain")
+
+_handoff_on = False  # read by the post-import hooks, which wrapt cannot unregister
+_hooked: set[str] = set()
+_registered: Any = None  # the global handler setup_langchain() registered, for unpatch
+
+
+def install_ollama_handoff() -> None:
+    """Make every Braintrust LangChain handler trace each run once, process-wide, and leave each
+    Ollama call's tokens to its SDK span. Registers no handler.
+
+    Called by `braintrust_ollama.setup_ollama()` / `wrap_ollama()`, so the minimal set-up is
+    enough, in any order with Braintrust's own: a Braintrust handler module already imported is
+    patched now, one imported later (by `braintrust.auto_instrument()`, Braintrust's
+    `setup_langchain()`, or the user) as its import finishes. Never imports LangChain itself;
+    idempotent and cheap (a dictionary lookup per handler home once installed).
+    """
+    global _handoff_on
+    _handoff_on = True
+    for name in CONTEXT_MODULES:
+        context = sys.modules.get(name)
+        if context is not None:
+            _install(context)
+        elif name not in _hooked:
+            _hooked.add(name)
+            wrapt.register_post_import_hook(_on_import, name)
+
+
+def _on_import(context: ModuleType) -> None:
+    if _handoff_on:
+        _install(context)
+
+
+def _install(context: ModuleType) -> None:
+    try:
+        install_home(context)
+    except Exception:
+        _log.warning("braintrust-ollama: could not patch %s", context.__name__, exc_info=True)
 
 
 def setup_langchain(
@@ -19,27 +61,54 @@ def setup_langchain(
     project_id: str | None = None,
     project_name: str | None = None,
 ) -> bool:
-    """Trace LangChain runs to Braintrust, with each Ollama call's tokens counted once.
+    """Trace LangChain runs to Braintrust, once each, with each Ollama call's tokens counted once.
 
-    Registers Braintrust's LangChain callback handler globally unless one already is (from an
-    earlier call, Braintrust's own `setup_langchain()` or `auto_instrument()`), and makes every
-    Braintrust handler Ollama-aware: when a traced `ollama.*` SDK call runs under a LangChain
-    model run, the SDK span carries the tokens and the run's span none.
+    Registers Braintrust's LangChain callback handler globally, for the whole process (every
+    thread, task and context, made before or after this call), unless one already is (from an
+    earlier call, Braintrust's own `setup_langchain()` or `auto_instrument()`). A run with other
+    Braintrust handlers passed in `config={"callbacks": [...]}` is still traced once. When a
+    traced `ollama.*` SDK call runs under a LangChain model run, the SDK span carries the tokens
+    and the run's span none.
 
     Same arguments as Braintrust's `setup_langchain()`: given any and outside a span, a logger
     is initialised with them. Called without arguments it never replaces the current logger.
     Safe to call any number of times; returns False (and does nothing) when langchain-core is
-    not installed.
+    not installed. `unpatch_langchain()` undoes it.
     """
+    global _registered
     try:
-        if not patch_braintrust_handlers():
+        homes = handler_homes()
+        if not homes:
             return False
+        install_ollama_handoff()
         if (api_key or project_id or project_name) and current_span() == NOOP_SPAN:
             init_logger(project=project_name, api_key=api_key, project_id=project_id)
-        homes = handler_homes()
-        if not any(isinstance(home.global_handler.get(), home.handler_class) for home in homes):
-            homes[0].global_handler.set(BraintrustCallbackHandler())
+        if registered_handler() is None:
+            from .callbacks import BraintrustCallbackHandler
+
+            _registered = BraintrustCallbackHandler()
+            homes[0].global_handler.set(_registered)
         return True
     except Exception:
         _log.warning("braintrust-ollama: could not set up LangChain tracing", exc_info=True)
         return False
+
+
+def unpatch_langchain() -> None:
+    """Undo `setup_langchain()` and the hand-off: Braintrust's handlers, its global-handler
+    variable and LangChain's callback configuration are as they were before, and the handler
+    `setup_langchain()` registered is unregistered. A handler registered by Braintrust's own
+    set-up stays registered (in Braintrust's ContextVar, in the calling context).
+
+    A later `setup_ollama()`, `wrap_ollama()` or `setup_langchain()` installs it all again.
+    """
+    global _handoff_on, _registered
+    _handoff_on = False
+    for name in CONTEXT_MODULES:
+        context = sys.modules.get(name)
+        if context is not None:
+            try:
+                uninstall_home(context, unregister=_registered)
+            except Exception:
+                _log.warning("braintrust-ollama: could not unpatch %s", name, exc_info=True)
+    _registered = None

@@ -1,28 +1,101 @@
-"""The one patch point: Braintrust's LangChain handler, where it ends a run's span.
+"""Where the adapter patches, each idempotent (a marker) and undone exactly by `unpatch_langchain()`.
 
-`BraintrustCallbackHandler._end_span(run_id, ..., metrics=...)` is where every Braintrust handler
-release writes a run's metrics (`on_llm_end` computes them from LangChain's `usage_metadata`).
-Wrapping it on the class, not on an instance, makes every handler Ollama-aware however it was
-registered: ours, Braintrust's `setup_langchain()` / `auto_instrument()`, or one the user built.
-The patch is idempotent through a marker on the class.
+1. `BraintrustCallbackHandler._end_span(run_id, ..., metrics=...)`, on the class: where every
+   Braintrust handler release writes a run's metrics. Token counters are dropped there when a
+   traced Ollama SDK call ran under the run's span (the SDK span carries them). On the class, so
+   every handler is covered however it was registered.
+2. `braintrust_callback_handler_var` in Braintrust's context module: replaced by a
+   `ProcessWideHandler`, so a global registration is seen from every thread, task and context.
+3. `langchain_core.callbacks.manager._configure`, where LangChain builds every run's callback
+   manager (`invoke`, `ainvoke`, `stream`, `astream`, `batch`, tools, retrievers, nested runs,
+   LangGraph): it leaves each run exactly one Braintrust handler, adding the global one when the
+   run has none. Two handlers on a run would each write a span tree.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import logging
+import threading
+from contextvars import ContextVar
+from types import ModuleType
 from typing import Any
 
 import wrapt
 from braintrust_ollama import tokens_counted_under
 
+from .global_handler import ProcessWideHandler
 from .tracing import metrics_without_tokens
 
-__all__ = ["is_patched", "patch_handler_class"]
+__all__ = [
+    "install_home",
+    "is_patched",
+    "one_braintrust_handler",
+    "patch_handler_class",
+    "registered_handler",
+    "uninstall_home",
+]
 
 _MARKER = "__braintrust_ollama_patched__"
+_MANAGER_MODULE = "langchain_core.callbacks.manager"
+_VARIABLE = "braintrust_callback_handler_var"  # in Braintrust's context module
 _log = logging.getLogger("braintrust_ollama.langchain")
-_warned = False
+_warned: set[str] = set()
+
+# The handler classes and global-handler variables of every home installed (design state: the
+# configure patch must recognise Braintrust's handlers without importing anything per run).
+_handler_classes: tuple[type[Any], ...] = ()
+_global_handlers: list[ProcessWideHandler] = []
+_lock = threading.Lock()
+
+
+def install_home(context: ModuleType) -> None:
+    """Apply the three patches for one Braintrust handler home (idempotent, thread-safe:
+    `wrap_ollama()` may run in many threads at once)."""
+    with _lock:
+        _install_home(context)
+
+
+def _install_home(context: ModuleType) -> None:
+    global _handler_classes
+    handler_class = context.BraintrustCallbackHandler
+    patch_handler_class(handler_class)
+    if handler_class not in _handler_classes:
+        _handler_classes = (*_handler_classes, handler_class)
+    variable = context.braintrust_callback_handler_var
+    if not isinstance(variable, ProcessWideHandler):
+        variable = _process_wide(context)
+    if variable not in _global_handlers:
+        _global_handlers.append(variable)
+    _patch_configure()
+
+
+def uninstall_home(context: ModuleType, *, unregister: Any = None) -> None:
+    """Undo `install_home`. The global handler goes back to Braintrust's ContextVar, in the
+    calling context, unless it is `unregister` (the one `setup_langchain()` registered)."""
+    with _lock:
+        _uninstall_home(context, unregister)
+
+
+def _uninstall_home(context: ModuleType, unregister: Any) -> None:
+    global _handler_classes
+    handler_class = context.BraintrustCallbackHandler
+    unpatch_handler_class(handler_class)
+    _handler_classes = tuple(c for c in _handler_classes if c is not handler_class)
+    variable = context.braintrust_callback_handler_var
+    if isinstance(variable, ProcessWideHandler):
+        setattr(context, _VARIABLE, variable.replaced)
+        if variable in _global_handlers:
+            _global_handlers.remove(variable)
+        handler = variable.get()
+        if handler is not None and handler is not unregister:
+            variable.replaced.set(handler)
+    if not _handler_classes:
+        _unpatch_configure()
+
+
+# --- 1. token metrics ---------------------------------------------------------------------
 
 
 def is_patched(handler_class: type[Any]) -> bool:
@@ -37,11 +110,18 @@ def patch_handler_class(handler_class: type[Any]) -> None:
     setattr(handler_class, _MARKER, True)
 
 
+def unpatch_handler_class(handler_class: type[Any]) -> None:
+    if not is_patched(handler_class):
+        return
+    handler_class._end_span = handler_class.__dict__["_end_span"].__wrapped__
+    delattr(handler_class, _MARKER)
+
+
 def _end_span(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     try:
         args, kwargs = _tokens_left_to_the_sdk_span(wrapped, instance, args, kwargs)
     except Exception:
-        _warn_once()
+        _warn_once("could not adjust a LangChain span's metrics")
     return wrapped(*args, **kwargs)
 
 
@@ -60,10 +140,90 @@ def _tokens_left_to_the_sdk_span(
     return bound.args, bound.kwargs
 
 
-def _warn_once() -> None:
-    global _warned
-    if not _warned:
-        _warned = True
-        _log.warning(
-            "braintrust-ollama: could not adjust a LangChain span's metrics", exc_info=True
-        )
+# --- 2. the global handler, process-wide ----------------------------------------------------
+
+
+def _process_wide(context: ModuleType) -> ProcessWideHandler:
+    """Put a `ProcessWideHandler` in place of the context module's ContextVar, carrying over a
+    handler registered in the calling context (and clearing it there, so LangChain's own hook,
+    which still reads the ContextVar, adds nothing `clear_global_handler()` would not clear)."""
+    replaced: ContextVar[Any] = context.braintrust_callback_handler_var
+    variable = ProcessWideHandler(replaced)
+    handler = replaced.get(None)
+    if handler is not None:
+        variable.set(handler)
+        replaced.set(None)
+    setattr(context, _VARIABLE, variable)
+    return variable
+
+
+def registered_handler() -> Any:
+    """The handler registered globally (by this adapter or Braintrust's set-up), or None."""
+    for variable in _global_handlers:
+        handler = variable.get()
+        if isinstance(handler, _handler_classes):
+            return handler
+    return None
+
+
+# --- 3. one Braintrust handler per run ------------------------------------------------------
+
+
+def one_braintrust_handler(manager: Any) -> None:
+    """Leave `manager` (a run's callback manager) exactly one Braintrust handler.
+
+    The one kept is the handler tracing the parent run (so a nested run stays in its parent's
+    tree), else the first one passed for the run (a per-call handler before the global one).
+    A run with none gets the globally registered handler, wherever it was registered.
+    """
+    classes = _handler_classes
+    tracers = [h for h in manager.handlers if isinstance(h, classes)]
+    if not tracers:
+        handler = registered_handler()
+        if handler is not None:
+            manager.add_handler(handler, inherit=True)
+        return
+    if len(tracers) == 1:
+        return
+    parent = manager.parent_run_id
+    inheritable = [h for h in tracers if any(h is i for i in manager.inheritable_handlers)]
+    keep = next(
+        (h for h in tracers if parent is not None and parent in getattr(h, "spans", {})),
+        (inheritable or tracers)[0],
+    )
+    manager.handlers = [h for h in manager.handlers if h is keep or not isinstance(h, classes)]
+    manager.inheritable_handlers = [
+        h for h in manager.inheritable_handlers if h is keep or not isinstance(h, classes)
+    ]
+
+
+def _configured(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    manager = wrapped(*args, **kwargs)
+    try:
+        one_braintrust_handler(manager)
+    except Exception:
+        _warn_once("could not choose the Braintrust handler of a LangChain run")
+    return manager
+
+
+def _is_ours(attribute: Any) -> bool:
+    return isinstance(attribute, wrapt.FunctionWrapper) and attribute._self_wrapper is _configured
+
+
+def _patch_configure() -> None:
+    manager_module: Any = importlib.import_module(_MANAGER_MODULE)
+    if not _is_ours(manager_module.__dict__.get("_configure")):
+        wrapt.wrap_function_wrapper(manager_module, "_configure", _configured)
+
+
+def _unpatch_configure() -> None:
+    manager_module: Any = importlib.import_module(_MANAGER_MODULE)
+    patched: Any = manager_module.__dict__.get("_configure")
+    if _is_ours(patched):
+        manager_module._configure = patched.__wrapped__
+
+
+def _warn_once(what: str) -> None:
+    if what not in _warned:
+        _warned.add(what)
+        _log.warning("braintrust-ollama: %s", what, exc_info=True)
