@@ -9,9 +9,11 @@
     which LlamaIndex opens only because they are abstract in its base class: they call no model
     and would stand beside the model call as empty duplicates;
   - `prepare_to_exit_span` leaves a claimed span open when LlamaIndex exits it on handing the
-    stream back (the `StreamSpan` ends it when the stream does), and gives a span the output of
-    what ran under it where the handler has none: the message of the Ollama SDK call an LLM span
-    made (tool calls included), the object a structured prediction returned, a tool's result.
+    stream back (the `StreamSpan` ends it when the stream does), and likewise a span that
+    returns a query's `StreamingResponse` (its text is computed, LLM call included, as the user
+    reads it); and it gives a span the output of what ran under it where the handler has none:
+    the message of the Ollama SDK call an LLM span made (tool calls included), the object a
+    structured prediction returned, a tool's result.
 
 Non-streamed calls (chat, complete, tools, embeddings) already run the Ollama SDK call while
 Braintrust's LlamaIndex span is current, so they nest without any patch.
@@ -30,6 +32,11 @@ import wrapt
 from braintrust_ollama import output_under
 from llama_index.core.base.llms.base import BaseLLM
 from llama_index.core.base.llms.types import ChatResponse
+from llama_index.core.base.response.schema import (
+    AsyncStreamingResponse,
+    Response,
+    StreamingResponse,
+)
 from llama_index.core.instrumentation.span import BaseSpan
 from llama_index.core.tools.types import ToolOutput
 from pydantic import BaseModel
@@ -155,6 +162,8 @@ def _exit_span(
             and _claim_span(handler, claim, id_, bound_args, instance, result)
         ):
             return None
+        if _keep_open_while_streaming(handler, id_, bound_args, instance, result):
+            return None
         _log_output(handler, id_, instance, result)
     except Exception:
         warn_failure("ending a LlamaIndex span")
@@ -199,6 +208,32 @@ def _claim_span(
     braintrust_span.unset_current()  # as Braintrust's handler would on exit: the caller goes on
     claim.stream = result
     claim.span = StreamSpan(handler, id_, bound_args, instance, braintrust_span, claim.nested)
+    return True
+
+
+def _keep_open_while_streaming(
+    handler: Any, id_: str, bound_args: Any, instance: Any, result: Any
+) -> bool:
+    """A query engine's or synthesizer's streaming response: its span stays open, and current
+    while each piece of text is computed (LlamaIndex may call the LLM only then), until the text
+    is streamed; its output is then the answer and its sources, as for a whole response."""
+    if not isinstance(result, (StreamingResponse, AsyncStreamingResponse)):
+        return False
+    text: Any = result.response_gen
+    keep: Callable[[Any, StreamSpan], Any] | None = (
+        keep_open if inspect.isgenerator(text) else akeep_open if inspect.isasyncgen(text) else None
+    )
+    record = handler._bt_spans.get(id_)
+    if keep is None or record is None:
+        return False
+    braintrust_span = record.bt_span
+    braintrust_span.unset_current()
+
+    def answer(streamed: Any) -> Response:
+        return Response(streamed, result.source_nodes, result.metadata)
+
+    span = StreamSpan(handler, id_, bound_args, instance, braintrust_span, [], answer)
+    result.response_gen = keep(text, span)
     return True
 
 
@@ -280,17 +315,19 @@ def _streaming_classes(
     return found
 
 
-def patch_core() -> bool:
-    """Patch Braintrust's LlamaIndex span handler and core's streaming LLM methods (idempotent).
-
-    False when Braintrust's LlamaIndex integration cannot load (llama-index-core missing).
-    """
+def patch_span_handler() -> bool:
+    """Patch Braintrust's LlamaIndex span handler class (idempotent); False if it cannot load."""
     handler_class = _span_handler_class()
     if handler_class is None:
         return False
     _patch(handler_class, "new_span", _new_span)
     _patch(handler_class, "prepare_to_exit_span", _exit_span)
     _patch(handler_class, "prepare_to_drop_span", _drop_span)
+    return True
+
+
+def patch_core_llms() -> bool:
+    """Patch the streaming methods of core's `LLM` and `StructuredLLM` (idempotent)."""
     _patch_streams(_streaming_classes(ollama=False, load=True))
     return True
 
@@ -312,7 +349,7 @@ def _patch_streams(classes: list[tuple[type, tuple[str, ...], tuple[str, ...]]])
 
 def patch() -> bool:
     """Install every patch (idempotent). False if LlamaIndex or its Ollama LLM is missing."""
-    return patch_core() and patch_ollama_llm()
+    return patch_span_handler() and patch_core_llms() and patch_ollama_llm()
 
 
 def unpatch() -> None:

@@ -19,7 +19,13 @@ from braintrust_ollama import setup_ollama
 _log = logging.getLogger("braintrust_ollama_llamaindex")
 
 CORE_MODULE = "llama_index.core"
-OLLAMA_LLM_MODULE = "llama_index.llms.ollama"
+# What to patch once each module is imported. Braintrust's handler is patched when its own module
+# has loaded, not when llama_index.core has: that module may be what is importing it.
+_PATCHERS = {
+    "braintrust.integrations.llamaindex.tracing": "patch_span_handler",
+    CORE_MODULE: "patch_core_llms",
+    "llama_index.llms.ollama": "patch_ollama_llm",
+}
 
 _hooks_lock = threading.Lock()
 _hooks_registered = False
@@ -73,15 +79,11 @@ def install_ollama_handoff() -> bool:
     with _hooks_lock:
         first = not _hooks_registered
         _hooks_registered = True
-    if first:
-        # Each hook runs once its module is imported, or at once if it already is.
-        wrapt.register_post_import_hook(_hook("patch_core"), CORE_MODULE)
-        wrapt.register_post_import_hook(_hook("patch_ollama_llm"), OLLAMA_LLM_MODULE)
-    else:  # the hooks ran when LlamaIndex was imported: patch again (after an unpatch, say)
-        if CORE_MODULE in sys.modules:
-            _hook("patch_core")(sys.modules[CORE_MODULE])
-        if OLLAMA_LLM_MODULE in sys.modules:
-            _hook("patch_ollama_llm")(sys.modules[OLLAMA_LLM_MODULE])
+    for module_name, patcher in _PATCHERS.items():
+        if first:  # runs once the module is imported, or at once if it already is
+            wrapt.register_post_import_hook(_hook(patcher), module_name)
+        elif module_name in sys.modules:  # the hook ran: patch again (after an unpatch, say)
+            _hook(patcher)(sys.modules[module_name])
     return True
 
 
@@ -90,6 +92,8 @@ def _hook(patcher: str) -> Callable[[ModuleType], None]:
     the user's import."""
 
     def hook(module: ModuleType) -> None:
+        if not _llamaindex_loaded():
+            return  # Braintrust's integration module loads without llama-index-core too
         try:
             from . import _patchers
 
@@ -104,12 +108,16 @@ def _hook(patcher: str) -> Callable[[ModuleType], None]:
     return hook
 
 
+def _llamaindex_loaded() -> bool:
+    return CORE_MODULE in sys.modules
+
+
 def unpatch_llamaindex() -> None:
     """Undo this adapter's patches exactly (Braintrust's handler and the SDK patch stay).
 
     `setup_ollama()` or `setup_llamaindex()` installs them again.
     """
-    if CORE_MODULE not in sys.modules:
+    if not _llamaindex_loaded():
         return  # never imported, so never patched
     from . import _patchers
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
@@ -68,6 +68,7 @@ class StreamSpan:
         instance: Any,
         braintrust_span: Any,
         nested: list[Any],
+        as_result: Callable[[Any], Any] | None = None,
     ) -> None:
         self._handler = handler
         self._span_id = span_id
@@ -77,6 +78,7 @@ class StreamSpan:
         self._lock = threading.Lock()
         self._finished = False
         self.nested = nested
+        self._as_result = as_result  # what LlamaIndex returns whole, given what was streamed
         self._last: Any = None
         self._text: list[str] = []  # the pieces of a stream of text, joined at the end
 
@@ -89,7 +91,8 @@ class StreamSpan:
     @property
     def result(self) -> Any:
         """What the call streamed so far, as LlamaIndex would have returned it whole."""
-        return "".join(self._text) if self._text else self._last
+        streamed = "".join(self._text) if self._text else self._last
+        return streamed if self._as_result is None else self._as_result(streamed)
 
     @contextmanager
     def current(self) -> Iterator[None]:
