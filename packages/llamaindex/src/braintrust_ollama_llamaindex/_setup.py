@@ -28,7 +28,8 @@ _PATCHERS = {
 }
 
 _hooks_lock = threading.Lock()
-_hooks_registered = False
+# None until the first install: then whether llama-index is installed (and the hooks registered).
+_hooks_registered: bool | None = None
 
 
 def setup_llamaindex(
@@ -74,15 +75,18 @@ def install_ollama_handoff() -> bool:
     installed.
     """
     global _hooks_registered
-    if importlib.util.find_spec("llama_index") is None:
-        return False
     with _hooks_lock:
-        first = not _hooks_registered
-        _hooks_registered = True
+        if _hooks_registered is None:  # looked up once: find_spec scans sys.path
+            _hooks_registered = importlib.util.find_spec("llama_index") is not None
+            if _hooks_registered:
+                # Each hook runs once its module is imported, or at once if it already is.
+                for module_name, patcher in _PATCHERS.items():
+                    wrapt.register_post_import_hook(_hook(patcher), module_name)
+            return _hooks_registered
+    if not _hooks_registered:
+        return False
     for module_name, patcher in _PATCHERS.items():
-        if first:  # runs once the module is imported, or at once if it already is
-            wrapt.register_post_import_hook(_hook(patcher), module_name)
-        elif module_name in sys.modules:  # the hook ran: patch again (after an unpatch, say)
+        if module_name in sys.modules:  # its hook ran: patch again (after an unpatch, say)
             _hook(patcher)(sys.modules[module_name])
     return True
 
