@@ -147,8 +147,9 @@ def _drop_span(
 def _exit_span(
     wrapped: Callable[..., Any], handler: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    """`prepare_to_exit_span`: a claimed call's stream keeps its span open (returns None); an LLM
-    span gets the output of what ran under it; an LLM helper's span has nothing to end."""
+    """`prepare_to_exit_span`: a claimed call's stream, or a query's streaming response, keeps
+    its span open (returns None); a span gets the output of what ran under it; an LLM helper's
+    span has nothing to end."""
     try:
         id_, bound_args, instance, result = _arguments(
             args, kwargs, "id_", "bound_args", "instance", "result"
@@ -164,34 +165,37 @@ def _exit_span(
             return None
         if _keep_open_while_streaming(handler, id_, bound_args, instance, result):
             return None
-        _log_output(handler, id_, instance, result)
+        output = _output(handler, id_, instance, result)
+        if output is not None:
+            handler._bt_spans[id_].bt_span.log(output=output)
+            # The handler ends the span with no output of its own to log over this one.
+            if "result" in kwargs or len(args) < 4:
+                return wrapped(*args, **{**kwargs, "result": None})
+            return wrapped(*args[:3], None, *args[4:], **kwargs)
     except Exception:
         warn_failure("ending a LlamaIndex span")
     return wrapped(*args, **kwargs)
 
 
-def _log_output(handler: Any, id_: str, instance: Any, result: Any) -> None:
-    """What a span carries beyond what Braintrust's handler extracts from LlamaIndex's result.
+def _output(handler: Any, id_: str, instance: Any, result: Any) -> Any:
+    """A span's output where Braintrust's handler has none or less (None: the handler's stands).
 
-    An LLM's chat response: the message of the Ollama SDK call made under the span (with its
-    tool calls and thinking, which the handler leaves out). A structured prediction: the object.
-    A tool call: its result as the model reads it. Logged before the handler logs its own
-    output, which Braintrust merges into this one.
+    An LLM's chat response: the output of the Ollama SDK call made under the span (the message
+    with its tool calls and thinking, which the handler leaves out). A structured prediction:
+    the object. A tool call: its result as the model reads it.
     """
     record = handler._bt_spans.get(id_)  # Braintrust's span for this LlamaIndex span
     if record is None:
-        return
-    span = record.bt_span
+        return None
     if isinstance(result, ToolOutput):
-        span.log(output=result.content)
-    elif not isinstance(instance, BaseLLM):
-        return
-    elif isinstance(result, ChatResponse):
-        output = output_under(span)
-        if isinstance(output, dict) and output.get("role") == "assistant":
-            span.log(output=output)
-    elif isinstance(result, BaseModel) and not hasattr(result, "raw"):
-        span.log(output=result.model_dump())
+        return result.content
+    if not isinstance(instance, BaseLLM):
+        return None
+    if isinstance(result, ChatResponse):
+        return output_under(record.bt_span)
+    if isinstance(result, BaseModel) and not hasattr(result, "raw"):
+        return result.model_dump()
+    return None
 
 
 def _claim_span(
@@ -226,14 +230,13 @@ def _keep_open_while_streaming(
     record = handler._bt_spans.get(id_)
     if keep is None or record is None:
         return False
-    braintrust_span = record.bt_span
-    braintrust_span.unset_current()
 
     def answer(streamed: Any) -> Response:
         return Response(streamed, result.source_nodes, result.metadata)
 
-    span = StreamSpan(handler, id_, bound_args, instance, braintrust_span, [], answer)
+    span = StreamSpan(handler, id_, bound_args, instance, record.bt_span, [], answer)
     result.response_gen = keep(text, span)
+    record.bt_span.unset_current()  # as Braintrust's handler would on exit: the caller goes on
     return True
 
 
