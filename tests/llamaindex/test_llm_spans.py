@@ -17,7 +17,7 @@ from llama_index.core.tools import FunctionTool
 from llama_index.llms.ollama import Ollama
 from pydantic import BaseModel
 from support.ollama_server import Chat, FakeOllama, Fault
-from support.spans import by_name, only, parent_of, roots, span_tree, token_sums
+from support.spans import by_name, children_of, only, parent_of, roots, span_tree, token_sums
 
 QUESTION = [ChatMessage(role="user", content="Capital of France?")]
 QUESTION_INPUT = [{"role": "user", "content": "Capital of France?"}]
@@ -290,6 +290,7 @@ class City(BaseModel):
 
 CITY_JSON = Chat('{"name": "Paris", "country": "France"}', prompt_eval_count=40, eval_count=9)
 CITY_PROMPT = PromptTemplate("Name the capital of {country}.")
+CITY_CHAT_OUTPUT = {"role": "assistant", "content": '{"name": "Paris", "country": "France"}'}
 
 
 def test_structured_predict_puts_sdk_span_under_its_chat_span(
@@ -304,6 +305,10 @@ def test_structured_predict_puts_sdk_span_under_its_chat_span(
     assert span_tree(rows) == ["Ollama", "  Ollama", "    ollama.chat"]
     chat = _chat_span(rows)
     assert chat["input"] == [{"role": "user", "content": "Name the capital of France."}]
+    assert chat["output"] == CITY_CHAT_OUTPUT
+    structured = parent_of(rows, chat)
+    assert structured is not None
+    assert structured["output"] == {"name": "Paris", "country": "France"}
     assert only(rows, "ollama.chat")["metadata"]["format"] == City.model_json_schema()
     _assert_tokens_once(rows, ollama_server)
 
@@ -318,6 +323,9 @@ async def test_astructured_predict_puts_sdk_span_under_its_chat_span(
     assert city == City(name="Paris", country="France")
     rows = memory_logger.pop()
     assert span_tree(rows) == ["Ollama", "  Ollama", "    ollama.chat"]
+    structured = parent_of(rows, _chat_span(rows))
+    assert structured is not None
+    assert structured["output"] == {"name": "Paris", "country": "France"}
     _assert_tokens_once(rows, ollama_server)
 
 
@@ -341,6 +349,60 @@ async def test_stream_structured_predict_span_ends_with_the_last_object(
     assert structured is not None
     assert structured["output"] == {"name": "Paris", "country": "France"}
     assert structured["metrics"]["end"] >= chat["metrics"]["end"]
+    _assert_tokens_once(rows, ollama_server)
+
+
+@pytest.mark.parametrize("method", ["stream_chat", "astream_chat"])
+async def test_structured_llm_stream_nests_its_model_call_and_ends_with_the_object(
+    method: str, llm: Ollama, memory_logger: Any, ollama_server: FakeOllama
+) -> None:
+    ollama_server.reply("/api/chat", CITY_JSON)
+    structured_llm = llm.as_structured_llm(City)
+
+    call = getattr(structured_llm, method)
+    if method.startswith("a"):
+        responses = [r async for r in await call(QUESTION)]
+    else:
+        responses = list(call(QUESTION))
+
+    assert City.model_validate_json(responses[-1].message.content or "").name == "Paris"
+    rows = memory_logger.pop()
+    # StructuredLLM.stream_chat > Ollama.stream_structured_predict > Ollama.stream_chat
+    assert span_tree(rows) == ["StructuredLLM", "  Ollama", "    Ollama", "      ollama.chat"]
+    (structured_llm_span,) = roots(rows)
+    assert structured_llm_span["input"] == QUESTION_INPUT
+    assert structured_llm_span["output"] == {
+        "role": "assistant",
+        "content": responses[-1].message.content,
+    }
+    predict = parent_of(rows, _chat_span(rows))
+    assert predict is not None
+    assert predict["output"] == {"name": "Paris", "country": "France"}
+    assert _chat_span(rows)["output"] == CITY_CHAT_OUTPUT
+    for span in (structured_llm_span, predict):
+        assert span["metrics"]["end"] >= only(rows, "ollama.chat")["metrics"]["end"]
+    _assert_tokens_once(rows, ollama_server)
+
+
+@pytest.mark.parametrize("method", ["stream", "astream"])
+async def test_llm_stream_span_ends_with_the_stream_and_holds_its_text(
+    method: str, llm: Ollama, memory_logger: Any, ollama_server: FakeOllama
+) -> None:
+    ollama_server.reply("/api/chat", ANSWER)
+    prompt = PromptTemplate("Capital of {country}?")
+
+    if method == "astream":
+        tokens = [t async for t in await llm.astream(prompt, country="France")]
+    else:
+        tokens = list(llm.stream(prompt, country="France"))
+
+    assert "".join(tokens) == "Paris is the capital."
+    rows = memory_logger.pop()
+    assert span_tree(rows) == ["Ollama", "  Ollama", "    ollama.chat"]
+    (stream_span,) = roots(rows)
+    assert stream_span["output"] == "Paris is the capital."
+    assert stream_span["metrics"]["end"] >= only(rows, "ollama.chat")["metrics"]["end"]
+    assert _chat_span(rows)["output"] == ANSWER_OUTPUT
     _assert_tokens_once(rows, ollama_server)
 
 
@@ -368,11 +430,12 @@ def test_chat_with_tools_puts_sdk_span_under_llamaindex_span(
     (selection,) = llm.get_tool_calls_from_response(response)
     assert (selection.tool_name, selection.tool_kwargs) == ("add", {"a": 1, "b": 2})
     rows = memory_logger.pop()
-    # LlamaIndex spans `_prepare_chat_with_tools` (the first root) and then `chat`.
-    assert span_tree(rows) == ["Ollama", "Ollama", "  ollama.chat"]
+    # One model call, one `Ollama` span: not one more for `_prepare_chat_with_tools`.
+    assert span_tree(rows) == ["Ollama", "  ollama.chat"]
     assert _chat_span(rows)["input"] == [{"role": "user", "content": "What is 1 + 2?"}]
     sdk = only(rows, "ollama.chat")
     assert sdk["output"]["tool_calls"][0]["function"]["name"] == "add"
+    assert _chat_span(rows)["output"] == sdk["output"]
     assert [t["function"]["name"] for t in sdk["metadata"]["tools"]] == ["add"]
     _assert_tokens_once(rows, ollama_server)
 
@@ -393,6 +456,11 @@ def test_predict_and_call_puts_sdk_span_under_its_chat_span(
     # ollama.chat sits under the chat span, under predict_and_call; the tool runs beside the
     # model call, under predict_and_call too.
     assert parent_of(rows, _chat_span(rows)) == predict
+    assert [r["span_attributes"]["name"] for r in children_of(rows, predict)] == [
+        "Ollama",
+        "FunctionTool",
+    ]
+    assert _chat_span(rows)["output"] == only(rows, "ollama.chat")["output"]
     tool_spans = by_name(rows, "FunctionTool")
     assert tool_spans and all(_root_of(rows, t) == predict for t in tool_spans)
     assert {t["span_attributes"]["type"] for t in tool_spans} == {"tool"}

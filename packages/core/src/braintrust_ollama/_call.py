@@ -36,6 +36,21 @@ def tokens_counted_under(span: Any) -> bool:
     return bool(getattr(span, _TOKENS_MARKER, False))
 
 
+# Set on that span when the call is written: the output of its SDK span, for an adapter whose
+# span stands for the same model call (LlamaIndex's `Ollama.chat`) to show as its own output.
+_OUTPUT_MARKER = "_braintrust_ollama_output"
+
+
+def output_under(span: Any) -> Any:
+    """The output of the last traced Ollama SDK call made while `span` was current, once written.
+
+    None before such a call has finished (or when it failed). It is the SDK span's own output
+    (the assistant message with its tool calls and thinking, streamed or not), so a framework span
+    standing for that one model call can carry it without parsing Ollama responses itself.
+    """
+    return getattr(span, _OUTPUT_MARKER, None)
+
+
 def has_destination() -> bool:
     """True when a span would be written somewhere: a current span, logger, experiment or parent."""
     try:
@@ -143,6 +158,8 @@ class OllamaCall:
             if status is not None:
                 metadata["status_code"] = status
         name = tracing.ENDPOINTS[self._path]
+        if isinstance(self._parent, braintrust.Span):
+            setattr(self._parent, _OUTPUT_MARKER, output)
         if isinstance(self._parent, contextvars.Context):
             self._parent.run(_start_span, name=name, start_time=self._start, **event)
         else:

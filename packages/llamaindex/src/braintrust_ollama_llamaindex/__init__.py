@@ -8,17 +8,10 @@ braintrust.init_logger(project="my-project")
 setup_llamaindex()
 for chunk in Ollama(model="llama3.2").stream_complete("Why is the sky blue?"):
     print(chunk.delta, end="")  # one `Ollama` span, its `ollama.chat` span under it
+
+Importing this package does not import LlamaIndex.
 """
 
-from ._setup import setup_llamaindex, unpatch_llamaindex
+from ._setup import install_ollama_handoff, setup_llamaindex, unpatch_llamaindex
 
 __all__ = ["install_ollama_handoff", "setup_llamaindex", "unpatch_llamaindex"]
-
-
-def install_ollama_handoff() -> bool:
-    """Make LlamaIndex spans and Ollama SDK spans cooperate (idempotent).
-
-    Called by `braintrust_ollama.setup_ollama()` / `wrap_ollama()`, so the minimal set-up is
-    enough. Returns False when llama-index is not installed.
-    """
-    return False

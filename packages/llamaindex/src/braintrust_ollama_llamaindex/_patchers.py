@@ -1,23 +1,45 @@
 """Where the adapter hooks in: one `wrapt` patch per patch point, each idempotent.
 
-- `Ollama`'s streaming methods (`stream_chat`, `astream_chat`, `stream_complete`,
-  `astream_complete`, `stream_structured_predict`, `astream_structured_predict`) claim the
-  LlamaIndex span their call opens, and hand back their stream wrapped in a `StreamSpan`.
-- `BraintrustSpanHandler.prepare_to_exit_span` leaves a claimed span open when LlamaIndex
-  exits it on handing the stream back; the `StreamSpan` ends it when the stream does.
+- Streaming methods (`Ollama`'s six, `StructuredLLM.stream_chat` / `astream_chat`, and the base
+  `LLM.stream` / `astream` that streaming query engines use) claim the LlamaIndex span their call
+  opens, and hand back their stream wrapped in a `StreamSpan`.
+- `BraintrustSpanHandler` (patched on the class, so every instance is covered however it was
+  registered: ours, Braintrust's `setup_llamaindex()` / `auto_instrument()`, or the user's own):
+  - `new_span` leaves out the spans of an LLM's private helpers (`_prepare_chat_with_tools`),
+    which LlamaIndex opens only because they are abstract in its base class: they call no model
+    and would stand beside the model call as empty duplicates;
+  - `prepare_to_exit_span` leaves a claimed span open when LlamaIndex exits it on handing the
+    stream back (the `StreamSpan` ends it when the stream does), and likewise a span that
+    returns a query's `StreamingResponse` (its text is computed, LLM call included, as the user
+    reads it); and it gives a span the output of what ran under it where the handler has none:
+    the message of the Ollama SDK call an LLM span made (tool calls included), the object a
+    structured prediction returned, a tool's result.
 
-Everything else (chat, complete, structured prediction, tool calls, embeddings) already runs the
-Ollama SDK call while Braintrust's LlamaIndex span is current, so it needs no patch.
+Non-streamed calls (chat, complete, tools, embeddings) already run the Ollama SDK call while
+Braintrust's LlamaIndex span is current, so they nest without any patch.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import sys
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
 import wrapt
+from braintrust_ollama import output_under
+from llama_index.core.base.llms.base import BaseLLM
+from llama_index.core.base.llms.types import ChatResponse
+from llama_index.core.base.response.schema import (
+    AsyncStreamingResponse,
+    Response,
+    StreamingResponse,
+)
+from llama_index.core.instrumentation.span import BaseSpan
+from llama_index.core.tools.types import ToolOutput
+from pydantic import BaseModel
 
 from ._streams import (
     StreamSpan,
@@ -28,8 +50,20 @@ from ._streams import (
     warn_failure,
 )
 
-STREAMING_METHODS = ("stream_chat", "stream_complete", "stream_structured_predict")
-ASYNC_STREAMING_METHODS = ("astream_chat", "astream_complete", "astream_structured_predict")
+# Streaming methods per class (found by module and name), sync and async.
+STREAMING_METHODS: dict[tuple[str, str], tuple[tuple[str, ...], tuple[str, ...]]] = {
+    ("llama_index.llms.ollama", "Ollama"): (
+        ("stream_chat", "stream_complete", "stream_structured_predict"),
+        ("astream_chat", "astream_complete", "astream_structured_predict"),
+    ),
+    ("llama_index.core.llms.structured_llm", "StructuredLLM"): (
+        ("stream_chat",),
+        ("astream_chat",),
+    ),
+    ("llama_index.core.llms.llm", "LLM"): (("stream",), ("astream",)),
+}
+OLLAMA_MODULE = "llama_index.llms.ollama"
+HANDLER_METHODS = ("new_span", "prepare_to_exit_span", "prepare_to_drop_span")
 
 
 class _Claim:
@@ -67,34 +101,111 @@ def _unpatch(owner: type, name: str) -> None:
 # --- the span handler ------------------------------------------------------------------------
 
 
-def _defer_stream_exit(
+def _arguments(args: tuple[Any, ...], kwargs: dict[str, Any], *names: str) -> list[Any]:
+    """The handler method's arguments `names`, in order of its signature (LlamaIndex passes
+    them by keyword; positions are the fallback)."""
+    return [
+        kwargs[n] if n in kwargs else args[i] if i < len(args) else None
+        for i, n in enumerate(names)
+    ]
+
+
+def _is_llm_helper(id_: str, instance: Any) -> bool:
+    """A span LlamaIndex opens on an LLM's private method (its id is `Class.method-<uuid>`)."""
+    method = id_.split("-", 1)[0].rsplit(".", 1)[-1]
+    return method.startswith("_") and isinstance(instance, BaseLLM)
+
+
+def _new_span(
     wrapped: Callable[..., Any], handler: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    """`prepare_to_exit_span`: a claimed call's stream keeps its span open (returns None)."""
-    claim = _claim.get()
-    if claim is not None and claim.span is None:
-        try:
-            if _claim_span(handler, claim, *args, **kwargs):
-                return None
-        except Exception:
-            warn_failure("keeping a streamed LlamaIndex span open")
+    """`new_span`: an LLM helper's span is tracked by LlamaIndex but gets no Braintrust span."""
+    try:
+        id_, _, instance, parent_id = _arguments(
+            args, kwargs, "id_", "bound_args", "instance", "parent_span_id"
+        )
+        if _is_llm_helper(id_, instance):
+            return BaseSpan(id_=id_, parent_id=parent_id)
+    except Exception:
+        warn_failure("opening a LlamaIndex span")
     return wrapped(*args, **kwargs)
 
 
+def _drop_span(
+    wrapped: Callable[..., Any], handler: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """`prepare_to_drop_span`: an LLM helper's span has no Braintrust span to end."""
+    try:
+        id_, _, instance = _arguments(args, kwargs, "id_", "bound_args", "instance")
+        if _is_llm_helper(id_, instance):
+            return handler.open_spans.get(id_)
+    except Exception:
+        warn_failure("dropping a LlamaIndex span")
+    return wrapped(*args, **kwargs)
+
+
+def _exit_span(
+    wrapped: Callable[..., Any], handler: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """`prepare_to_exit_span`: a claimed call's stream, or a query's streaming response, keeps
+    its span open (returns None); a span gets the output of what ran under it; an LLM helper's
+    span has nothing to end."""
+    try:
+        id_, bound_args, instance, result = _arguments(
+            args, kwargs, "id_", "bound_args", "instance", "result"
+        )
+        if _is_llm_helper(id_, instance):
+            return handler.open_spans.get(id_)
+        claim = _claim.get()
+        if (
+            claim is not None
+            and claim.span is None
+            and _claim_span(handler, claim, id_, bound_args, instance, result)
+        ):
+            return None
+        if _keep_open_while_streaming(handler, id_, bound_args, instance, result):
+            return None
+        output = _output(handler, id_, instance, result)
+        if output is not None:
+            handler._bt_spans[id_].bt_span.log(output=output)
+            # The handler ends the span with no output of its own to log over this one.
+            if "result" in kwargs or len(args) < 4:
+                return wrapped(*args, **{**kwargs, "result": None})
+            return wrapped(*args[:3], None, *args[4:], **kwargs)
+    except Exception:
+        warn_failure("ending a LlamaIndex span")
+    return wrapped(*args, **kwargs)
+
+
+def _output(handler: Any, id_: str, instance: Any, result: Any) -> Any:
+    """A span's output where Braintrust's handler has none or less (None: the handler's stands).
+
+    An LLM's chat response: the output of the Ollama SDK call made under the span (the message
+    with its tool calls and thinking, which the handler leaves out). A structured prediction:
+    the object. A tool call: its result as the model reads it.
+    """
+    record = handler._bt_spans.get(id_)  # Braintrust's span for this LlamaIndex span
+    if record is None:
+        return None
+    if isinstance(result, ToolOutput):
+        return result.content
+    if not isinstance(instance, BaseLLM):
+        return None
+    if isinstance(result, ChatResponse):
+        return output_under(record.bt_span)
+    if isinstance(result, BaseModel) and not hasattr(result, "raw"):
+        return result.model_dump()
+    return None
+
+
 def _claim_span(
-    handler: Any,
-    claim: _Claim,
-    id_: str,
-    bound_args: Any,
-    instance: Any = None,
-    result: Any = None,
-    **_: Any,
+    handler: Any, claim: _Claim, id_: str, bound_args: Any, instance: Any, result: Any
 ) -> bool:
     if instance is not claim.instance:
         return False
     if not (inspect.isgenerator(result) or inspect.isasyncgen(result)):
         return False
-    record = handler._bt_spans.get(id_)  # Braintrust's span for this LlamaIndex span
+    record = handler._bt_spans.get(id_)
     if record is None:
         return False
     braintrust_span = record.bt_span
@@ -104,7 +215,32 @@ def _claim_span(
     return True
 
 
-# --- Ollama's streaming methods --------------------------------------------------------------
+def _keep_open_while_streaming(
+    handler: Any, id_: str, bound_args: Any, instance: Any, result: Any
+) -> bool:
+    """A query engine's or synthesizer's streaming response: its span stays open, and current
+    while each piece of text is computed (LlamaIndex may call the LLM only then), until the text
+    is streamed; its output is then the answer and its sources, as for a whole response."""
+    if not isinstance(result, (StreamingResponse, AsyncStreamingResponse)):
+        return False
+    text: Any = result.response_gen
+    keep: Callable[[Any, StreamSpan], Any] | None = (
+        keep_open if inspect.isgenerator(text) else akeep_open if inspect.isasyncgen(text) else None
+    )
+    record = handler._bt_spans.get(id_)
+    if keep is None or record is None:
+        return False
+
+    def answer(streamed: Any) -> Response:
+        return Response(streamed, result.source_nodes, result.metadata)
+
+    span = StreamSpan(handler, id_, bound_args, instance, record.bt_span, [], answer)
+    result.response_gen = keep(text, span)
+    record.bt_span.unset_current()  # as Braintrust's handler would on exit: the caller goes on
+    return True
+
+
+# --- streaming methods -----------------------------------------------------------------------
 
 
 def _stream_method(
@@ -162,34 +298,70 @@ def _span_handler_class() -> type | None:
     return BraintrustSpanHandler  # None when llama-index-core is not installed
 
 
-def _ollama_llm_class() -> type | None:
-    try:
-        from llama_index.llms.ollama import Ollama
-    except ImportError:
-        return None
-    return Ollama
+def _streaming_classes(
+    *, ollama: bool, load: bool
+) -> list[tuple[type, tuple[str, ...], tuple[str, ...]]]:
+    """Core's LLM classes with streaming methods, or the Ollama LLM: those already imported, and
+    with `load` the others too (when installed)."""
+    found = []
+    for (module_name, class_name), (sync, async_) in STREAMING_METHODS.items():
+        if (module_name == OLLAMA_MODULE) != ollama:
+            continue
+        module = sys.modules.get(module_name)
+        if module is None and load:
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError:
+                continue
+        if module is not None:
+            found.append((getattr(module, class_name), sync, async_))
+    return found
+
+
+def patch_span_handler() -> bool:
+    """Patch Braintrust's LlamaIndex span handler class (idempotent); False if it cannot load."""
+    handler_class = _span_handler_class()
+    if handler_class is None:
+        return False
+    _patch(handler_class, "new_span", _new_span)
+    _patch(handler_class, "prepare_to_exit_span", _exit_span)
+    _patch(handler_class, "prepare_to_drop_span", _drop_span)
+    return True
+
+
+def patch_core_llms() -> bool:
+    """Patch the streaming methods of core's `LLM` and `StructuredLLM` (idempotent)."""
+    _patch_streams(_streaming_classes(ollama=False, load=True))
+    return True
+
+
+def patch_ollama_llm() -> bool:
+    """Patch the streaming methods of LlamaIndex's `Ollama` LLM (idempotent); False if missing."""
+    classes = _streaming_classes(ollama=True, load=True)
+    _patch_streams(classes)
+    return bool(classes)
+
+
+def _patch_streams(classes: list[tuple[type, tuple[str, ...], tuple[str, ...]]]) -> None:
+    for owner, sync, async_ in classes:
+        for name in sync:
+            _patch(owner, name, _stream_method)
+        for name in async_:
+            _patch(owner, name, _astream_method)
 
 
 def patch() -> bool:
     """Install every patch (idempotent). False if LlamaIndex or its Ollama LLM is missing."""
-    handler_class = _span_handler_class()
-    ollama_class = _ollama_llm_class()
-    if handler_class is None or ollama_class is None:
-        return False
-    _patch(handler_class, "prepare_to_exit_span", _defer_stream_exit)
-    for name in STREAMING_METHODS:
-        _patch(ollama_class, name, _stream_method)
-    for name in ASYNC_STREAMING_METHODS:
-        _patch(ollama_class, name, _astream_method)
-    return True
+    return patch_span_handler() and patch_core_llms() and patch_ollama_llm()
 
 
 def unpatch() -> None:
-    """Remove every patch this adapter installed."""
+    """Remove every patch this adapter installed: each method is the original object again."""
     handler_class = _span_handler_class()
-    ollama_class = _ollama_llm_class()
     if handler_class is not None:
-        _unpatch(handler_class, "prepare_to_exit_span")
-    if ollama_class is not None:
-        for name in (*STREAMING_METHODS, *ASYNC_STREAMING_METHODS):
-            _unpatch(ollama_class, name)
+        for name in HANDLER_METHODS:
+            _unpatch(handler_class, name)
+    loaded = _streaming_classes(ollama=False, load=False)
+    for owner, sync, async_ in loaded + _streaming_classes(ollama=True, load=False):
+        for name in (*sync, *async_):
+            _unpatch(owner, name)

@@ -1,8 +1,9 @@
 """The LlamaIndex span of a streamed call, kept open for as long as its stream runs.
 
 Contract: a `StreamSpan` finishes its LlamaIndex span exactly once — when the stream is
-exhausted (output: the last item, which LlamaIndex makes cumulative), when it fails (the error),
-when the consumer breaks it off or drops it (the output streamed so far). While the stream
+exhausted (output: the last item, which LlamaIndex makes cumulative, or the joined text of a
+stream of text pieces such as `LLM.stream()`'s), when it fails (the error), when the consumer
+breaks it off or drops it (the output streamed so far). While the stream
 computes each item, the span is both Braintrust's current span and LlamaIndex's active span, so
 the Ollama SDK call that LlamaIndex makes lazily on the first item lands under it.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
@@ -67,6 +68,7 @@ class StreamSpan:
         instance: Any,
         braintrust_span: Any,
         nested: list[Any],
+        as_result: Callable[[Any], Any] | None = None,
     ) -> None:
         self._handler = handler
         self._span_id = span_id
@@ -76,7 +78,21 @@ class StreamSpan:
         self._lock = threading.Lock()
         self._finished = False
         self.nested = nested
-        self.last: Any = None
+        self._as_result = as_result  # what LlamaIndex returns whole, given what was streamed
+        self._last: Any = None
+        self._text: list[str] = []  # the pieces of a stream of text, joined at the end
+
+    def add(self, item: Any) -> None:
+        """Record an item the stream yielded."""
+        if isinstance(item, str):
+            self._text.append(item)
+        self._last = item
+
+    @property
+    def result(self) -> Any:
+        """What the call streamed so far, as LlamaIndex would have returned it whole."""
+        streamed = "".join(self._text) if self._text else self._last
+        return streamed if self._as_result is None else self._as_result(streamed)
 
     @contextmanager
     def current(self) -> Iterator[None]:
@@ -97,9 +113,6 @@ class StreamSpan:
                 return
             self._finished = True
         try:
-            output = _structured_output(self.last)
-            if output is not None and error is None:
-                self._braintrust_span.log(output=output)
             # Braintrust's handler unsets the span as current when it ends it: make it current
             # first, so that restores this context rather than clearing it.
             self._braintrust_span.set_current()
@@ -108,7 +121,7 @@ class StreamSpan:
                     id_=self._span_id,
                     bound_args=self._bound_args,
                     instance=self._instance,
-                    result=self.last,
+                    result=self.result,
                 )
             else:
                 self._handler.span_drop(
@@ -119,14 +132,6 @@ class StreamSpan:
                 )
         except Exception:
             warn_failure("ending a streamed LlamaIndex span")
-
-
-def _structured_output(item: Any) -> Any:
-    """A streamed structured-prediction object (Braintrust's handler logs chat/completion text)."""
-    dump = getattr(item, "model_dump", None)
-    if dump is None or hasattr(item, "raw"):  # ChatResponse / CompletionResponse have `raw`
-        return None
-    return dump()
 
 
 def keep_open(stream: Iterator[T], span: StreamSpan) -> Iterator[T]:
@@ -140,7 +145,7 @@ def keep_open(stream: Iterator[T], span: StreamSpan) -> Iterator[T]:
                         item = next(stream)
                     except StopIteration:
                         break
-                span.last = item
+                span.add(item)
                 yield item
         except GeneratorExit:
             try:
@@ -170,7 +175,7 @@ def akeep_open(stream: AsyncIterator[T], span: StreamSpan) -> AsyncIterator[T]:
                         item = await stream.__anext__()
                     except StopAsyncIteration:
                         break
-                span.last = item
+                span.add(item)
                 yield item
         except GeneratorExit:
             try:
