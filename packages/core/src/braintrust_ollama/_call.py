@@ -118,8 +118,10 @@ class OllamaCall:
         *,
         first_token: float | None,
         error: BaseException | None = None,
+        unfinished_at_exit: bool = False,
     ) -> None:
-        """Write the span: `last` is the response or final chunk holding the counters."""
+        """Write the span: `last` is the response or final chunk holding the counters;
+        `unfinished_at_exit` marks a stream the interpreter exit left unfinished."""
         if self.finished:
             return
         self.finished = True
@@ -131,6 +133,8 @@ class OllamaCall:
         done_reason = getattr(last, "done_reason", None)
         if done_reason:
             metadata["done_reason"] = done_reason
+        if unfinished_at_exit:
+            metadata["unfinished_at_exit"] = True
         event: dict[str, Any] = {
             "input": tracing.span_input(self._path, self._request),
             "output": output,

@@ -1,18 +1,26 @@
-"""Traced Ollama streams (sync and async).
+"""Traced Ollama streams (sync and async): generators, as the SDK's own streams are.
 
-Contract: the stream yields exactly the chunks the SDK yields and raises exactly what it raises.
-Its span is written exactly once: when the stream is exhausted; on any error (an `{"error": ...}`
-line, a cut connection, `asyncio` cancellation); on `close()` / `aclose()`; when a `for` loop
-over it is left early (`break`); or when a stream that was never finished is garbage-collected
-(never iterated, say) — always with the output seen so far. The accumulator keeps joined text
-and the last chunk, never every chunk.
+Contract: a traced stream is a generator (an async generator for `AsyncClient`), like the one
+the SDK returns untraced, so `inspect.isgenerator` / `isasyncgen`, `send`, `throw`, `close`,
+`asend`, `athrow` and `aclose` behave as they would untraced. It yields exactly the chunks the
+SDK yields and raises exactly what it raises. Its span is written exactly once, with the output
+seen so far: when the stream is exhausted; on any error (an `{"error": ...}` line, a cut
+connection, `asyncio` cancellation, an exception passed to `throw`); on `close()` / `aclose()`;
+when it is released unfinished (a `for` loop over a call's result left by `break`, a stream read
+with `next()` and dropped, one never iterated); or, for a stream still alive when the
+interpreter exits, before Braintrust's and the local store's own exit flush, marked
+`unfinished_at_exit` in its metadata. The accumulator keeps joined text and the last chunk,
+never every chunk.
 """
 
 from __future__ import annotations
 
-import contextlib
+import atexit
+import os
+import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+import weakref
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from typing import Any
 
 from . import tracing
@@ -26,7 +34,17 @@ class _Accumulator:
     this SDK's chunks carry `thinking`) and does nothing but append.
     """
 
-    __slots__ = ("add", "call", "content", "first_token", "last", "thinking", "tool_calls")
+    __slots__ = (
+        "__weakref__",
+        "_stream",
+        "add",
+        "call",
+        "content",
+        "first_token",
+        "last",
+        "thinking",
+        "tool_calls",
+    )
 
     def __init__(self, call: OllamaCall) -> None:
         self.call = call
@@ -36,6 +54,7 @@ class _Accumulator:
         self.first_token: float | None = None
         self.last: Any = None
         self.add = self._first
+        self._stream: weakref.ref[Any] | None = None  # the stream, watched until it is written
 
     def _first(self, chunk: Any) -> None:
         self.first_token = time.time()
@@ -89,12 +108,27 @@ class _Accumulator:
             return tracing.assistant_output(content, thinking, self.tool_calls)
         return tracing.output_for_generate(content, thinking)
 
-    def finish(self, error: BaseException | None = None) -> None:
+    def watch(self, stream: weakref.ref[Any]) -> None:
+        self._stream = stream
+
+    def collected(self, stream: weakref.ref[Any]) -> None:
+        """The stream was released before it finished (never iterated, say)."""
+        self.finish()
+
+    def finish(self, error: BaseException | None = None, *, at_exit: bool = False) -> None:
+        """Write the span once, with the output seen so far."""
         if self.call.finished:
             return
+        self._stream = None
+        _live.forget(self)
         try:
             self.call.write(
-                self.output(), self.last, time.time(), first_token=self.first_token, error=error
+                self.output(),
+                self.last,
+                time.time(),
+                first_token=self.first_token,
+                error=error,
+                unfinished_at_exit=at_exit,
             )
         except Exception:
             warn_failure("recording a stream")
@@ -104,76 +138,28 @@ def _ignore(chunk: Any) -> None:
     pass
 
 
-class TracedStream(Iterator[Any]):
-    """Wraps the SDK's chunk iterator; see the module docstring for when the span is written.
-
-    A `for` loop iterates a generator made by `__iter__`, so a loop left by `break` closes it,
-    and that ends the span at once; the SDK's own stream is left open, as it would be untraced.
-    """
-
-    __slots__ = ("_acc", "_chunks", "_next")
-
-    def __init__(self, chunks: Iterator[Any], call: OllamaCall) -> None:
-        self._chunks = chunks
-        self._acc = _Accumulator(call)
-        self._next: Iterator[Any] | None = None
-
-    def __iter__(self) -> Iterator[Any]:
-        return _traced(self._chunks, self._acc, owner=self)
-
-    def __next__(self) -> Any:
-        if self._next is None:
-            self._next = _traced(self._chunks, self._acc)
-        return next(self._next)
-
-    def close(self) -> None:
-        try:
-            close = getattr(self._chunks, "close", None)
-            if close is not None:
-                close()
-        finally:
-            self._acc.finish()
-
-    def __del__(self) -> None:
-        _finish_abandoned(self)
+def traced_stream(chunks: Iterator[Any], call: OllamaCall) -> Generator[Any, Any, None]:
+    """The SDK's chunk generator, traced: a generator too (see the module docstring)."""
+    acc = _Accumulator(call)
+    stream = _traced(chunks, acc)
+    _live.watch(stream, acc)
+    return stream
 
 
-class TracedAsyncStream(AsyncIterator[Any]):
-    """The async twin of `TracedStream`, with the same contract."""
-
-    __slots__ = ("_acc", "_chunks", "_next")
-
-    def __init__(self, chunks: AsyncIterator[Any], call: OllamaCall) -> None:
-        self._chunks = chunks
-        self._acc = _Accumulator(call)
-        self._next: AsyncIterator[Any] | None = None
-
-    def __aiter__(self) -> AsyncIterator[Any]:
-        return _traced_async(self._chunks, self._acc, owner=self)
-
-    async def __anext__(self) -> Any:
-        if self._next is None:
-            self._next = _traced_async(self._chunks, self._acc)
-        return await self._next.__anext__()
-
-    async def aclose(self) -> None:
-        try:
-            aclose = getattr(self._chunks, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        finally:
-            self._acc.finish()
-
-    def __del__(self) -> None:
-        _finish_abandoned(self)
+def traced_async_stream(chunks: AsyncIterator[Any], call: OllamaCall) -> AsyncGenerator[Any, Any]:
+    """The async twin of `traced_stream`: an async generator, as the SDK returns."""
+    acc = _Accumulator(call)
+    stream = _traced_async(chunks, acc)
+    _live.watch(stream, acc)
+    return stream
 
 
-def _traced(chunks: Iterator[Any], acc: _Accumulator, owner: object = None) -> Iterator[Any]:
+def _traced(chunks: Iterator[Any], acc: _Accumulator) -> Generator[Any, Any, None]:
     """The SDK's chunks, each added to `acc`; the span ends however this generator ends.
 
-    A generator made for a `for` loop holds its stream (`owner`), which a loop over a call's
-    result is the only holder of. One kept by the stream for `next()` does not: no reference
-    cycle keeps an abandoned stream alive until the garbage collector runs.
+    A value passed to `send()` is dropped, as the SDK's generator drops it. `close()` (or being
+    released unfinished) closes the SDK's generator too, as `yield from` would, so its HTTP
+    response is closed when it would be untraced.
     """
     try:
         for chunk in chunks:
@@ -182,19 +168,24 @@ def _traced(chunks: Iterator[Any], acc: _Accumulator, owner: object = None) -> I
             except Exception:
                 acc.stop_reading()
             yield chunk
-    except GeneratorExit:  # the loop was left early, or the stream closed
+    except GeneratorExit:
         acc.finish()
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
         raise
     except BaseException as error:
         acc.finish(error)
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()  # an exception given to throw(): the SDK's stream ends with ours
         raise
     acc.finish()
 
 
-async def _traced_async(
-    chunks: AsyncIterator[Any], acc: _Accumulator, owner: object = None
-) -> AsyncIterator[Any]:
-    """The async twin of `_traced`."""
+async def _traced_async(chunks: AsyncIterator[Any], acc: _Accumulator) -> AsyncGenerator[Any, Any]:
+    """The async twin of `_traced`. The span is written before the SDK's stream is closed, so
+    it is written even where that close cannot run (a loop that has gone away)."""
     try:
         async for chunk in chunks:
             try:
@@ -204,15 +195,60 @@ async def _traced_async(
             yield chunk
     except GeneratorExit:
         acc.finish()
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
         raise
     except BaseException as error:
         acc.finish(error)
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
         raise
     acc.finish()
 
 
-def _finish_abandoned(stream: TracedStream | TracedAsyncStream) -> None:
-    """A stream collected before it finished (read with `next()` and dropped, or never iterated):
-    write what it saw."""
-    with contextlib.suppress(Exception):  # interpreter shutdown, or a half-built stream
-        stream._acc.finish()
+class _LiveStreams:
+    """The accumulators of streams not yet finished, each watching its stream through a weak
+    reference: a stream released unfinished (never iterated, say) is written when it is
+    collected, and every one still alive at exit is written before any exit flush.
+
+    At exit: `threading._register_atexit` callbacks run when the main thread is done, before
+    non-daemon threads are joined and before any `atexit` callback. From there we register our
+    `atexit` pass, which thus runs after those threads finished and before every `atexit`
+    callback registered earlier (LIFO): Braintrust's background-logger flush and the local
+    store's, whenever they were set up. Forked children start with an empty set (the parent
+    writes its own streams).
+    """
+
+    def __init__(self) -> None:
+        self._accumulators: set[_Accumulator] = set()
+        register_at_thread_exit = getattr(threading, "_register_atexit", None)
+        try:
+            if register_at_thread_exit is None:
+                raise RuntimeError("no threading._register_atexit")
+            register_at_thread_exit(self._register_exit_pass)
+        except RuntimeError:
+            atexit.register(self.finish_at_exit)
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._accumulators.clear)
+
+    def watch(self, stream: Any, acc: _Accumulator) -> None:
+        try:
+            acc.watch(weakref.ref(stream, acc.collected))
+            self._accumulators.add(acc)
+        except Exception:
+            warn_failure("watching a stream")
+
+    def forget(self, acc: _Accumulator) -> None:
+        self._accumulators.discard(acc)
+
+    def _register_exit_pass(self) -> None:
+        atexit.register(self.finish_at_exit)
+
+    def finish_at_exit(self) -> None:
+        for acc in list(self._accumulators):
+            acc.finish(at_exit=True)
+
+
+_live = _LiveStreams()

@@ -15,7 +15,7 @@ from typing import Any
 import wrapt
 
 from ._call import OllamaCall, has_destination
-from ._stream import TracedAsyncStream, TracedStream
+from ._stream import traced_async_stream, traced_stream
 
 PATCH_MARKER = "__braintrust_ollama_patched__"
 
@@ -30,7 +30,7 @@ def _traced_request(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         call.fail(error)
         raise
     if kwargs.get("stream"):
-        return TracedStream(result, call)
+        return traced_stream(result, call)
     call.finish_response(result)
     return result
 
@@ -45,7 +45,7 @@ async def _traced_async_request(wrapped: Any, instance: Any, args: Any, kwargs: 
         call.fail(error)
         raise
     if kwargs.get("stream"):
-        return TracedAsyncStream(result, call)
+        return traced_async_stream(result, call)
     call.finish_response(result)
     return result
 
