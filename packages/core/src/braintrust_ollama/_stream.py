@@ -11,97 +11,10 @@ and the last chunk, never every chunk.
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from . import tracing
-from ._call import OllamaCall, warn_failure
-
-
-class _Accumulator:
-    """Content, thinking and tool calls seen so far, plus the last chunk (which holds counters).
-
-    `add` runs once per chunk, so it is picked once per stream (chat or generate, and whether
-    this SDK's chunks carry `thinking`) and does nothing but append.
-    """
-
-    __slots__ = ("add", "call", "content", "first_token", "last", "thinking", "tool_calls")
-
-    def __init__(self, call: OllamaCall) -> None:
-        self.call = call
-        self.content: list[str] = []
-        self.thinking: list[str] = []
-        self.tool_calls: list[Any] = []
-        self.first_token: float | None = None
-        self.last: Any = None
-        self.add = self._first
-
-    def _first(self, chunk: Any) -> None:
-        self.first_token = time.time()
-        part = chunk.message if self.call.path == "/api/chat" else chunk
-        has_thinking = "thinking" in type(part).model_fields  # ollama >= 0.5.2
-        if self.call.path == "/api/chat":
-            self.add = self._add_chat if has_thinking else self._add_chat_without_thinking
-        else:
-            self.add = self._add_generate if has_thinking else self._add_generate_without_thinking
-        self.add(chunk)
-
-    def stop_reading(self) -> None:
-        """After a failure in our own code: log it once, and keep the output seen so far."""
-        warn_failure("reading a stream chunk")
-        self.add = _ignore
-
-    def _add_chat(self, chunk: Any) -> None:
-        self.last = chunk
-        message = chunk.message
-        if message.content:
-            self.content.append(message.content)
-        if message.thinking:
-            self.thinking.append(message.thinking)
-        if message.tool_calls:
-            self.tool_calls.extend(message.tool_calls)
-
-    def _add_chat_without_thinking(self, chunk: Any) -> None:
-        self.last = chunk
-        message = chunk.message
-        if message.content:
-            self.content.append(message.content)
-        if message.tool_calls:
-            self.tool_calls.extend(message.tool_calls)
-
-    def _add_generate(self, chunk: Any) -> None:
-        self.last = chunk
-        if chunk.response:
-            self.content.append(chunk.response)
-        if chunk.thinking:
-            self.thinking.append(chunk.thinking)
-
-    def _add_generate_without_thinking(self, chunk: Any) -> None:
-        self.last = chunk
-        if chunk.response:
-            self.content.append(chunk.response)
-
-    def output(self) -> Any:
-        content = "".join(self.content)
-        thinking = "".join(self.thinking) or None
-        if self.call.path == "/api/chat":
-            return tracing.assistant_output(content, thinking, self.tool_calls)
-        return tracing.output_for_generate(content, thinking)
-
-    def finish(self, error: BaseException | None = None) -> None:
-        if self.call.finished:
-            return
-        try:
-            self.call.write(
-                self.output(), self.last, time.time(), first_token=self.first_token, error=error
-            )
-        except Exception:
-            warn_failure("recording a stream")
-
-
-def _ignore(chunk: Any) -> None:
-    pass
+from ._call import CallStream, OllamaCall
 
 
 class TracedStream(Iterator[Any]):
@@ -115,7 +28,7 @@ class TracedStream(Iterator[Any]):
 
     def __init__(self, chunks: Iterator[Any], call: OllamaCall) -> None:
         self._chunks = chunks
-        self._acc = _Accumulator(call)
+        self._acc = call.stream()
         self._next: Iterator[Any] | None = None
 
     def __iter__(self) -> Iterator[Any]:
@@ -145,7 +58,7 @@ class TracedAsyncStream(AsyncIterator[Any]):
 
     def __init__(self, chunks: AsyncIterator[Any], call: OllamaCall) -> None:
         self._chunks = chunks
-        self._acc = _Accumulator(call)
+        self._acc = call.stream()
         self._next: AsyncIterator[Any] | None = None
 
     def __aiter__(self) -> AsyncIterator[Any]:
@@ -168,7 +81,7 @@ class TracedAsyncStream(AsyncIterator[Any]):
         _finish_abandoned(self)
 
 
-def _traced(chunks: Iterator[Any], acc: _Accumulator, owner: object = None) -> Iterator[Any]:
+def _traced(chunks: Iterator[Any], acc: CallStream, owner: object = None) -> Iterator[Any]:
     """The SDK's chunks, each added to `acc`; the span ends however this generator ends.
 
     A generator made for a `for` loop holds its stream (`owner`), which a loop over a call's
@@ -192,7 +105,7 @@ def _traced(chunks: Iterator[Any], acc: _Accumulator, owner: object = None) -> I
 
 
 async def _traced_async(
-    chunks: AsyncIterator[Any], acc: _Accumulator, owner: object = None
+    chunks: AsyncIterator[Any], acc: CallStream, owner: object = None
 ) -> AsyncIterator[Any]:
     """The async twin of `_traced`."""
     try:
