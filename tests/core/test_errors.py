@@ -79,7 +79,7 @@ def test_failure_inside_tracing_is_logged_once_and_the_call_goes_on(
     def broken(*args, **kwargs):
         raise RuntimeError("bug in braintrust-ollama")
 
-    monkeypatch.setattr(tracing, "output_for_chat", broken)
+    monkeypatch.setattr(tracing.Chat, "output", broken)
     client = ollama.Client(host=ollama_server.url)
     with (
         caplog.at_level(logging.WARNING, logger="braintrust_ollama"),
@@ -97,13 +97,10 @@ def test_failure_inside_tracing_is_logged_once_and_the_call_goes_on(
 def test_failure_while_reading_stream_chunks_does_not_break_the_stream(
     memory_logger, ollama_server, traced, monkeypatch, caplog
 ):
-    from braintrust_ollama import _stream
-
     def broken(self, chunk):
         raise RuntimeError("bug in the accumulator")
 
-    monkeypatch.setattr(_stream._Accumulator, "_add_chat", broken)
-    monkeypatch.setattr(_stream._Accumulator, "_add_chat_without_thinking", broken)
+    monkeypatch.setattr(tracing._ChatStream, "add", broken)
     client = ollama.Client(host=ollama_server.url)
     with (
         caplog.at_level(logging.WARNING, logger="braintrust_ollama"),

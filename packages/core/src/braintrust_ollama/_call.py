@@ -16,7 +16,6 @@ from typing import Any
 
 import braintrust
 from braintrust.logger import NOOP_SPAN, get_span_parent_object
-from braintrust.span_types import SpanTypeAttribute
 
 from . import tracing
 
@@ -53,12 +52,14 @@ def warn_failure(what: str) -> None:
 
 
 class OllamaCall:
-    """A traced call in flight: what was asked, when, and under which parent."""
+    """A traced call in flight: which endpoint, what was asked, when, and under which parent."""
 
-    __slots__ = ("_host", "_parent", "_path", "_request", "_start", "finished")
+    __slots__ = ("_host", "_parent", "_request", "_start", "endpoint", "finished")
 
-    def __init__(self, path: str, request: Any, host: str | None, parent: Any) -> None:
-        self._path = path
+    def __init__(
+        self, endpoint: tracing.Endpoint, request: Any, host: str | None, parent: Any
+    ) -> None:
+        self.endpoint = endpoint
         self._request = request
         self._host = host
         # A span, logger or experiment to start the span on; for a parent given as an exported
@@ -71,44 +72,36 @@ class OllamaCall:
     def begin(cls, client: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> OllamaCall | None:
         """Start tracing an SDK `_request(cls, method, path, ...)`, or None if it is not traced.
 
-        Not traced: management endpoints, and calls with no Braintrust logger, experiment or
-        parent span to write to (then the call costs one lookup and nothing else).
+        Not traced: endpoints not in `tracing.ENDPOINTS`, and calls with no Braintrust logger,
+        experiment or parent span to write to (then the call costs one lookup and nothing else).
         """
         try:
             path = args[2] if len(args) > 2 else kwargs.get("url")
-            if not isinstance(path, str) or path not in tracing.ENDPOINTS:
+            endpoint = tracing.ENDPOINTS.get(path) if isinstance(path, str) else None
+            if endpoint is None:
                 return None
             parent = get_span_parent_object()
             if parent is NOOP_SPAN:
                 return None
             if isinstance(parent, braintrust.Span):
                 setattr(parent, _TOKENS_MARKER, True)
-            return cls(path, kwargs.get("json") or {}, _client_host(client), parent)
+            return cls(endpoint, kwargs.get("json") or {}, _client_host(client), parent)
         except Exception:
             warn_failure("starting a span")
             return None
 
-    @property
-    def path(self) -> str:
-        return self._path
-
     def finish_response(self, response: Any) -> None:
         """End with a whole (non-streamed) response."""
         try:
-            if self._path == "/api/chat":
-                output = tracing.output_for_chat(response.message)
-            elif self._path == "/api/generate":
-                output = tracing.output_for_generate(
-                    response.response, getattr(response, "thinking", None)
-                )
-            elif self._path == "/api/embed":
-                output = tracing.output_for_embed(response.embeddings)
-            else:
-                output = tracing.output_for_embeddings(response.embedding)
+            output = self.endpoint.output(response, self._request)
             end = time.time()
             self.write(output, response, end, first_token=end)
         except Exception:
             warn_failure("recording a response")
+
+    def stream(self) -> CallStream:
+        """The accumulator a traced stream feeds: see `CallStream`."""
+        return CallStream(self)
 
     def write(
         self,
@@ -121,22 +114,20 @@ class OllamaCall:
         unfinished_at_exit: bool = False,
     ) -> None:
         """Write the span: `last` is the response or final chunk holding the counters;
-        `unfinished_at_exit` marks a stream the interpreter exit left unfinished."""
+        `unfinished_at_exit` marks a stream the interpreter's exit left unfinished."""
         if self.finished:
             return
         self.finished = True
-        metrics = tracing.metrics_from_response(last) if last is not None else {}
-        if first_token is not None:
+        endpoint = self.endpoint
+        metrics = endpoint.metrics(last)
+        if first_token is not None and endpoint.has_first_token:
             metrics["time_to_first_token"] = first_token - self._start
         metrics["end"] = end
-        metadata = tracing.span_metadata(self._path, self._request, self._host)
-        done_reason = getattr(last, "done_reason", None)
-        if done_reason:
-            metadata["done_reason"] = done_reason
+        metadata = endpoint.metadata(self._request, last, self._host)
         if unfinished_at_exit:
             metadata["unfinished_at_exit"] = True
         event: dict[str, Any] = {
-            "input": tracing.span_input(self._path, self._request),
+            "input": endpoint.input(self._request),
             "output": output,
             "metadata": metadata,
             "metrics": metrics,
@@ -146,11 +137,15 @@ class OllamaCall:
             status = getattr(error, "status_code", None)
             if status is not None:
                 metadata["status_code"] = status
-        name = tracing.ENDPOINTS[self._path]
+        fields: dict[str, Any] = {
+            "name": endpoint.name,
+            "type": endpoint.type,
+            "start_time": self._start,
+        }
         if isinstance(self._parent, contextvars.Context):
-            self._parent.run(_start_span, name=name, start_time=self._start, **event)
+            self._parent.run(braintrust.start_span, **fields, **event)
         else:
-            self._parent.start_span(name=name, type="llm", start_time=self._start, **event)
+            self._parent.start_span(**fields, **event)
 
     def fail(self, error: BaseException) -> None:
         """End with the error the SDK call raised."""
@@ -160,8 +155,44 @@ class OllamaCall:
             warn_failure("recording an error")
 
 
-def _start_span(**fields: Any) -> None:
-    braintrust.start_span(type=SpanTypeAttribute.LLM, **fields)
+class CallStream:
+    """A streamed call's accumulator: `add(chunk)` per chunk (the endpoint's `Stream.add`, which
+    only appends), then `finish(error)` once, which writes the span with the output seen so far.
+    """
+
+    __slots__ = ("_call", "_stream", "add")
+
+    def __init__(self, call: OllamaCall) -> None:
+        self._call = call
+        self._stream = call.endpoint.stream()
+        self.add = self._stream.add
+
+    def stop_reading(self) -> None:
+        """After a failure in our own code: log it once, and keep the output seen so far."""
+        warn_failure("reading a stream chunk")
+        self.add = _ignore
+
+    def finish(self, error: BaseException | None = None, *, at_exit: bool = False) -> None:
+        call = self._call
+        if call.finished:
+            return
+        try:
+            stream = self._stream
+            output = stream.output(call._request)
+            call.write(
+                output,
+                stream.last,
+                time.time(),
+                first_token=stream.first_token,
+                error=error,
+                unfinished_at_exit=at_exit,
+            )
+        except Exception:
+            warn_failure("recording a stream")
+
+
+def _ignore(chunk: Any) -> None:
+    pass
 
 
 def _describe(error: BaseException) -> str:

@@ -1,59 +1,55 @@
-"""What an Ollama span holds: requests and responses turned into Braintrust span fields.
+"""What an Ollama span holds: one object per traced endpoint owns its whole span shape.
 
-One module owns the translation, and the adapters reuse it. The contract:
+An `Endpoint` turns one Ollama endpoint's request and response into Braintrust span fields: span
+name and type, `input`, `output`, `metadata`, `metrics`, and how a stream of its chunks adds up to
+the same output. `ENDPOINTS` maps each traced path to its endpoint; a path not there (show, list,
+ps, pull, push, create, copy, delete) is never traced. The adapters reuse these objects and hold
+no Ollama parsing of their own.
 
-- `input`: what was sent. Chat messages as dicts (role, content, tool_calls, tool_name, ...),
-  images as Braintrust `Attachment`s, never base64 text; a generate prompt (a dict when
-  `system`, `suffix` or images are given); the text(s) to embed.
-- `output`: the assistant message (`role`, `content`, `thinking` and `tool_calls` when present),
-  the generated text, or the number and dimension of embedding vectors (never the vectors).
+Adding an endpoint touches this module only: subclass `Endpoint`, give it its `path`, `name`,
+`content_keys` (request keys that are the span's input; every other key is metadata), implement
+`input(request)` and `output(response, request)`, and, if the SDK streams it, a `Stream` subclass
+returned by `stream()`; then list an instance in `ENDPOINTS`. Set `has_first_token=False` for an
+endpoint with no token stream (`time_to_first_token` is then never recorded), `type` for a span
+that is not an `llm` span (a `tool`, say).
+
+The contract of every endpoint:
+
+- `input`: what was sent; images as Braintrust `Attachment`s, never base64 text.
+- `output`: what came back; never embedding vectors.
 - `metadata`: `provider`, `model`, the request's settings (`options`, `format`, `tools`, `think`,
   `keep_alive`, `stream`, ...), `done_reason` and the server host without credentials.
 - `metrics`: `prompt_tokens` (= `prompt_eval_count`), `completion_tokens` (= `eval_count`),
   `tokens` (their sum) and Ollama's server timings in seconds. A counter the server omits is
   left out.
+- A `Stream` keeps joined fragments and the last chunk (which holds the counters), never every
+  chunk; its `add` runs once per chunk and only appends.
 - Never logged: request headers, `Authorization`, `OLLAMA_API_KEY`: nothing here reads them.
 """
 
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from braintrust import Attachment
 
 __all__ = [
     "ENDPOINTS",
-    "assistant_output",
+    "Chat",
+    "Embed",
+    "Embeddings",
+    "Endpoint",
+    "Generate",
+    "Stream",
     "host_without_credentials",
     "metrics_from_response",
-    "output_for_chat",
-    "output_for_embed",
-    "output_for_embeddings",
-    "output_for_generate",
-    "span_input",
-    "span_metadata",
 ]
 
-# The endpoints that are traced, and the span name each gets. Management calls (show, list,
-# ps, pull, push, create, copy, delete) are not here, so they are never traced.
-ENDPOINTS: Mapping[str, str] = {
-    "/api/chat": "ollama.chat",
-    "/api/generate": "ollama.generate",
-    "/api/embed": "ollama.embed",
-    "/api/embeddings": "ollama.embeddings",
-}
-
-# Request keys that are the span's input, per endpoint; every other key is metadata.
-_INPUT_KEYS: Mapping[str, tuple[str, ...]] = {
-    "/api/chat": ("messages",),
-    "/api/generate": ("prompt", "system", "suffix", "images"),
-    "/api/embed": ("input",),
-    "/api/embeddings": ("prompt",),
-}
 _SKIPPED_KEYS = frozenset({"model", "context"})  # model is its own field; context is token ids
-
 _TIMINGS = ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration")
 _IMAGE_TYPES = (
     (b"\x89PNG", "image/png", "png"),
@@ -63,42 +59,117 @@ _IMAGE_TYPES = (
 )
 
 
-def span_input(path: str, request: Mapping[str, Any]) -> Any:
-    """The span input for the request body the SDK sent to `path`."""
-    if path == "/api/chat":
+class Stream:
+    """What a stream has shown so far: `add(chunk)` once per chunk, `output(request)` once.
+
+    `first_token` is when the first chunk arrived; `last` is the last chunk, whose counters are
+    the span's metrics.
+    """
+
+    __slots__ = ("first_token", "last")
+
+    def __init__(self) -> None:
+        self.first_token: float | None = None
+        self.last: Any = None
+
+    def add(self, chunk: Any) -> None:
+        if self.last is None:
+            self.first_token = time.time()
+        self.last = chunk
+
+    def output(self, request: Mapping[str, Any]) -> Any:
+        return None
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One traced Ollama endpoint and the span each call to it becomes."""
+
+    path: str
+    name: str
+    content_keys: tuple[str, ...]
+    type: str = "llm"
+    has_first_token: bool = True
+
+    def input(self, request: Mapping[str, Any]) -> Any:
+        """The span input for the request body the SDK sent."""
+        raise NotImplementedError
+
+    def output(self, response: Any, request: Mapping[str, Any]) -> Any:
+        """The span output for a whole (non-streamed) response."""
+        raise NotImplementedError
+
+    def stream(self) -> Stream:
+        """A fresh accumulator for a streamed response."""
+        return Stream()
+
+    def metadata(self, request: Mapping[str, Any], last: Any, host: str | None) -> dict[str, Any]:
+        """Provider, model, the settings sent, `done_reason` and the server host."""
+        metadata: dict[str, Any] = {"provider": "ollama", "model": request.get("model")}
+        skipped = self.content_keys
+        for key, value in request.items():
+            if key in skipped or key in _SKIPPED_KEYS or value is None or value == []:
+                continue
+            metadata[key] = value
+        if host:
+            metadata["host"] = host
+        done_reason = getattr(last, "done_reason", None)
+        if done_reason:
+            metadata["done_reason"] = done_reason
+        return metadata
+
+    def metrics(self, last: Any) -> dict[str, float]:
+        """Token counts and server timings from the response or a stream's final chunk."""
+        return metrics_from_response(last) if last is not None else {}
+
+
+# --- chat ---------------------------------------------------------------------------------------
+
+
+class _ChatStream(Stream):
+    __slots__ = ("content", "thinking", "tool_calls")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.content: list[str] = []
+        self.thinking: list[str] = []
+        self.tool_calls: list[Any] = []
+
+    def add(self, chunk: Any) -> None:
+        if self.last is None:
+            self.first_token = time.time()
+        self.last = chunk
+        message = chunk.message
+        if message.content:
+            self.content.append(message.content)
+        thinking = getattr(message, "thinking", None)  # ollama < 0.5.2 has no thinking
+        if thinking:
+            self.thinking.append(thinking)
+        if message.tool_calls:
+            self.tool_calls.extend(message.tool_calls)
+
+    def output(self, request: Mapping[str, Any]) -> Any:
+        return _assistant("".join(self.content), "".join(self.thinking), self.tool_calls)
+
+
+@dataclass(frozen=True)
+class Chat(Endpoint):
+    """`/api/chat`: the messages in, the assistant message out."""
+
+    def input(self, request: Mapping[str, Any]) -> Any:
         messages = request.get("messages") or []
         return [_message_with_attachments(m) if m.get("images") else m for m in messages]
-    if path == "/api/generate":
-        extras = {k: request[k] for k in ("system", "suffix") if request.get(k)}
-        if request.get("images"):
-            extras["images"] = _attachments(request["images"])
-        prompt = request.get("prompt")
-        return {"prompt": prompt, **extras} if extras else prompt
-    if path == "/api/embed":
-        return request.get("input")
-    return request.get("prompt")
+
+    def output(self, response: Any, request: Mapping[str, Any]) -> Any:
+        message = response.message
+        thinking = getattr(message, "thinking", None)  # ollama < 0.5.2 has no thinking
+        return _assistant(message.content, thinking, message.tool_calls)
+
+    def stream(self) -> Stream:
+        return _ChatStream()
 
 
-def span_metadata(path: str, request: Mapping[str, Any], host: str | None) -> dict[str, Any]:
-    """Metadata for a request: provider, model, the settings sent, and the server host."""
-    metadata: dict[str, Any] = {"provider": "ollama", "model": request.get("model")}
-    skipped = _INPUT_KEYS[path]
-    for key, value in request.items():
-        if key in skipped or key in _SKIPPED_KEYS or value is None or value == []:
-            continue
-        metadata[key] = value
-    if host:
-        metadata["host"] = host
-    return metadata
-
-
-def output_for_chat(message: Any) -> dict[str, Any]:
-    """The assistant message of a chat response."""
-    thinking = getattr(message, "thinking", None)  # ollama < 0.5.2 has no thinking
-    return assistant_output(message.content, thinking, message.tool_calls)
-
-
-def assistant_output(content: str | None, thinking: str | None, tool_calls: Any) -> dict[str, Any]:
+def _assistant(content: str | None, thinking: str | None, tool_calls: Any) -> dict[str, Any]:
     """`role`, `content`, and `thinking` and `tool_calls` when there are any."""
     output: dict[str, Any] = {"role": "assistant", "content": content}
     if thinking:
@@ -108,19 +179,96 @@ def assistant_output(content: str | None, thinking: str | None, tool_calls: Any)
     return output
 
 
-def output_for_generate(response: str | None, thinking: str | None) -> Any:
+# --- generate -----------------------------------------------------------------------------------
+
+
+class _GenerateStream(Stream):
+    __slots__ = ("text", "thinking")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text: list[str] = []
+        self.thinking: list[str] = []
+
+    def add(self, chunk: Any) -> None:
+        if self.last is None:
+            self.first_token = time.time()
+        self.last = chunk
+        if chunk.response:
+            self.text.append(chunk.response)
+        thinking = getattr(chunk, "thinking", None)  # ollama < 0.5.2 has no thinking
+        if thinking:
+            self.thinking.append(thinking)
+
+    def output(self, request: Mapping[str, Any]) -> Any:
+        return _generated("".join(self.text), "".join(self.thinking))
+
+
+@dataclass(frozen=True)
+class Generate(Endpoint):
+    """`/api/generate`: the prompt in, the generated text out."""
+
+    def input(self, request: Mapping[str, Any]) -> Any:
+        extras = {k: request[k] for k in ("system", "suffix") if request.get(k)}
+        if request.get("images"):
+            extras["images"] = _attachments(request["images"])
+        prompt = request.get("prompt")
+        return {"prompt": prompt, **extras} if extras else prompt
+
+    def output(self, response: Any, request: Mapping[str, Any]) -> Any:
+        return _generated(response.response, getattr(response, "thinking", None))
+
+    def stream(self) -> Stream:
+        return _GenerateStream()
+
+
+def _generated(response: str | None, thinking: str | None) -> Any:
     """The generated text, or a dict with the text and its thinking when there is any."""
     return {"response": response, "thinking": thinking} if thinking else response
 
 
-def output_for_embed(embeddings: Any) -> dict[str, int]:
-    """How many vectors came back and their dimension: never the vectors themselves."""
-    vectors = list(embeddings or [])
-    return {"embeddings": len(vectors), "dimensions": len(vectors[0]) if vectors else 0}
+# --- embeddings ---------------------------------------------------------------------------------
 
 
-def output_for_embeddings(embedding: Any) -> dict[str, int]:
-    return {"dimensions": len(embedding or [])}
+@dataclass(frozen=True)
+class Embed(Endpoint):
+    """`/api/embed`: the text(s) in; how many vectors and their dimension out, never the vectors."""
+
+    def input(self, request: Mapping[str, Any]) -> Any:
+        return request.get("input")
+
+    def output(self, response: Any, request: Mapping[str, Any]) -> Any:
+        vectors = list(response.embeddings or [])
+        return {"embeddings": len(vectors), "dimensions": len(vectors[0]) if vectors else 0}
+
+
+@dataclass(frozen=True)
+class Embeddings(Endpoint):
+    """`/api/embeddings` (legacy): the prompt in; the vector's dimension out."""
+
+    def input(self, request: Mapping[str, Any]) -> Any:
+        return request.get("prompt")
+
+    def output(self, response: Any, request: Mapping[str, Any]) -> Any:
+        return {"dimensions": len(response.embedding or [])}
+
+
+def _by_path(*endpoints: Endpoint) -> Mapping[str, Endpoint]:
+    return {endpoint.path: endpoint for endpoint in endpoints}
+
+
+# Every traced endpoint, by path.
+ENDPOINTS: Mapping[str, Endpoint] = _by_path(
+    Chat("/api/chat", "ollama.chat", content_keys=("messages",)),
+    Generate(
+        "/api/generate", "ollama.generate", content_keys=("prompt", "system", "suffix", "images")
+    ),
+    Embed("/api/embed", "ollama.embed", content_keys=("input",)),
+    Embeddings("/api/embeddings", "ollama.embeddings", content_keys=("prompt",)),
+)
+
+
+# --- shared helpers -----------------------------------------------------------------------------
 
 
 def metrics_from_response(response: Any) -> dict[str, float]:
