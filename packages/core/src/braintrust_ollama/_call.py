@@ -95,7 +95,8 @@ class OllamaCall:
         try:
             output = self.endpoint.output(response, self._request)
             end = time.time()
-            self.write(output, response, end, first_token=end)
+            extra = self.endpoint.response_metadata(response)
+            self.write(output, response, end, first_token=end, extra_metadata=extra)
         except Exception:
             warn_failure("recording a response")
 
@@ -111,10 +112,10 @@ class OllamaCall:
         *,
         first_token: float | None,
         error: BaseException | None = None,
-        unfinished_at_exit: bool = False,
+        extra_metadata: dict[str, Any] | None = None,
     ) -> None:
         """Write the span: `last` is the response or final chunk holding the counters;
-        `unfinished_at_exit` marks a stream the interpreter's exit left unfinished."""
+        `extra_metadata` is what the response said beyond its output (log probabilities)."""
         if self.finished:
             return
         self.finished = True
@@ -124,8 +125,8 @@ class OllamaCall:
             metrics["time_to_first_token"] = first_token - self._start
         metrics["end"] = end
         metadata = endpoint.metadata(self._request, last, self._host)
-        if unfinished_at_exit:
-            metadata["unfinished_at_exit"] = True
+        if extra_metadata:
+            metadata.update(extra_metadata)
         event: dict[str, Any] = {
             "input": endpoint.input(self._request),
             "output": output,
@@ -179,13 +180,16 @@ class CallStream:
         try:
             stream = self._stream
             output = stream.output(call._request)
+            extra = stream.response_metadata()
+            if at_exit:  # a stream the interpreter's exit left unfinished
+                extra["unfinished_at_exit"] = True
             call.write(
                 output,
                 stream.last,
                 time.time(),
                 first_token=stream.first_token,
                 error=error,
-                unfinished_at_exit=at_exit,
+                extra_metadata=extra,
             )
         except Exception:
             warn_failure("recording a stream")

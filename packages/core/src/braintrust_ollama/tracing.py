@@ -45,6 +45,8 @@ __all__ = [
     "Endpoint",
     "Generate",
     "Stream",
+    "SystemOne",
+    "Web",
     "host_without_credentials",
     "metrics_from_response",
 ]
@@ -79,6 +81,10 @@ class Stream:
 
     def output(self, request: Mapping[str, Any]) -> Any:
         return None
+
+    def response_metadata(self) -> dict[str, Any]:
+        """What the chunks said beyond the output (log probabilities), for the metadata."""
+        return {}
 
 
 @dataclass(frozen=True)
@@ -122,18 +128,23 @@ class Endpoint:
         """Token counts and server timings from the response or a stream's final chunk."""
         return metrics_from_response(last) if last is not None else {}
 
+    def response_metadata(self, response: Any) -> dict[str, Any]:
+        """What a whole response says beyond the output (log probabilities), for the metadata."""
+        return {}
+
 
 # --- chat ---------------------------------------------------------------------------------------
 
 
 class _ChatStream(Stream):
-    __slots__ = ("content", "thinking", "tool_calls")
+    __slots__ = ("content", "logprobs", "thinking", "tool_calls")
 
     def __init__(self) -> None:
         super().__init__()
         self.content: list[str] = []
         self.thinking: list[str] = []
         self.tool_calls: list[Any] = []
+        self.logprobs: list[Any] = []
 
     def add(self, chunk: Any) -> None:
         if self.last is None:
@@ -147,9 +158,15 @@ class _ChatStream(Stream):
             self.thinking.append(thinking)
         if message.tool_calls:
             self.tool_calls.extend(message.tool_calls)
+        logprobs = getattr(chunk, "logprobs", None)  # ollama >= 0.6.1, when requested
+        if logprobs:
+            self.logprobs.extend(logprobs)
 
     def output(self, request: Mapping[str, Any]) -> Any:
         return _assistant("".join(self.content), "".join(self.thinking), self.tool_calls)
+
+    def response_metadata(self) -> dict[str, Any]:
+        return logprobs_metadata(self.logprobs)
 
 
 @dataclass(frozen=True)
@@ -168,6 +185,9 @@ class Chat(Endpoint):
     def stream(self) -> Stream:
         return _ChatStream()
 
+    def response_metadata(self, response: Any) -> dict[str, Any]:
+        return logprobs_metadata(getattr(response, "logprobs", None))
+
 
 def _assistant(content: str | None, thinking: str | None, tool_calls: Any) -> dict[str, Any]:
     """`role`, `content`, and `thinking` and `tool_calls` when there are any."""
@@ -183,12 +203,14 @@ def _assistant(content: str | None, thinking: str | None, tool_calls: Any) -> di
 
 
 class _GenerateStream(Stream):
-    __slots__ = ("text", "thinking")
+    __slots__ = ("image", "logprobs", "text", "thinking")
 
     def __init__(self) -> None:
         super().__init__()
         self.text: list[str] = []
         self.thinking: list[str] = []
+        self.logprobs: list[Any] = []
+        self.image: str | None = None
 
     def add(self, chunk: Any) -> None:
         if self.last is None:
@@ -199,9 +221,19 @@ class _GenerateStream(Stream):
         thinking = getattr(chunk, "thinking", None)  # ollama < 0.5.2 has no thinking
         if thinking:
             self.thinking.append(thinking)
+        logprobs = getattr(chunk, "logprobs", None)  # ollama >= 0.6.1, when requested
+        if logprobs:
+            self.logprobs.extend(logprobs)
+        image = getattr(chunk, "image", None)  # ollama >= 0.6.2, image generation models
+        if image:
+            self.image = image
 
     def output(self, request: Mapping[str, Any]) -> Any:
-        return _generated("".join(self.text), "".join(self.thinking))
+        output = _generated("".join(self.text), "".join(self.thinking))
+        return _with_image(output, self.image)
+
+    def response_metadata(self) -> dict[str, Any]:
+        return logprobs_metadata(self.logprobs)
 
 
 @dataclass(frozen=True)
@@ -216,15 +248,44 @@ class Generate(Endpoint):
         return {"prompt": prompt, **extras} if extras else prompt
 
     def output(self, response: Any, request: Mapping[str, Any]) -> Any:
-        return _generated(response.response, getattr(response, "thinking", None))
+        output = _generated(response.response, getattr(response, "thinking", None))
+        return _with_image(output, getattr(response, "image", None))
 
     def stream(self) -> Stream:
         return _GenerateStream()
+
+    def response_metadata(self, response: Any) -> dict[str, Any]:
+        return logprobs_metadata(getattr(response, "logprobs", None))
 
 
 def _generated(response: str | None, thinking: str | None) -> Any:
     """The generated text, or a dict with the text and its thinking when there is any."""
     return {"response": response, "thinking": thinking} if thinking else response
+
+
+def _with_image(output: Any, image: str | None) -> Any:
+    """With a generated image (ollama >= 0.6.2), `{"response": ..., "image": Attachment}`:
+    the image is uploaded as an attachment, never logged as base64 text."""
+    if not image:
+        return output
+    text = output if isinstance(output, dict) else {"response": output or None}
+    return {**{k: v for k, v in text.items() if v}, "image": _attachment(image, 0, "generated")}
+
+
+# Log probabilities kept on a span (metadata `logprobs`): the first LOGPROBS_LIMIT tokens, each
+# with its `top_logprobs` alternatives; `logprobs_omitted` counts the tokens left out.
+LOGPROBS_LIMIT = 1000
+
+
+def logprobs_metadata(logprobs: Any) -> dict[str, Any]:
+    """`{"logprobs": [...]}` for a response that has them (requested with `logprobs=True`)."""
+    if not logprobs:
+        return {}
+    kept = [_dump(entry) for entry in logprobs[:LOGPROBS_LIMIT]]
+    metadata: dict[str, Any] = {"logprobs": kept}
+    if len(logprobs) > LOGPROBS_LIMIT:
+        metadata["logprobs_omitted"] = len(logprobs) - LOGPROBS_LIMIT
+    return metadata
 
 
 # --- embeddings ---------------------------------------------------------------------------------
@@ -253,6 +314,96 @@ class Embeddings(Endpoint):
         return {"dimensions": len(response.embedding or [])}
 
 
+# --- web search and fetch (ollama >= 0.6.0: https://ollama.com/api/...) ------------------------
+
+# Bounds on what a web span keeps: each text (a result's or the page's `content`) is cut to
+# WEB_TEXT_LIMIT characters, ending in a note of how many were cut; a page keeps its first
+# WEB_LINKS_LIMIT links and `links_omitted` counts the rest.
+WEB_TEXT_LIMIT = 4000
+WEB_LINKS_LIMIT = 50
+
+
+@dataclass(frozen=True)
+class Web(Endpoint):
+    """`web_search` / `web_fetch`: a `tool` span on Ollama's hosted API, the query or URL in and
+    the results out, bounded in size. Its host is ollama.com; the `Authorization` header that
+    carries OLLAMA_API_KEY is never read."""
+
+    type: str = "tool"
+    has_first_token: bool = False
+
+    def input(self, request: Mapping[str, Any]) -> Any:
+        return {key: request.get(key) for key in self.content_keys}
+
+    def output(self, response: Any, request: Mapping[str, Any]) -> Any:
+        if hasattr(response, "results"):  # web_search
+            return {"results": [_web_page(result) for result in response.results or []]}
+        return _web_page(response)
+
+    def metadata(self, request: Mapping[str, Any], last: Any, host: str | None) -> dict[str, Any]:
+        metadata: dict[str, Any] = {"provider": "ollama"}
+        for key, value in request.items():
+            if key not in self.content_keys and value is not None:
+                metadata[key] = value
+        metadata["host"] = _origin(self.path)
+        return metadata
+
+
+def _web_page(page: Any) -> dict[str, Any]:
+    """A search result or fetched page: title, url, content (cut), links (cut)."""
+    fields: dict[str, Any] = {}
+    for key in ("title", "url"):
+        value = getattr(page, key, None)
+        if value is not None:
+            fields[key] = value
+    content = getattr(page, "content", None)
+    if content is not None:
+        fields["content"] = _cut(content, WEB_TEXT_LIMIT)
+    links = getattr(page, "links", None)
+    if links is not None:
+        fields["links"] = list(links[:WEB_LINKS_LIMIT])
+        if len(links) > WEB_LINKS_LIMIT:
+            fields["links_omitted"] = len(links) - WEB_LINKS_LIMIT
+    return fields
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [{len(text) - limit} more characters not logged]"
+
+
+def _origin(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
+# --- systemone (ollama >= 0.6.3: /v1/systemone) -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SystemOne(Endpoint):
+    """`systemone`: a state and scored questions in, the answers out; its `usage` counts the
+    tokens (`input_tokens` as `prompt_tokens`, `output_tokens` as `completion_tokens`)."""
+
+    def input(self, request: Mapping[str, Any]) -> Any:
+        return {key: request.get(key) for key in self.content_keys}
+
+    def output(self, response: Any, request: Mapping[str, Any]) -> Any:
+        return {name: _dump(answer) for name, answer in (response.answers or {}).items()}
+
+    def metrics(self, last: Any) -> dict[str, float]:
+        usage = getattr(last, "usage", None)
+        if usage is None:
+            return {}
+        prompt, completion = usage.input_tokens, usage.output_tokens
+        return {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "tokens": prompt + completion,
+        }
+
+
 def _by_path(*endpoints: Endpoint) -> Mapping[str, Endpoint]:
     return {endpoint.path: endpoint for endpoint in endpoints}
 
@@ -265,6 +416,9 @@ ENDPOINTS: Mapping[str, Endpoint] = _by_path(
     ),
     Embed("/api/embed", "ollama.embed", content_keys=("input",)),
     Embeddings("/api/embeddings", "ollama.embeddings", content_keys=("prompt",)),
+    SystemOne("/v1/systemone", "ollama.systemone", content_keys=("state", "questions")),
+    Web("https://ollama.com/api/web_search", "ollama.web_search", content_keys=("query",)),
+    Web("https://ollama.com/api/web_fetch", "ollama.web_fetch", content_keys=("url",)),
 )
 
 
@@ -310,7 +464,7 @@ def _attachments(images: Any) -> list[Any]:
     return [_attachment(image, i) for i, image in enumerate(images)]
 
 
-def _attachment(image: Any, index: int) -> Any:
+def _attachment(image: Any, index: int, name: str = "image") -> Any:
     """A base64 image as sent to Ollama, as a Braintrust Attachment (uploaded, not inlined)."""
     if not isinstance(image, str):
         return image
@@ -320,4 +474,4 @@ def _attachment(image: Any, index: int) -> Any:
         if data.startswith(magic):
             content_type, extension = mime, ext
             break
-    return Attachment(data=data, filename=f"image-{index}.{extension}", content_type=content_type)
+    return Attachment(data=data, filename=f"{name}-{index}.{extension}", content_type=content_type)
