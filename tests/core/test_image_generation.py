@@ -15,6 +15,7 @@ import braintrust
 import ollama
 import pytest
 from braintrust import Attachment
+from core.cassettes import HOST, final_reply, replay
 from support.ollama_server import Lines
 from support.spans import only
 
@@ -67,3 +68,23 @@ async def test_streamed_image_generation_keeps_the_image_not_the_progress(
     span = only(memory_logger.pop(), "ollama.generate")
     assert_image_output(span, memory_logger)
     assert span["metadata"]["stream"] is True
+
+
+def test_recorded_generated_image_is_an_attachment(memory_logger, traced):
+    with replay("generate_image"), braintrust.start_span(name="draw"):
+        ollama.generate(model="x/z-image-turbo", prompt="a lighthouse at dusk", **SETTINGS)
+    reply = final_reply("generate_image")
+    span = only(memory_logger.pop(), "ollama.generate")
+    (uploaded,) = memory_logger.uploaded_attachments
+    assert uploaded.data == base64.b64decode(reply["image"])
+    assert uploaded.reference["content_type"] == "image/png"
+    assert span["output"] == {"image": uploaded.reference}
+    assert span["metadata"] == {
+        "provider": "ollama",
+        "model": "x/z-image-turbo",
+        "stream": False,
+        **SETTINGS,
+        "done_reason": "stop",
+        "host": HOST,
+    }
+    assert reply["image"] not in json.dumps(span, default=str)

@@ -12,6 +12,7 @@ import braintrust
 import ollama
 import pytest
 from braintrust_ollama import tracing
+from core.cassettes import metrics_of, replay, replies, server_metrics
 from ollama._types import Logprob, TokenLogprob
 from support.ollama_server import Lines
 from support.spans import only
@@ -110,3 +111,23 @@ def test_no_logprobs_on_the_span_when_not_requested(memory_logger, ollama_server
         client.generate(model="llama3.2", prompt="Hi")
     span = only(memory_logger.pop(), "ollama.generate")
     assert "logprobs" not in span["metadata"]
+
+
+def test_recorded_chat_stream_keeps_the_logprobs_of_every_chunk(memory_logger, traced):
+    question = [{"role": "user", "content": "What is the capital of France? One word."}]
+    with replay("chat_stream_logprobs"), braintrust.start_span(name="request"):
+        for _ in ollama.chat(
+            model="llama3.2", messages=question, stream=True, logprobs=True, top_logprobs=2
+        ):
+            pass
+    lines = replies("chat_stream_logprobs")
+    span = only(memory_logger.pop(), "ollama.chat")
+    assert span["output"] == {
+        "role": "assistant",
+        "content": "".join(line["message"]["content"] for line in lines),
+    }
+    assert span["metadata"]["logprobs"] == [
+        entry for line in lines for entry in line.get("logprobs") or []
+    ]
+    assert span["metadata"]["top_logprobs"] == 2
+    assert metrics_of(span) == pytest.approx(server_metrics(lines[-1]))

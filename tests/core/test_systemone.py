@@ -8,6 +8,7 @@ from __future__ import annotations
 import braintrust
 import ollama
 import pytest
+from core.cassettes import HOST, final_reply, metrics_of, recorded_request, replay
 from support.spans import only
 
 STATE = "User: my order is late. Agent: Sorry! It ships tomorrow."
@@ -79,3 +80,33 @@ async def test_systemone_is_an_llm_span_with_answers_out_and_usage_as_tokens(
         61,
     )
     assert 0 <= metrics["time_to_first_token"] <= metrics["end"] - metrics["start"]
+
+
+def test_recorded_systemone_holds_answers_and_usage(memory_logger, traced):
+    with replay("systemone"), braintrust.start_span(name="grade"):
+        ollama.systemone(
+            model="systemone:latest",
+            state="User: my parcel is late. Agent: Sorry about that! It ships tomorrow.",
+            questions={
+                "apologised": {"type": "noul", "instructions": "Did the agent apologise?"},
+                "helpful": ollama.SystemOneScoreQuestion(
+                    instructions="How helpful was the agent?",
+                    criteria=["not at all", "somewhat", "very"],
+                ),
+            },
+        )
+    reply = final_reply("systemone")
+    span = only(memory_logger.pop(), "ollama.systemone")
+    assert span["input"] == {
+        "state": recorded_request("systemone")["state"],
+        "questions": recorded_request("systemone")["questions"],
+    }
+    assert span["output"] == reply["answers"]
+    assert span["metadata"] == {"provider": "ollama", "model": "systemone:latest", "host": HOST}
+    usage = reply["usage"]
+    metrics = metrics_of(span)
+    assert metrics == {
+        "prompt_tokens": usage["input_tokens"],
+        "completion_tokens": usage["output_tokens"],
+        "tokens": usage["input_tokens"] + usage["output_tokens"],
+    }

@@ -8,6 +8,7 @@ hand-made bodies built from the SDK's own response types.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import braintrust
@@ -15,6 +16,7 @@ import httpx
 import ollama
 import pytest
 from braintrust_ollama.tracing import WEB_LINKS_LIMIT, WEB_TEXT_LIMIT
+from core.cassettes import RECORDING, final_reply, replay
 from ollama._types import WebFetchResponse, WebSearchResponse, WebSearchResult
 from support.ollama_server import Error
 from support.spans import only
@@ -157,3 +159,30 @@ async def test_async_web_search_and_an_error_from_ollama_com(
     assert fetch["error"] == "ResponseError: unauthorized (status code: 401)"
     assert fetch["metadata"]["status_code"] == 401
     assert_key_never_logged(rows, ollama_server)
+
+
+def test_recorded_web_search_holds_the_bounded_results(memory_logger, traced, monkeypatch):
+    """Replays the hand-made cassette (re-recorded with a real OLLAMA_API_KEY)."""
+    if not RECORDING:
+        monkeypatch.setenv("OLLAMA_API_KEY", API_KEY)
+    key = os.environ["OLLAMA_API_KEY"]
+    with replay("web_search"), braintrust.start_span(name="research"):
+        ollama.Client().web_search("what is ollama", max_results=2)
+    reply = final_reply("web_search")
+    rows = memory_logger.pop()
+    span = only(rows, "ollama.web_search")
+    assert span["input"] == {"query": "what is ollama"}
+    assert span["output"] == {
+        "results": [
+            {**result, "content": cut(result["content"])}
+            if len(result["content"]) > WEB_TEXT_LIMIT
+            else result
+            for result in reply["results"]
+        ]
+    }
+    assert span["metadata"] == {
+        "provider": "ollama",
+        "max_results": 2,
+        "host": "https://ollama.com",
+    }
+    assert key not in json.dumps(rows, default=str)
