@@ -24,6 +24,9 @@ def test_each_traced_path_has_one_endpoint_with_its_span_name_and_type():
         "/api/generate": ("ollama.generate", "llm"),
         "/api/embed": ("ollama.embed", "llm"),
         "/api/embeddings": ("ollama.embeddings", "llm"),
+        "/v1/systemone": ("ollama.systemone", "llm"),
+        "https://ollama.com/api/web_search": ("ollama.web_search", "tool"),
+        "https://ollama.com/api/web_fetch": ("ollama.web_fetch", "tool"),
     }
     for management in ("/api/show", "/api/tags", "/api/ps", "/api/pull", "/api/delete"):
         assert management not in ENDPOINTS
