@@ -36,8 +36,8 @@ def test_streams_left_unfinished_at_exit_are_stored_without_a_traceback(tmp_path
     assert sorted((r["span_attributes"]["name"], str(r["output"])) for r in ollama_spans) == [
         ("ollama.chat", "{'role': 'assistant', 'content': 'one '}"),
         ("ollama.chat", "{'role': 'assistant', 'content': 'uno '}"),
-        ("ollama.generate", ""),
-        ("ollama.generate", ""),
+        ("ollama.generate", "{'role': 'assistant', 'content': ''}"),
+        ("ollama.generate", "{'role': 'assistant', 'content': ''}"),
     ]
     for span in ollama_spans:
         assert span["span_parents"] == [program["span_id"]]

@@ -36,7 +36,7 @@ def assert_image_output(span: dict[str, Any], memory_logger: Any) -> None:
     assert isinstance(uploaded, Attachment)
     assert (uploaded.data, uploaded.reference["content_type"]) == (PNG, "image/png")
     assert span["output"] == {"image": uploaded.reference}
-    assert span["input"] == "a lighthouse at dusk"
+    assert span["input"] == [{"role": "user", "content": "a lighthouse at dusk"}]
     for key, value in SETTINGS.items():
         assert span["metadata"][key] == value
     assert IMAGE not in json.dumps(span, default=str)
@@ -85,6 +85,7 @@ def test_recorded_generated_image_is_an_attachment(memory_logger, traced):
         "stream": False,
         **SETTINGS,
         "done_reason": "stop",
+        "cold_start": reply["load_duration"] > 0.5e9,
         "host": HOST,
     }
     assert reply["image"] not in json.dumps(span, default=str)

@@ -55,9 +55,9 @@ def test_chat_logprobs_are_kept_when_requested(memory_logger, ollama_server, tra
         client.chat(model="llama3.2", messages=MESSAGES, logprobs=True, top_logprobs=2)
     span = only(memory_logger.pop(), "ollama.chat")
     assert span["output"] == {"role": "assistant", "content": "Hi!"}
-    assert span["metadata"]["logprobs"] == LOGGED
+    assert span["metadata"]["token_logprobs"] == LOGGED
     assert span["metadata"]["top_logprobs"] == 2
-    assert "logprobs_omitted" not in span["metadata"]
+    assert "token_logprobs_omitted" not in span["metadata"]
 
 
 def test_streamed_chat_gathers_logprobs_from_every_chunk(memory_logger, ollama_server, traced):
@@ -79,7 +79,7 @@ def test_streamed_chat_gathers_logprobs_from_every_chunk(memory_logger, ollama_s
         assert [chunk.message.content for chunk in stream] == ["Hi", "!", ""]
     span = only(memory_logger.pop(), "ollama.chat")
     assert span["output"] == {"role": "assistant", "content": "Hi!"}
-    assert span["metadata"]["logprobs"] == LOGGED
+    assert span["metadata"]["token_logprobs"] == LOGGED
     assert span["metrics"]["completion_tokens"] == 2
 
 
@@ -95,10 +95,10 @@ async def test_async_streamed_generate_logprobs_are_bounded(
         text = "".join([chunk.response async for chunk in stream])
     span = only(memory_logger.pop(), "ollama.generate")
     assert text == "01234"
-    assert span["output"] == "01234"
-    assert [entry["token"] for entry in span["metadata"]["logprobs"]] == ["0", "1", "2"]
-    assert span["metadata"]["logprobs_omitted"] == 2
-    assert span["metadata"]["logprobs"][1] == {
+    assert span["output"] == {"role": "assistant", "content": "01234"}
+    assert [entry["token"] for entry in span["metadata"]["token_logprobs"]] == ["0", "1", "2"]
+    assert span["metadata"]["token_logprobs_omitted"] == 2
+    assert span["metadata"]["token_logprobs"][1] == {
         "token": "1",
         "logprob": pytest.approx(-0.1),
         "top_logprobs": [],
@@ -110,7 +110,7 @@ def test_no_logprobs_on_the_span_when_not_requested(memory_logger, ollama_server
     with braintrust.start_span(name="request"):
         client.generate(model="llama3.2", prompt="Hi")
     span = only(memory_logger.pop(), "ollama.generate")
-    assert "logprobs" not in span["metadata"]
+    assert "token_logprobs" not in span["metadata"]
 
 
 def test_recorded_chat_stream_keeps_the_logprobs_of_every_chunk(memory_logger, traced):
@@ -126,8 +126,25 @@ def test_recorded_chat_stream_keeps_the_logprobs_of_every_chunk(memory_logger, t
         "role": "assistant",
         "content": "".join(line["message"]["content"] for line in lines),
     }
-    assert span["metadata"]["logprobs"] == [
+    assert span["metadata"]["token_logprobs"] == [
         entry for line in lines for entry in line.get("logprobs") or []
     ]
     assert span["metadata"]["top_logprobs"] == 2
     assert metrics_of(span) == pytest.approx(server_metrics(lines[-1]))
+
+
+def test_logprobs_are_content_and_stay_out_when_content_is_off(memory_logger, ollama_server):
+    from braintrust_ollama import setup_ollama, unpatch_ollama
+
+    ollama_server.reply("/api/chat", chat_chunk("Hi!", LOGPROBS, **FINAL))
+    setup_ollama(record_content=False)
+    try:
+        with braintrust.start_span(name="request"):
+            ollama.Client(host=ollama_server.url).chat(
+                model="llama3.2", messages=MESSAGES, logprobs=True, top_logprobs=2
+            )
+    finally:
+        unpatch_ollama()
+    span = only(memory_logger.pop(), "ollama.chat")
+    assert "token_logprobs" not in span["metadata"] and "output" not in span
+    assert span["metrics"]["completion_tokens"] == 2

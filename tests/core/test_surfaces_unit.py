@@ -87,16 +87,16 @@ def test_systemone_usage_is_tokens(usage: Any, metrics: dict[str, float]) -> Non
 def test_logprobs_are_bounded(count: int, kept: int | None, omitted: int | None) -> None:
     entries = [{"token": str(i), "logprob": -1.0} for i in range(count)]
     metadata = tracing.logprobs_metadata(entries)
-    assert len(metadata.get("logprobs", [])) == (kept or 0)
-    assert metadata.get("logprobs_omitted") == omitted
+    assert len(metadata.get("token_logprobs", [])) == (kept or 0)
+    assert metadata.get("token_logprobs_omitted") == omitted
 
 
 @pytest.mark.parametrize(
     ("text", "thinking", "output_keys"),
     [
         ("", None, ["image"]),
-        ("Here it is.", None, ["response", "image"]),
-        ("", "hmm", ["thinking", "image"]),
+        ("Here it is.", None, ["image", "response"]),
+        ("", "hmm", ["image", "reasoning"]),
     ],
 )
 def test_generated_image_is_an_attachment_beside_any_text(

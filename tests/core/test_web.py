@@ -156,7 +156,7 @@ async def test_async_web_search_and_an_error_from_ollama_com(
     assert len(search["output"]["results"]) == 2
     fetch = only(rows, "ollama.web_fetch")
     assert fetch.get("output") is None
-    assert fetch["error"] == "ResponseError: unauthorized (status code: 401)"
+    assert fetch["error"].rstrip().endswith("ResponseError: unauthorized (status code: 401)")
     assert fetch["metadata"]["status_code"] == 401
     assert_key_never_logged(rows, ollama_server)
 
@@ -186,3 +186,24 @@ def test_recorded_web_search_holds_the_bounded_results(memory_logger, traced, mo
         "host": "https://ollama.com",
     }
     assert key not in json.dumps(rows, default=str)
+
+
+def test_web_search_with_content_off_keeps_only_metadata(memory_logger, ollama_server, api_key):
+    from braintrust_ollama import setup_ollama, unpatch_ollama
+
+    ollama_server.reply("/api/web_search", SEARCH)
+    setup_ollama(record_content=False)
+    try:
+        with braintrust.start_span(name="research"):
+            ollama.Client(transport=ToFakeOllama(ollama_server.url)).web_search("private query")
+    finally:
+        unpatch_ollama()
+    rows = memory_logger.pop()
+    span = only(rows, "ollama.web_search")
+    assert "input" not in span and "output" not in span
+    assert span["metadata"] == {
+        "provider": "ollama",
+        "max_results": 3,
+        "host": "https://ollama.com",
+    }
+    assert "private query" not in json.dumps(rows, default=str)

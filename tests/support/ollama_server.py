@@ -273,6 +273,8 @@ class _Handler(BaseHTTPRequestHandler):
             payload[key] = self._piece(
                 key, text, reply.thinking, getattr(reply, "tool_calls", None)
             )
+            if key == "response" and reply.thinking:  # generate's thinking sits beside it
+                payload["thinking"] = reply.thinking
             self._json(200, {**payload, **final})
             return
         chunks: list[dict[str, Any]] = []

@@ -5,17 +5,25 @@ when the call ends: one row, one deep copy, one hand-off to the background logge
 is the span (or logger, or experiment) that was current when the SDK method was called, held
 from then on: this matters for streams, which the SDK only starts on the first `next()`, often
 after the caller's span has ended.
+
+Also fixed at call time: `context` (`caller_filename`, `caller_functionname`, `caller_lineno`),
+the first frame outside this package, `ollama`, `wrapt` and `braintrust` — the user's line that
+made the call, even for a stream written later from inside its iteration — and whether content
+is recorded (`record_content` on the client or its class, set by `setup_ollama` / `wrap_ollama`).
+Errors are recorded as Braintrust's own spans record them (`stringify_exception`: the traceback,
+type and message).
 """
 
 from __future__ import annotations
 
 import contextvars
 import logging
+import sys
 import time
 from typing import Any
 
 import braintrust
-from braintrust.logger import NOOP_SPAN, get_span_parent_object
+from braintrust.logger import NOOP_SPAN, get_span_parent_object, stringify_exception
 
 from . import tracing
 
@@ -51,17 +59,44 @@ def warn_failure(what: str) -> None:
     )
 
 
-class OllamaCall:
-    """A traced call in flight: which endpoint, what was asked, when, and under which parent."""
+# Where a client (instance or class) says whether its spans hold inputs and outputs.
+RECORD_CONTENT_ATTR = "_braintrust_ollama_record_content"
+# Frames of these packages and modules (between the user and the SDK's `_request`) are never the
+# caller of a traced call.
+_NOT_CALLERS = frozenset({"ollama", "wrapt", "braintrust"})
+_OUR_FRAMES = frozenset({__name__, f"{__package__}.patchers", f"{__package__}._stream"})
 
-    __slots__ = ("_host", "_parent", "_request", "_start", "endpoint", "finished")
+
+class OllamaCall:
+    """A traced call in flight: which endpoint, what was asked, when, where from, and under
+    which parent."""
+
+    __slots__ = (
+        "_caller",
+        "_content",
+        "_host",
+        "_parent",
+        "_request",
+        "_start",
+        "endpoint",
+        "finished",
+    )
 
     def __init__(
-        self, endpoint: tracing.Endpoint, request: Any, host: str | None, parent: Any
+        self,
+        endpoint: tracing.Endpoint,
+        request: Any,
+        host: str | None,
+        parent: Any,
+        *,
+        content: bool = True,
+        caller: dict[str, Any] | None = None,
     ) -> None:
         self.endpoint = endpoint
         self._request = request
         self._host = host
+        self._content = content
+        self._caller = caller
         # A span, logger or experiment to start the span on; for a parent given as an exported
         # slug (`braintrust.parent_context`), the call's context, where Braintrust resolves it.
         self._parent = parent if hasattr(parent, "start_span") else contextvars.copy_context()
@@ -85,7 +120,14 @@ class OllamaCall:
                 return None
             if isinstance(parent, braintrust.Span):
                 setattr(parent, _TOKENS_MARKER, True)
-            return cls(endpoint, kwargs.get("json") or {}, _client_host(client), parent)
+            return cls(
+                endpoint,
+                kwargs.get("json") or {},
+                _client_host(client),
+                parent,
+                content=getattr(client, RECORD_CONTENT_ATTR, True),
+                caller=_caller_location(),
+            )
         except Exception:
             warn_failure("starting a span")
             return None
@@ -93,9 +135,10 @@ class OllamaCall:
     def finish_response(self, response: Any) -> None:
         """End with a whole (non-streamed) response."""
         try:
-            output = self.endpoint.output(response, self._request)
+            output = self.endpoint.output(response, self._request) if self._content else None
             end = time.time()
-            extra = self.endpoint.response_metadata(response)
+            # Log probabilities are the generated tokens: content, kept only with it.
+            extra = self.endpoint.response_metadata(response) if self._content else None
             self.write(output, response, end, first_token=end, extra_metadata=extra)
         except Exception:
             warn_failure("recording a response")
@@ -124,17 +167,17 @@ class OllamaCall:
         if first_token is not None and endpoint.has_first_token:
             metrics["time_to_first_token"] = first_token - self._start
         metrics["end"] = end
-        metadata = endpoint.metadata(self._request, last, self._host)
+        metadata = endpoint.metadata(self._request, last, self._host, content=self._content)
         if extra_metadata:
             metadata.update(extra_metadata)
-        event: dict[str, Any] = {
-            "input": endpoint.input(self._request),
-            "output": output,
-            "metadata": metadata,
-            "metrics": metrics,
-        }
+        event: dict[str, Any] = {"metadata": metadata, "metrics": metrics}
+        if self._content:
+            event["input"] = endpoint.input(self._request)
+            event["output"] = output
+        if self._caller is not None:
+            event["context"] = self._caller
         if error is not None:
-            event["error"] = _describe(error)
+            event["error"] = stringify_exception(type(error), error, error.__traceback__)
             status = getattr(error, "status_code", None)
             if status is not None:
                 metadata["status_code"] = status
@@ -179,8 +222,9 @@ class CallStream:
             return
         try:
             stream = self._stream
-            output = stream.output(call._request)
-            extra = stream.response_metadata()
+            output = stream.output(call._request) if call._content else None
+            # Log probabilities are the generated tokens: content, kept only with it.
+            extra = stream.response_metadata() if call._content else {}
             if at_exit:  # a stream the interpreter's exit left unfinished
                 extra["unfinished_at_exit"] = True
             call.write(
@@ -199,10 +243,22 @@ def _ignore(chunk: Any) -> None:
     pass
 
 
-def _describe(error: BaseException) -> str:
-    """`ResponseError: model "x" not found (status code: 404)`: the type and message."""
-    message = str(error)
-    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+def _caller_location() -> dict[str, Any] | None:
+    """The user's frame that made the call: the first outside our tracing modules and the
+    libraries between it and the SDK's `_request`. A few frame hops, no `inspect.stack()`."""
+    frame: Any = sys._getframe(1)
+    while frame is not None:
+        module = frame.f_globals.get("__name__") or ""
+        top = module.partition(".")[0]
+        if top not in _NOT_CALLERS and module not in _OUR_FRAMES:
+            code = frame.f_code
+            return {
+                "caller_functionname": code.co_name,
+                "caller_filename": code.co_filename,
+                "caller_lineno": frame.f_lineno,
+            }
+        frame = frame.f_back
+    return None
 
 
 def _client_host(client: Any) -> str | None:
