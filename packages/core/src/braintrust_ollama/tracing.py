@@ -452,9 +452,12 @@ class Web(Endpoint):
         return {key: request.get(key) for key in self.content_keys}
 
     def output(self, response: Any, request: Mapping[str, Any]) -> Any:
-        if hasattr(response, "results"):  # web_search
+        if _has_field(response, "results"):  # web_search
             return {"results": [_web_page(result) for result in response.results or []]}
         return _web_page(response)
+
+    def metrics(self, last: Any) -> dict[str, float]:
+        return {}  # no tokens: a search is not a model call
 
     def metadata(
         self, request: Mapping[str, Any], last: Any, host: str | None, *, content: bool = True
@@ -471,13 +474,13 @@ def _web_page(page: Any) -> dict[str, Any]:
     """A search result or fetched page: title, url, content (cut), links (cut)."""
     fields: dict[str, Any] = {}
     for key in ("title", "url"):
-        value = getattr(page, key, None)
+        value = _field(page, key)
         if value is not None:
             fields[key] = value
-    content = getattr(page, "content", None)
+    content = _field(page, "content")
     if content is not None:
         fields["content"] = _cut(content, WEB_TEXT_LIMIT)
-    links = getattr(page, "links", None)
+    links = _field(page, "links")
     if links is not None:
         fields["links"] = list(links[:WEB_LINKS_LIMIT])
         if len(links) > WEB_LINKS_LIMIT:
@@ -511,7 +514,7 @@ class SystemOne(Endpoint):
         return {name: _dump(answer) for name, answer in (response.answers or {}).items()}
 
     def metrics(self, last: Any) -> dict[str, float]:
-        usage = getattr(last, "usage", None)
+        usage = _field(last, "usage")
         if usage is None:
             return {}
         prompt, completion = usage.input_tokens, usage.output_tokens
