@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import os
 import threading
+import types
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from typing import Any
@@ -139,9 +140,19 @@ class _LiveStreams:
         atexit.register(self.finish_at_exit)
 
     def finish_at_exit(self) -> None:
-        """End every stream still alive, as it stands, before the exit flushes."""
-        for acc in list(self._watched):
+        """Write every stream still alive, as it stands, before the exit flushes; then close the
+        sync ones (and their HTTP responses), as teardown would, while the interpreter is still
+        whole: an httpx stream closed by the garbage collector during teardown can crash
+        Python 3.13.0, traced or not. Async streams need their event loop and are left as they
+        are."""
+        for acc, watched in list(self._watched.items()):
             acc.finish(at_exit=True)
+            stream = watched()
+            if isinstance(stream, types.GeneratorType):
+                try:
+                    stream.close()
+                except Exception:  # running in another thread, say: left as it is
+                    warn_failure("closing a stream at exit")
         self._watched.clear()
 
 
