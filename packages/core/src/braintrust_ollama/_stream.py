@@ -9,8 +9,8 @@ connection, `asyncio` cancellation, an exception passed to `throw`); on `close()
 when it is released unfinished (a `for` loop over a call's result left by `break`, a stream read
 with `next()` and dropped, one never iterated); or, for a stream still alive when the
 interpreter exits, before Braintrust's and the local store's own exit flush, marked
-`unfinished_at_exit` in its metadata (a sync one is then closed). The accumulator (the endpoint's `Stream`) keeps joined
-fragments and the last chunk, never every chunk.
+`unfinished_at_exit` in its metadata (a sync one is then closed). The accumulator (the
+endpoint's `Stream`) keeps joined fragments and the last chunk, never every chunk.
 """
 
 from __future__ import annotations
