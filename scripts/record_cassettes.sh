@@ -9,7 +9,13 @@
 # tests name must be pulled first:
 #
 #   ollama pull qwen3.6:latest && ollama pull llama3 && ollama pull llama3.1 \
-#     && ollama pull gemma3:1b && ollama pull gemma3:4b && ollama pull all-minilm
+#     && ollama pull gemma3:1b && ollama pull gemma3:4b && ollama pull all-minilm \
+#     && ollama pull llama3.2 && ollama pull x/z-image-turbo && ollama pull systemone:latest
+#
+# The ollama 0.6.x surfaces (tests/core/test_{web,systemone,logprobs,image_generation}.py) are
+# recorded too: logprobs needs an SDK >= 0.6.1, the image model >= 0.6.2, systemone >= 0.6.3,
+# and web_search goes to https://ollama.com, so it needs OLLAMA_API_KEY (vcrpy filters the
+# Authorization header out of the cassette; the key is never written).
 #
 # Then run the tests again without recording (`uv run pytest tests/core`) and update
 # tests/cassettes/core/NOTICE.md: a re-recorded cassette is this project's, not a copy.

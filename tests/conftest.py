@@ -1,5 +1,9 @@
 """Fixtures shared by every package's tests: an in-memory Braintrust logger, the patched SDK and
-an in-process Ollama-protocol server."""
+an in-process Ollama-protocol server.
+
+Every span the in-memory logger holds is checked as it is read (`pop()`) and when the test ends:
+an SDK span of a chat-shaped endpoint (`ollama.chat`, `ollama.generate`, ...) whose input or
+output is not in Braintrust's chat schema fails the test (see support/chat_schema.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +14,22 @@ import pytest
 from braintrust import logger as bt_logger
 from braintrust.test_helpers import init_test_logger
 from braintrust.util import LazyValue
+from braintrust_ollama.tracing import ENDPOINTS
+from support.chat_schema import chat_schema_errors
 from support.ollama_server import FakeOllama
 
 PROJECT = "braintrust-ollama-tests"
+CHAT_SHAPED = frozenset(e.name for e in ENDPOINTS.values() if e.chat_schema)
+
+
+def assert_chat_schema(rows: list[dict]) -> None:
+    """Fail when a chat-shaped SDK span's input or output is not in Braintrust's chat schema."""
+    for row in rows:
+        if row.get("span_attributes", {}).get("name") in CHAT_SHAPED:
+            errors = chat_schema_errors(row)
+            assert not errors, (
+                f"{row['span_attributes']['name']} not in Braintrust's schema: {errors}"
+            )
 
 
 class MemoryLogger:
@@ -24,7 +41,9 @@ class MemoryLogger:
     def pop(self) -> list[dict]:
         """Every row logged since the last pop, merged per span (as the server would)."""
         braintrust.flush()
-        return self._background.pop()  # type: ignore[attr-defined]
+        rows: list[dict] = self._background.pop()  # type: ignore[attr-defined]
+        assert_chat_schema(rows)
+        return rows
 
     @property
     def uploaded_attachments(self) -> list:
@@ -41,7 +60,9 @@ def memory_logger(monkeypatch: pytest.MonkeyPatch) -> Iterator[MemoryLogger]:
             bt_logger._state, "_global_bg_logger", LazyValue(lambda: background, use_mutex=False)
         )
         init_test_logger(PROJECT)
-        yield MemoryLogger(background)
+        logger = MemoryLogger(background)
+        yield logger
+        logger.pop()  # the rows the test did not read are checked too
     bt_logger._state.reset_parent_state()
 
 

@@ -121,9 +121,10 @@ def test_traces_show_json_is_the_merged_rows(
     assert streamed["metadata"]["stream"] is True
     assert streamed["output"]["content"] == "1\n2\n3\n4\n5"
     if HAS_THINK:  # SDKs before ollama 0.5.2 drop the thinking the server sends
-        assert streamed["output"]["thinking"].startswith("Here's a thinking process:")
+        (reasoning,) = streamed["output"]["reasoning"]
+        assert reasoning["content"].startswith("Here's a thinking process:")
     else:
-        assert "thinking" not in streamed["output"]
+        assert "reasoning" not in streamed["output"]
     assert streamed["metrics"]["completion_tokens"] == 889
     assert (
         0
@@ -131,7 +132,10 @@ def test_traces_show_json_is_the_merged_rows(
         < streamed["metrics"]["end"] - streamed["metrics"]["start"]
     )
     tool_call = by_name(rows, "ollama.chat")[1]["output"]["tool_calls"][0]
-    assert tool_call["function"] == {"name": "get_current_weather", "arguments": {"city": "Paris"}}
+    assert tool_call["function"] == {
+        "name": "get_current_weather",
+        "arguments": '{"city": "Paris"}',
+    }
     tool = only(rows, "get_current_weather")
     assert tool["span_attributes"]["type"] == "tool"
     assert tool["output"] == "Paris: 18 C, light rain"
@@ -188,7 +192,7 @@ def test_demo_against_a_live_ollama(new_user: Cli) -> None:
     streamed_row = by_name(rows, "ollama.chat")[2]
     expected = {"role": "assistant", "content": "1 2 3 4 5"}
     if HAS_THINK:
-        expected["thinking"] = "Counting, one at a time."
+        expected["reasoning"] = [{"content": "Counting, one at a time."}]
     assert streamed_row["output"] == expected
 
 

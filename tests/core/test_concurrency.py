@@ -66,8 +66,9 @@ def test_thread_pool_calls_land_under_the_right_parent(memory_logger, ollama_ser
     for span in spans:
         parent = parent_of(rows, span)
         assert parent is not None
-        if span["input"] == "direct":
+        ((prompt,),) = [[m["content"] for m in span["input"]]]  # the user message
+        if prompt == "direct":
             assert parent["span_id"] == batch.span_id
         else:
-            assert parent["span_attributes"]["name"] == "worker-" + span["input"].split()[1]
+            assert parent["span_attributes"]["name"] == "worker-" + prompt.split()[1]
             assert parent["span_parents"] == [batch.span_id]

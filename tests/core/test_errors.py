@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import traceback
 
 import braintrust
 import httpx
@@ -15,6 +16,16 @@ from support.ollama_server import Error
 from support.spans import only
 
 MESSAGES = [{"role": "user", "content": "Hi"}]
+
+
+def assert_recorded_as_braintrust_does(recorded: str, error: BaseException) -> None:
+    """`braintrust.logger.stringify_exception`'s shape: a traceback ending in the frame that
+    raised, then the exception's own last line (`module.Type: message`)."""
+    assert recorded.startswith("Traceback (most recent call last):\n")
+    last_line = traceback.format_exception_only(type(error), error)[-1]
+    assert recorded.endswith(last_line)
+    raised_at = traceback.extract_tb(error.__traceback__)[-1]
+    assert f'File "{raised_at.filename}", line {raised_at.lineno}, in {raised_at.name}' in recorded
 
 
 @pytest.mark.parametrize(
@@ -38,7 +49,9 @@ def test_response_error_is_reraised_unchanged_and_recorded_with_status(
     assert raised.value.__traceback__ is not None
     span = only(memory_logger.pop(), "ollama.chat")
     assert span["span_parents"] == [parent.span_id]
-    assert span["error"] == f"ResponseError: {raised.value}"  # the SDK's own message
+    # As Braintrust records an exception: the traceback (down to where the SDK raised it), then
+    # `type: message`.
+    assert_recorded_as_braintrust_does(span["error"], raised.value)
     assert span["metadata"]["status_code"] == status
     assert span["metadata"]["model"] == "nope"
     assert span.get("output") is None
@@ -50,9 +63,8 @@ async def test_async_error_is_reraised_unchanged(memory_logger, ollama_server, t
     with braintrust.start_span(name="request"), pytest.raises(ollama.ResponseError) as raised:
         await client.embed(model="nomic-embed-text", input="x" * 10)
     assert raised.value.status_code == 400
-    assert only(memory_logger.pop(), "ollama.embed")["error"].startswith(
-        "ResponseError: input too long"
-    )
+    error = only(memory_logger.pop(), "ollama.embed")["error"]
+    assert_recorded_as_braintrust_does(error, raised.value)
 
 
 def _closed_port() -> int:
@@ -70,7 +82,7 @@ def test_connection_error_is_reraised_unchanged_and_recorded(memory_logger, trac
     ):
         client.generate(model="llama3.2", prompt="Hi")
     span = only(memory_logger.pop(), "ollama.generate")
-    assert span["error"] == f"{type(raised.value).__name__}: {raised.value}"
+    assert_recorded_as_braintrust_does(span["error"], raised.value)
 
 
 def test_failure_inside_tracing_is_logged_once_and_the_call_goes_on(
@@ -79,7 +91,7 @@ def test_failure_inside_tracing_is_logged_once_and_the_call_goes_on(
     def broken(*args, **kwargs):
         raise RuntimeError("bug in braintrust-ollama")
 
-    monkeypatch.setattr(tracing, "output_for_chat", broken)
+    monkeypatch.setattr(tracing.Chat, "output", broken)
     client = ollama.Client(host=ollama_server.url)
     with (
         caplog.at_level(logging.WARNING, logger="braintrust_ollama"),
@@ -97,13 +109,10 @@ def test_failure_inside_tracing_is_logged_once_and_the_call_goes_on(
 def test_failure_while_reading_stream_chunks_does_not_break_the_stream(
     memory_logger, ollama_server, traced, monkeypatch, caplog
 ):
-    from braintrust_ollama import _stream
-
     def broken(self, chunk):
         raise RuntimeError("bug in the accumulator")
 
-    monkeypatch.setattr(_stream._Accumulator, "_add_chat", broken)
-    monkeypatch.setattr(_stream._Accumulator, "_add_chat_without_thinking", broken)
+    monkeypatch.setattr(tracing._ChatStream, "add", broken)
     client = ollama.Client(host=ollama_server.url)
     with (
         caplog.at_level(logging.WARNING, logger="braintrust_ollama"),

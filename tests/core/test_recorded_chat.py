@@ -19,6 +19,7 @@ import pytest
 from core.cassettes import (
     HOST,
     SDK_PARSES_THINKING,
+    cold_start,
     final_reply,
     metrics_of,
     recorded_request,
@@ -70,15 +71,25 @@ def add_two_numbers(a: int, b: int) -> int:
     return a + b
 
 
-def assistant(message: dict[str, Any]) -> dict[str, Any]:
-    """The span output a recorded assistant message implies, as this SDK version parses it."""
+def assistant(message: dict[str, Any], turn: int = 0) -> dict[str, Any]:
+    """The span output a recorded assistant message implies, as this SDK version parses it, in
+    Braintrust's chat schema: thinking as `reasoning`, tool calls with `type` and JSON text
+    arguments. The SDK keeps a call's name and arguments only (no id), so each call's id is
+    `call_<turn>_<index>`: the reply is assistant turn `turn` of its conversation."""
     output: dict[str, Any] = {"role": message["role"], "content": message["content"]}
     if SDK_PARSES_THINKING and message.get("thinking"):
-        output["thinking"] = message["thinking"]
-    if message.get("tool_calls"):  # the SDK keeps a call's name and arguments (not id / index)
+        output["reasoning"] = [{"content": message["thinking"]}]
+    if message.get("tool_calls"):
         output["tool_calls"] = [
-            {"function": {"name": c["function"]["name"], "arguments": c["function"]["arguments"]}}
-            for c in message["tool_calls"]
+            {
+                "id": f"call_{turn}_{i}",
+                "type": "function",
+                "function": {
+                    "name": c["function"]["name"],
+                    "arguments": json.dumps(c["function"]["arguments"]),
+                },
+            }
+            for i, c in enumerate(message["tool_calls"])
         ]
     return output
 
@@ -113,6 +124,7 @@ def test_module_chat_span_holds_the_whole_call(memory_logger, traced):
             "stream": False,
             "options": SEEDED,
             "done_reason": "stop",
+            "cold_start": cold_start("chat_plain"),
             "host": HOST,
         },
         "error": None,
@@ -140,6 +152,7 @@ def test_chat_imported_before_setup_logs_options_given_as_ollama_options(memory_
             "stream": False,
             "options": {"temperature": 0.0, "seed": 42},
             "done_reason": "stop",
+            "cold_start": cold_start("chat_options_object"),
             "host": HOST,
         },
         "error": None,
@@ -176,6 +189,7 @@ def test_client_chat_logs_host_without_credentials_api_key_or_headers(
             "stream": False,
             "options": SEEDED,
             "done_reason": "stop",
+            "cold_start": cold_start("chat_plain_client_with_credentials"),
             "host": HOST,
         },
         "error": None,
@@ -201,6 +215,7 @@ async def test_async_client_chat_span_holds_the_whole_call(memory_logger, traced
             "stream": False,
             "options": SEEDED,
             "done_reason": "stop",
+            "cold_start": cold_start("async_chat_plain"),
             "host": HOST,
         },
         "error": None,
@@ -226,6 +241,7 @@ def test_module_chat_stream_joins_thinking_and_content(memory_logger, traced):
             "stream": True,
             "options": SEEDED,
             "done_reason": "stop",
+            "cold_start": cold_start("chat_stream_thinking"),
             "host": HOST,
         },
         "error": None,
@@ -252,6 +268,7 @@ async def test_async_client_chat_stream_joins_thinking_and_content(memory_logger
             "stream": True,
             "options": SEEDED,
             "done_reason": "stop",
+            "cold_start": cold_start("async_chat_stream_thinking"),
             "host": HOST,
         },
         "error": None,
@@ -278,6 +295,7 @@ def test_client_chat_stream_without_thinking(memory_logger, traced):
             "model": "llama3",
             "stream": True,
             "done_reason": "stop",
+            "cold_start": cold_start("chat_stream_plain"),
             "host": HOST,
         },
         "error": None,
@@ -294,7 +312,11 @@ def test_chat_tool_given_as_json_schema_logs_tools_and_tool_calls(memory_logger,
     assert response.message.tool_calls[0].function.arguments == {"city": "Paris"}
     span = only(memory_logger.pop(), "ollama.chat")
     assert span["output"]["tool_calls"] == [
-        {"function": {"name": "get_current_weather", "arguments": {"city": "Paris"}}}
+        {
+            "id": "call_0_0",
+            "type": "function",
+            "function": {"name": "get_current_weather", "arguments": '{"city": "Paris"}'},
+        }
     ]
     assert whole(span) == {
         "name": "ollama.chat",
@@ -308,6 +330,7 @@ def test_chat_tool_given_as_json_schema_logs_tools_and_tool_calls(memory_logger,
             "options": SEEDED,
             "tools": [WEATHER_TOOL],
             "done_reason": "stop",
+            "cold_start": cold_start("chat_tool_call_json_schema"),
             "host": HOST,
         },
         "error": None,
@@ -340,7 +363,11 @@ def test_chat_tool_given_as_python_function_logs_the_converted_schema(memory_log
     reply = final_reply("chat_tool_call_python_function")
     span = only(memory_logger.pop(), "ollama.chat")
     assert span["output"]["tool_calls"] == [
-        {"function": {"name": "add_two_numbers", "arguments": {"a": 2, "b": 3}}}
+        {
+            "id": "call_0_0",
+            "type": "function",
+            "function": {"name": "add_two_numbers", "arguments": '{"a": 2, "b": 3}'},
+        }
     ]
     assert whole(span) == {
         "name": "ollama.chat",
@@ -354,6 +381,7 @@ def test_chat_tool_given_as_python_function_logs_the_converted_schema(memory_log
             "options": SEEDED,
             "tools": [converted],
             "done_reason": "stop",
+            "cold_start": cold_start("chat_tool_call_python_function"),
             "host": HOST,
         },
         "error": None,
@@ -362,7 +390,7 @@ def test_chat_tool_given_as_python_function_logs_the_converted_schema(memory_log
     assert metrics_of(span) == pytest.approx(server_metrics(reply))
 
 
-def test_chat_input_keeps_tool_calls_and_tool_results_as_sent(memory_logger, traced):
+def test_chat_input_maps_tool_calls_and_tool_results_to_one_call_id(memory_logger, traced):
     messages = [
         {
             "role": "assistant",
@@ -386,14 +414,31 @@ def test_chat_input_keeps_tool_calls_and_tool_results_as_sent(memory_logger, tra
     assert whole(span) == {
         "name": "ollama.chat",
         "type": "llm",
-        # as the SDK sends them: it drops the empty assistant content
-        "input": [{"role": "assistant", "tool_calls": messages[0]["tool_calls"]}, messages[1]],
-        "output": assistant(reply["message"]),
+        # the SDK drops the empty assistant content; the result answers the turn's only call
+        "input": [
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_0_0",
+                        "type": "function",
+                        "function": {
+                            "name": "get_current_weather",
+                            "arguments": '{"location": "San Francisco"}',
+                        },
+                    }
+                ],
+            },
+            {"role": "tool", "content": messages[1]["content"], "tool_call_id": "call_0_0"},
+        ],
+        "output": assistant(reply["message"], turn=1),
         "metadata": {
             "provider": "ollama",
             "model": "llama3.1",
             "stream": False,
             "done_reason": "stop",
+            "cold_start": cold_start("chat_tool_result_followup"),
             "host": HOST,
         },
         "error": None,
@@ -454,6 +499,7 @@ async def test_cached_prompt_without_prompt_eval_count_has_no_prompt_tokens(memo
             "model": "llama3",
             "stream": False,
             "done_reason": "stop",
+            "cold_start": cold_start("async_chat_cached_prompt"),
             "host": HOST,
         },
         "error": None,
@@ -467,6 +513,7 @@ async def test_cached_prompt_without_prompt_eval_count_has_no_prompt_tokens(memo
             "load_duration": reply["load_duration"] / 1e9,
             "prompt_eval_duration": reply["prompt_eval_duration"] / 1e9,
             "eval_duration": reply["eval_duration"] / 1e9,
+            "completion_tokens_per_second": reply["eval_count"] / (reply["eval_duration"] / 1e9),
         }
     )
 
@@ -486,7 +533,10 @@ def test_chat_images_are_logged_as_attachments_never_base64(memory_logger, trace
     assert RED_PIXEL_PNG not in json.dumps(rows, default=str)
     span = only(rows, "ollama.chat")
     ((message,),) = [span["input"]]
-    (image,) = message.pop("images")
+    text, image_part = message.pop("content")
+    assert text == {"type": "text", "text": question}
+    assert image_part["type"] == "image_url"
+    image = image_part["image_url"]["url"]
     assert image == {
         "type": "braintrust_attachment",
         "filename": "image-0.png",
@@ -499,13 +549,14 @@ def test_chat_images_are_logged_as_attachments_never_base64(memory_logger, trace
     assert whole(span) == {
         "name": "ollama.chat",
         "type": "llm",
-        "input": [{"role": "user", "content": question}],
+        "input": [{"role": "user"}],  # its content: the text and image parts above
         "output": assistant(reply["message"]),
         "metadata": {
             "provider": "ollama",
             "model": "gemma3:4b",
             "stream": False,
             "done_reason": "stop",
+            "cold_start": cold_start("chat_images"),
             "host": HOST,
         },
         "error": None,

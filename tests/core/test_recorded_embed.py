@@ -7,7 +7,7 @@ import json
 import braintrust
 import ollama
 import pytest
-from core.cassettes import HOST, final_reply, metrics_of, replay, whole
+from core.cassettes import HOST, cold_start, final_reply, metrics_of, replay, whole
 from ollama import Client
 from support.spans import only
 
@@ -29,10 +29,16 @@ def test_client_embed_logs_count_and_dimension_not_vectors(memory_logger, traced
         "type": "llm",
         "input": TEXTS,
         "output": {"embeddings": 2, "dimensions": len(reply["embeddings"][0])},
-        "metadata": {"provider": "ollama", "model": "all-minilm", "host": HOST},
+        "metadata": {
+            "provider": "ollama",
+            "model": "all-minilm",
+            "cold_start": cold_start("embed"),
+            "host": HOST,
+        },
         "error": None,
         "span_parents": [parent.span_id],
     }
+    # No time_to_first_token: an embedding has no token stream (metrics_of checks it is absent).
     assert metrics_of(span) == pytest.approx(
         {
             "prompt_tokens": reply["prompt_eval_count"],
@@ -60,3 +66,4 @@ def test_module_embeddings_logs_the_dimension(memory_logger, traced):
         "span_parents": [parent.span_id],
     }
     assert metrics_of(span) == {}  # the legacy endpoint reports no counters or timings
+    assert "time_to_first_token" not in span["metrics"]

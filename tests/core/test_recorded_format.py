@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import braintrust
 import pytest
-from core.cassettes import HOST, final_reply, metrics_of, replay, server_metrics, whole
+from core.cassettes import HOST, cold_start, final_reply, metrics_of, replay, server_metrics, whole
 from ollama import Client
 from support.spans import only
 
@@ -39,6 +39,7 @@ def test_chat_with_json_schema_format_logs_the_schema(memory_logger, traced):
             "format": CITY,
             "options": SEEDED,
             "done_reason": "stop",
+            "cold_start": cold_start("chat_format_json_schema"),
             "host": HOST,
         },
         "error": None,

@@ -7,6 +7,7 @@ import ollama
 import pytest
 from core.cassettes import (
     HOST,
+    cold_start,
     final_reply,
     metrics_of,
     replay,
@@ -18,6 +19,12 @@ from ollama import AsyncClient, Client
 from support.spans import only
 
 JOKE = "Tell me a joke about OpenTelemetry"
+# A generate span in Braintrust's chat schema: the prompt as a user message, the text as the reply.
+JOKE_INPUT = [{"role": "user", "content": JOKE}]
+
+
+def answer(text: str) -> dict[str, str]:
+    return {"role": "assistant", "content": text}
 
 
 def streamed_text(name: str) -> str:
@@ -34,6 +41,7 @@ def cached_prompt_metrics(reply: dict) -> dict[str, float]:
         "load_duration": reply["load_duration"] / 1e9,
         "prompt_eval_duration": reply["prompt_eval_duration"] / 1e9,
         "eval_duration": reply["eval_duration"] / 1e9,
+        "completion_tokens_per_second": reply["eval_count"] / (reply["eval_duration"] / 1e9),
     }
 
 
@@ -44,16 +52,20 @@ def test_module_generate_span_holds_the_prompt_and_the_text(memory_logger, trace
     reply = final_reply("generate_plain")
     assert response.response == reply["response"]
     span = only(memory_logger.pop(), "ollama.generate")
+    # This recording loaded llama3 for the call (load_duration 2.0 s): a cold start.
+    assert reply["load_duration"] == 2_037_300_208
+    assert span["metadata"]["cold_start"] is True
     assert whole(span) == {
         "name": "ollama.generate",
         "type": "llm",
-        "input": JOKE,
-        "output": reply["response"],
+        "input": JOKE_INPUT,
+        "output": answer(reply["response"]),
         "metadata": {
             "provider": "ollama",
             "model": "llama3",
             "stream": False,
             "done_reason": "stop",
+            "cold_start": cold_start("generate_plain"),
             "host": HOST,
         },
         "error": None,
@@ -72,13 +84,14 @@ def test_client_generate_stream_joins_the_text(memory_logger, traced):
     assert whole(span) == {
         "name": "ollama.generate",
         "type": "llm",
-        "input": JOKE,
-        "output": text,
+        "input": JOKE_INPUT,
+        "output": answer(text),
         "metadata": {
             "provider": "ollama",
             "model": "gemma3:1b",
             "stream": True,
             "done_reason": "stop",
+            "cold_start": cold_start("generate_stream"),
             "host": HOST,
         },
         "error": None,
@@ -96,13 +109,14 @@ async def test_async_generate_with_cached_prompt_has_no_prompt_tokens(memory_log
     assert whole(span) == {
         "name": "ollama.generate",
         "type": "llm",
-        "input": JOKE,
-        "output": reply["response"],
+        "input": JOKE_INPUT,
+        "output": answer(reply["response"]),
         "metadata": {
             "provider": "ollama",
             "model": "llama3",
             "stream": False,
             "done_reason": "stop",
+            "cold_start": cold_start("async_generate_cached_prompt"),
             "host": HOST,
         },
         "error": None,
@@ -122,13 +136,14 @@ async def test_async_generate_stream_with_cached_prompt(memory_logger, traced):
     assert whole(span) == {
         "name": "ollama.generate",
         "type": "llm",
-        "input": JOKE,
-        "output": streamed_text(name),
+        "input": JOKE_INPUT,
+        "output": answer(streamed_text(name)),
         "metadata": {
             "provider": "ollama",
             "model": "llama3",
             "stream": True,
             "done_reason": "stop",
+            "cold_start": cold_start(name),
             "host": HOST,
         },
         "error": None,

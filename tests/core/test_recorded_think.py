@@ -10,6 +10,7 @@ import ollama
 import pytest
 from core.cassettes import (
     HOST,
+    cold_start,
     final_reply,
     metrics_of,
     replay,
@@ -34,8 +35,15 @@ def test_generate_with_think_logs_system_thinking_and_keep_alive(memory_logger, 
     assert whole(span) == {
         "name": "ollama.generate",
         "type": "llm",
-        "input": {"prompt": CALC, "system": CALCULATOR},
-        "output": {"response": reply["response"], "thinking": reply["thinking"]},
+        "input": [
+            {"role": "system", "content": CALCULATOR},
+            {"role": "user", "content": CALC},
+        ],
+        "output": {
+            "role": "assistant",
+            "content": reply["response"],
+            "reasoning": [{"content": reply["thinking"]}],
+        },
         "metadata": {
             "provider": "ollama",
             "model": QWEN,
@@ -43,6 +51,7 @@ def test_generate_with_think_logs_system_thinking_and_keep_alive(memory_logger, 
             "think": True,
             "keep_alive": "10m",
             "done_reason": "stop",
+            "cold_start": cold_start("generate_think"),
             "host": HOST,
         },
         "error": None,
@@ -64,10 +73,14 @@ async def test_async_generate_stream_with_think_joins_thinking_and_text(memory_l
     assert whole(span) == {
         "name": "ollama.generate",
         "type": "llm",
-        "input": {"prompt": CALC, "system": CALCULATOR},
+        "input": [
+            {"role": "system", "content": CALCULATOR},
+            {"role": "user", "content": CALC},
+        ],
         "output": {
-            "response": "".join(r["response"] for r in replies(name)),
-            "thinking": "".join(r.get("thinking", "") for r in replies(name)),
+            "role": "assistant",
+            "content": "".join(r["response"] for r in replies(name)),
+            "reasoning": [{"content": "".join(r.get("thinking", "") for r in replies(name))}],
         },
         "metadata": {
             "provider": "ollama",
@@ -76,6 +89,7 @@ async def test_async_generate_stream_with_think_joins_thinking_and_text(memory_l
             "think": True,
             "keep_alive": "10m",
             "done_reason": "stop",
+            "cold_start": cold_start(name),
             "host": HOST,
         },
         "error": None,

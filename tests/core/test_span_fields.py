@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import inspect
 import json
 
 import braintrust
@@ -80,10 +81,25 @@ def test_chat_span_holds_messages_settings_tools_and_metrics(memory_logger, olla
     assert span["span_attributes"]["type"] == "llm"
     assert span["span_parents"] == [parent.span_id]
     (sent,) = ollama_server.requests
-    assert span["input"] == sent.body["messages"]  # as sent: the SDK drops the empty content
-    assert (
-        span["input"][3]["role"] == "tool"
-    )  # tool results included (tool_name on ollama >= 0.4.8)
+    tool_result = {"role": "tool", "content": "5", "tool_call_id": "call_0_0"}
+    if "tool_name" in sent.body["messages"][3]:  # the SDK sends tool_name from ollama 0.4.8
+        tool_result["tool_name"] = "add_two_numbers"
+    assert span["input"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "2 + 3?"},
+        {
+            "role": "assistant",
+            "content": None,  # the SDK drops the empty content
+            "tool_calls": [
+                {
+                    "id": "call_0_0",
+                    "type": "function",
+                    "function": {"name": "add_two_numbers", "arguments": '{"a": 2, "b": 3}'},
+                }
+            ],
+        },
+        tool_result,
+    ]
     assert span["output"] == {"role": "assistant", "content": '{"answer": 5}'}
     metadata = span["metadata"]
     assert metadata["provider"] == "ollama"
@@ -111,6 +127,10 @@ def test_chat_span_holds_messages_settings_tools_and_metrics(memory_logger, olla
     assert metrics["load_duration"] == pytest.approx(0.012345)
     assert metrics["prompt_eval_duration"] == pytest.approx(0.098765)
     assert metrics["eval_duration"] == pytest.approx(0.12)
+    # Generation speed from the server's own counters: tokens over each eval duration.
+    assert metrics["prompt_tokens_per_second"] == pytest.approx(40 / 0.098765)
+    assert metrics["completion_tokens_per_second"] == pytest.approx(6 / 0.12)
+    assert metadata["cold_start"] is False  # loaded in 12 ms: the model was already loaded
     # A plain call's time to first token is its whole latency, as in Braintrust's OpenAI integration.
     assert metrics["time_to_first_token"] == pytest.approx(
         metrics["end"] - metrics["start"], abs=1e-3
@@ -147,16 +167,29 @@ def test_images_are_attachments_never_base64_text(memory_logger, ollama_server, 
         (JPEG, "image/jpeg"),
         (PNG, "image/png"),
     ]
-    # Rows hold references to the uploaded files, never the image bytes.
-    chat_images = only(rows, "ollama.chat")["input"][0]["images"]
-    assert chat_images == [uploaded[0].reference, uploaded[1].reference]
-    assert chat_images[0]["type"] == "braintrust_attachment"
+    # Rows hold references to the uploaded files, never the image bytes, in image_url parts.
+    assert only(rows, "ollama.chat")["input"] == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is this?"},
+                {"type": "image_url", "image_url": {"url": uploaded[0].reference}},
+                {"type": "image_url", "image_url": {"url": uploaded[1].reference}},
+            ],
+        }
+    ]
+    assert uploaded[0].reference["type"] == "braintrust_attachment"
     generate = only(rows, "ollama.generate")
-    assert generate["input"] == {
-        "prompt": "Describe",
-        "system": "Be short.",
-        "images": [uploaded[2].reference],
-    }
+    assert generate["input"] == [
+        {"role": "system", "content": "Be short."},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Describe"},
+                {"type": "image_url", "image_url": {"url": uploaded[2].reference}},
+            ],
+        },
+    ]
     serialized = json.dumps(rows, default=str)
     assert base64.b64encode(PNG).decode() not in serialized
 
@@ -167,8 +200,8 @@ def test_generate_with_a_bare_prompt_logs_the_prompt_and_text(memory_logger, oll
     with braintrust.start_span(name="request"):
         client.generate(model="llama3.2", prompt="Sky colour?", suffix="")
     span = only(memory_logger.pop(), "ollama.generate")
-    assert span["input"] == "Sky colour?"
-    assert span["output"] == "Blue."
+    assert span["input"] == [{"role": "user", "content": "Sky colour?"}]
+    assert span["output"] == {"role": "assistant", "content": "Blue."}
     # A cached prompt has no prompt_eval_count: no prompt_tokens, tokens = completion only.
     assert "prompt_tokens" not in span["metrics"]
     assert span["metrics"]["completion_tokens"] == 2
@@ -210,3 +243,42 @@ def test_credentials_and_headers_are_never_logged(
     for secret in ("sk-ollama-secret-key", "sk-header-secret", "hunter2", "alice", "Bearer"):
         assert secret not in dumped  # ...and is in no span
     assert only(rows, "ollama.chat")["metadata"]["host"] == ollama_server.url
+
+
+def test_context_names_the_users_line_for_calls_and_streams(memory_logger, ollama_server, traced):
+    client = ollama.Client(host=ollama_server.url)
+    with braintrust.start_span(name="request"):
+        client.chat(model="llama3.2", messages=[{"role": "user", "content": "Hi"}])
+        chat_line = inspect.currentframe().f_lineno - 1
+        stream = client.generate(model="llama3.2", prompt="Hi", stream=True)
+        generate_line = inspect.currentframe().f_lineno - 1
+    consume(stream)  # the span is written here, from inside the iteration
+    rows = memory_logger.pop()
+    here = {
+        "caller_functionname": inspect.currentframe().f_code.co_name,
+        "caller_filename": __file__,
+    }
+    assert caller_of(only(rows, "ollama.chat")) == {**here, "caller_lineno": chat_line}
+    assert caller_of(only(rows, "ollama.generate")) == {**here, "caller_lineno": generate_line}
+
+
+def consume(stream) -> None:
+    for _ in stream:
+        pass
+
+
+def caller_of(span: dict) -> dict:
+    """The span's call site (Braintrust's `context` also holds its own `span_origin`)."""
+    return {k: v for k, v in span["context"].items() if k.startswith("caller_")}
+
+
+async def test_context_names_the_users_line_for_async_calls(memory_logger, ollama_server, traced):
+    client = ollama.AsyncClient(host=ollama_server.url)
+    with braintrust.start_span(name="request"):
+        await client.embed(model="all-minilm", input="Hi")
+        line = inspect.currentframe().f_lineno - 1
+    assert caller_of(only(memory_logger.pop(), "ollama.embed")) == {
+        "caller_functionname": "test_context_names_the_users_line_for_async_calls",
+        "caller_filename": __file__,
+        "caller_lineno": line,
+    }

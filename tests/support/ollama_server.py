@@ -16,6 +16,8 @@ test can compare the tokens in a trace with what the server sent.
     server.reply("/api/chat", Fault(chunks=1, then="error", message="model crashed"))
     server.reply("/api/generate", Error(404, 'model "nope" not found, try pulling it first'))
     gate = threading.Semaphore(0); server.reply("/api/chat", Chat("a b c", gate=gate))  # slow stream
+    server.reply("/v1/systemone", {...})                          # any JSON body, as given
+    server.reply("/api/generate", Lines([{...}, {...}]))          # these NDJSON lines, streamed
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["Chat", "Embed", "Error", "FakeOllama", "Fault", "Generate", "Served"]
+__all__ = ["Chat", "Embed", "Error", "FakeOllama", "Fault", "Generate", "Lines", "Served"]
 
 MODEL = "llama3.2:1b"
 CREATED_AT = "2026-08-12T10:11:12.123456789Z"
@@ -83,6 +85,13 @@ class Fault:
     chunks: int = 2
     then: str = "cut"  # "cut" | "error"
     message: str = "an error was encountered while running the model"
+
+
+@dataclass
+class Lines:
+    """A stream of exactly these JSON objects, one per NDJSON line (hand-made exchanges)."""
+
+    chunks: list[dict[str, Any]]
 
 
 @dataclass
@@ -231,6 +240,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(reply.status, {"error": reply.message})
         elif isinstance(reply, Fault):
             self._fault(path, model, reply)
+        elif isinstance(reply, Lines):
+            self._start_stream()
+            if all(self._send_chunk(chunk) for chunk in reply.chunks):
+                self._end_stream()
         elif isinstance(reply, (Chat, Generate)):
             self._completion(path, model, reply, streaming)
         elif isinstance(reply, Embed):
@@ -260,6 +273,8 @@ class _Handler(BaseHTTPRequestHandler):
             payload[key] = self._piece(
                 key, text, reply.thinking, getattr(reply, "tool_calls", None)
             )
+            if key == "response" and reply.thinking:  # generate's thinking sits beside it
+                payload["thinking"] = reply.thinking
             self._json(200, {**payload, **final})
             return
         chunks: list[dict[str, Any]] = []

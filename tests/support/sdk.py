@@ -25,3 +25,9 @@ def _accepts_schema_format() -> bool:
 
 # Structured outputs (`format=<JSON schema>`) arrived in ollama 0.4.3; before, only "json".
 HAS_SCHEMA_FORMAT = _accepts_schema_format()
+
+# ollama 0.6.x surfaces, each on the SDK versions that have it.
+HAS_WEB = hasattr(ollama.Client, "web_search")  # web_search / web_fetch: 0.6.0
+HAS_LOGPROBS = "logprobs" in inspect.signature(ollama.Client.chat).parameters  # 0.6.1
+HAS_IMAGE_GENERATION = "width" in inspect.signature(ollama.Client.generate).parameters  # 0.6.2
+HAS_SYSTEMONE = hasattr(ollama.Client, "systemone")  # 0.6.3

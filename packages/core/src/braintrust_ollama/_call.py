@@ -5,18 +5,25 @@ when the call ends: one row, one deep copy, one hand-off to the background logge
 is the span (or logger, or experiment) that was current when the SDK method was called, held
 from then on: this matters for streams, which the SDK only starts on the first `next()`, often
 after the caller's span has ended.
+
+Also fixed at call time: `context` (`caller_filename`, `caller_functionname`, `caller_lineno`),
+the first frame outside this package, `ollama`, `wrapt` and `braintrust` — the user's line that
+made the call, even for a stream written later from inside its iteration — and whether content
+is recorded (`record_content` on the client or its class, set by `setup_ollama` / `wrap_ollama`).
+Errors are recorded as Braintrust's own spans record them (`stringify_exception`: the traceback,
+type and message).
 """
 
 from __future__ import annotations
 
 import contextvars
 import logging
+import sys
 import time
 from typing import Any
 
 import braintrust
-from braintrust.logger import NOOP_SPAN, get_span_parent_object
-from braintrust.span_types import SpanTypeAttribute
+from braintrust.logger import NOOP_SPAN, get_span_parent_object, stringify_exception
 
 from . import tracing
 
@@ -67,15 +74,44 @@ def warn_failure(what: str) -> None:
     )
 
 
+# Where a client (instance or class) says whether its spans hold inputs and outputs.
+RECORD_CONTENT_ATTR = "_braintrust_ollama_record_content"
+# Frames of these packages and modules (between the user and the SDK's `_request`) are never the
+# caller of a traced call.
+_NOT_CALLERS = frozenset({"ollama", "wrapt", "braintrust"})
+_OUR_FRAMES = frozenset({__name__, f"{__package__}.patchers", f"{__package__}._stream"})
+
+
 class OllamaCall:
-    """A traced call in flight: what was asked, when, and under which parent."""
+    """A traced call in flight: which endpoint, what was asked, when, where from, and under
+    which parent."""
 
-    __slots__ = ("_host", "_parent", "_path", "_request", "_start", "finished")
+    __slots__ = (
+        "_caller",
+        "_content",
+        "_host",
+        "_parent",
+        "_request",
+        "_start",
+        "endpoint",
+        "finished",
+    )
 
-    def __init__(self, path: str, request: Any, host: str | None, parent: Any) -> None:
-        self._path = path
+    def __init__(
+        self,
+        endpoint: tracing.Endpoint,
+        request: Any,
+        host: str | None,
+        parent: Any,
+        *,
+        content: bool = True,
+        caller: dict[str, Any] | None = None,
+    ) -> None:
+        self.endpoint = endpoint
         self._request = request
         self._host = host
+        self._content = content
+        self._caller = caller
         # A span, logger or experiment to start the span on; for a parent given as an exported
         # slug (`braintrust.parent_context`), the call's context, where Braintrust resolves it.
         self._parent = parent if hasattr(parent, "start_span") else contextvars.copy_context()
@@ -86,44 +122,45 @@ class OllamaCall:
     def begin(cls, client: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> OllamaCall | None:
         """Start tracing an SDK `_request(cls, method, path, ...)`, or None if it is not traced.
 
-        Not traced: management endpoints, and calls with no Braintrust logger, experiment or
-        parent span to write to (then the call costs one lookup and nothing else).
+        Not traced: endpoints not in `tracing.ENDPOINTS`, and calls with no Braintrust logger,
+        experiment or parent span to write to (then the call costs one lookup and nothing else).
         """
         try:
             path = args[2] if len(args) > 2 else kwargs.get("url")
-            if not isinstance(path, str) or path not in tracing.ENDPOINTS:
+            endpoint = tracing.ENDPOINTS.get(path) if isinstance(path, str) else None
+            if endpoint is None:
                 return None
             parent = get_span_parent_object()
             if parent is NOOP_SPAN:
                 return None
             if isinstance(parent, braintrust.Span):
                 setattr(parent, _TOKENS_MARKER, True)
-            return cls(path, kwargs.get("json") or {}, _client_host(client), parent)
+            return cls(
+                endpoint,
+                kwargs.get("json") or {},
+                _client_host(client),
+                parent,
+                content=getattr(client, RECORD_CONTENT_ATTR, True),
+                caller=_caller_location(),
+            )
         except Exception:
             warn_failure("starting a span")
             return None
 
-    @property
-    def path(self) -> str:
-        return self._path
-
     def finish_response(self, response: Any) -> None:
         """End with a whole (non-streamed) response."""
         try:
-            if self._path == "/api/chat":
-                output = tracing.output_for_chat(response.message)
-            elif self._path == "/api/generate":
-                output = tracing.output_for_generate(
-                    response.response, getattr(response, "thinking", None)
-                )
-            elif self._path == "/api/embed":
-                output = tracing.output_for_embed(response.embeddings)
-            else:
-                output = tracing.output_for_embeddings(response.embedding)
+            output = self.endpoint.output(response, self._request) if self._content else None
             end = time.time()
-            self.write(output, response, end, first_token=end)
+            # Log probabilities are the generated tokens: content, kept only with it.
+            extra = self.endpoint.response_metadata(response) if self._content else None
+            self.write(output, response, end, first_token=end, extra_metadata=extra)
         except Exception:
             warn_failure("recording a response")
+
+    def stream(self) -> CallStream:
+        """The accumulator a traced stream feeds: see `CallStream`."""
+        return CallStream(self)
 
     def write(
         self,
@@ -133,37 +170,43 @@ class OllamaCall:
         *,
         first_token: float | None,
         error: BaseException | None = None,
+        extra_metadata: dict[str, Any] | None = None,
     ) -> None:
-        """Write the span: `last` is the response or final chunk holding the counters."""
+        """Write the span: `last` is the response or final chunk holding the counters;
+        `extra_metadata` is what the response said beyond its output (log probabilities)."""
         if self.finished:
             return
         self.finished = True
-        metrics = tracing.metrics_from_response(last) if last is not None else {}
-        if first_token is not None:
+        endpoint = self.endpoint
+        metrics = endpoint.metrics(last)
+        if first_token is not None and endpoint.has_first_token:
             metrics["time_to_first_token"] = first_token - self._start
         metrics["end"] = end
-        metadata = tracing.span_metadata(self._path, self._request, self._host)
-        done_reason = getattr(last, "done_reason", None)
-        if done_reason:
-            metadata["done_reason"] = done_reason
-        event: dict[str, Any] = {
-            "input": tracing.span_input(self._path, self._request),
-            "output": output,
-            "metadata": metadata,
-            "metrics": metrics,
-        }
+        metadata = endpoint.metadata(self._request, last, self._host, content=self._content)
+        if extra_metadata:
+            metadata.update(extra_metadata)
+        event: dict[str, Any] = {"metadata": metadata, "metrics": metrics}
+        if self._content:
+            event["input"] = endpoint.input(self._request)
+            event["output"] = output
+        if self._caller is not None:
+            event["context"] = self._caller
         if error is not None:
-            event["error"] = _describe(error)
+            event["error"] = stringify_exception(type(error), error, error.__traceback__)
             status = getattr(error, "status_code", None)
             if status is not None:
                 metadata["status_code"] = status
-        name = tracing.ENDPOINTS[self._path]
         if isinstance(self._parent, braintrust.Span):
             setattr(self._parent, _OUTPUT_MARKER, output)
+        fields: dict[str, Any] = {
+            "name": endpoint.name,
+            "type": endpoint.type,
+            "start_time": self._start,
+        }
         if isinstance(self._parent, contextvars.Context):
-            self._parent.run(_start_span, name=name, start_time=self._start, **event)
+            self._parent.run(braintrust.start_span, **fields, **event)
         else:
-            self._parent.start_span(name=name, type="llm", start_time=self._start, **event)
+            self._parent.start_span(**fields, **event)
 
     def fail(self, error: BaseException) -> None:
         """End with the error the SDK call raised."""
@@ -173,14 +216,66 @@ class OllamaCall:
             warn_failure("recording an error")
 
 
-def _start_span(**fields: Any) -> None:
-    braintrust.start_span(type=SpanTypeAttribute.LLM, **fields)
+class CallStream:
+    """A streamed call's accumulator: `add(chunk)` per chunk (the endpoint's `Stream.add`, which
+    only appends), then `finish(error)` once, which writes the span with the output seen so far.
+    """
+
+    __slots__ = ("_call", "_stream", "add")
+
+    def __init__(self, call: OllamaCall) -> None:
+        self._call = call
+        self._stream = call.endpoint.stream()
+        self.add = self._stream.add
+
+    def stop_reading(self) -> None:
+        """After a failure in our own code: log it once, and keep the output seen so far."""
+        warn_failure("reading a stream chunk")
+        self.add = _ignore
+
+    def finish(self, error: BaseException | None = None, *, at_exit: bool = False) -> None:
+        call = self._call
+        if call.finished:
+            return
+        try:
+            stream = self._stream
+            output = stream.output(call._request) if call._content else None
+            # Log probabilities are the generated tokens: content, kept only with it.
+            extra = stream.response_metadata() if call._content else {}
+            if at_exit:  # a stream the interpreter's exit left unfinished
+                extra["unfinished_at_exit"] = True
+            call.write(
+                output,
+                stream.last,
+                time.time(),
+                first_token=stream.first_token,
+                error=error,
+                extra_metadata=extra,
+            )
+        except Exception:
+            warn_failure("recording a stream")
 
 
-def _describe(error: BaseException) -> str:
-    """`ResponseError: model "x" not found (status code: 404)`: the type and message."""
-    message = str(error)
-    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+def _ignore(chunk: Any) -> None:
+    pass
+
+
+def _caller_location() -> dict[str, Any] | None:
+    """The user's frame that made the call: the first outside our tracing modules and the
+    libraries between it and the SDK's `_request`. A few frame hops, no `inspect.stack()`."""
+    frame: Any = sys._getframe(1)
+    while frame is not None:
+        module = frame.f_globals.get("__name__") or ""
+        top = module.partition(".")[0]
+        if top not in _NOT_CALLERS and module not in _OUR_FRAMES:
+            code = frame.f_code
+            return {
+                "caller_functionname": code.co_name,
+                "caller_filename": code.co_filename,
+                "caller_lineno": frame.f_lineno,
+            }
+        frame = frame.f_back
+    return None
 
 
 def _client_host(client: Any) -> str | None:

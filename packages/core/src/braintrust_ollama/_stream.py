@@ -1,179 +1,53 @@
-"""Traced Ollama streams (sync and async).
+"""Traced Ollama streams (sync and async): generators, as the SDK's own streams are.
 
-Contract: the stream yields exactly the chunks the SDK yields and raises exactly what it raises.
-Its span is written exactly once: when the stream is exhausted; on any error (an `{"error": ...}`
-line, a cut connection, `asyncio` cancellation); on `close()` / `aclose()`; when a `for` loop
-over it is left early (`break`); or when a stream that was never finished is garbage-collected
-(never iterated, say) — always with the output seen so far. The accumulator keeps joined text
-and the last chunk, never every chunk.
+Contract: a traced stream is a generator (an async generator for `AsyncClient`), like the one
+the SDK returns untraced, so `inspect.isgenerator` / `isasyncgen`, `send`, `throw`, `close`,
+`asend`, `athrow` and `aclose` behave as they would untraced. It yields exactly the chunks the
+SDK yields and raises exactly what it raises. Its span is written exactly once, with the output
+seen so far: when the stream is exhausted; on any error (an `{"error": ...}` line, a cut
+connection, `asyncio` cancellation, an exception passed to `throw`); on `close()` / `aclose()`;
+when it is released unfinished (a `for` loop over a call's result left by `break`, a stream read
+with `next()` and dropped, one never iterated); or, for a stream still alive when the
+interpreter exits, before Braintrust's and the local store's own exit flush, marked
+`unfinished_at_exit` in its metadata (a sync one is then closed). The accumulator (the
+endpoint's `Stream`) keeps joined fragments and the last chunk, never every chunk.
 """
 
 from __future__ import annotations
 
-import contextlib
-import time
-from collections.abc import AsyncIterator, Iterator
+import atexit
+import os
+import threading
+import types
+import weakref
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from typing import Any
 
-from . import tracing
-from ._call import OllamaCall, warn_failure
+from ._call import CallStream, OllamaCall, warn_failure
 
 
-class _Accumulator:
-    """Content, thinking and tool calls seen so far, plus the last chunk (which holds counters).
-
-    `add` runs once per chunk, so it is picked once per stream (chat or generate, and whether
-    this SDK's chunks carry `thinking`) and does nothing but append.
-    """
-
-    __slots__ = ("add", "call", "content", "first_token", "last", "thinking", "tool_calls")
-
-    def __init__(self, call: OllamaCall) -> None:
-        self.call = call
-        self.content: list[str] = []
-        self.thinking: list[str] = []
-        self.tool_calls: list[Any] = []
-        self.first_token: float | None = None
-        self.last: Any = None
-        self.add = self._first
-
-    def _first(self, chunk: Any) -> None:
-        self.first_token = time.time()
-        part = chunk.message if self.call.path == "/api/chat" else chunk
-        has_thinking = "thinking" in type(part).model_fields  # ollama >= 0.5.2
-        if self.call.path == "/api/chat":
-            self.add = self._add_chat if has_thinking else self._add_chat_without_thinking
-        else:
-            self.add = self._add_generate if has_thinking else self._add_generate_without_thinking
-        self.add(chunk)
-
-    def stop_reading(self) -> None:
-        """After a failure in our own code: log it once, and keep the output seen so far."""
-        warn_failure("reading a stream chunk")
-        self.add = _ignore
-
-    def _add_chat(self, chunk: Any) -> None:
-        self.last = chunk
-        message = chunk.message
-        if message.content:
-            self.content.append(message.content)
-        if message.thinking:
-            self.thinking.append(message.thinking)
-        if message.tool_calls:
-            self.tool_calls.extend(message.tool_calls)
-
-    def _add_chat_without_thinking(self, chunk: Any) -> None:
-        self.last = chunk
-        message = chunk.message
-        if message.content:
-            self.content.append(message.content)
-        if message.tool_calls:
-            self.tool_calls.extend(message.tool_calls)
-
-    def _add_generate(self, chunk: Any) -> None:
-        self.last = chunk
-        if chunk.response:
-            self.content.append(chunk.response)
-        if chunk.thinking:
-            self.thinking.append(chunk.thinking)
-
-    def _add_generate_without_thinking(self, chunk: Any) -> None:
-        self.last = chunk
-        if chunk.response:
-            self.content.append(chunk.response)
-
-    def output(self) -> Any:
-        content = "".join(self.content)
-        thinking = "".join(self.thinking) or None
-        if self.call.path == "/api/chat":
-            return tracing.assistant_output(content, thinking, self.tool_calls)
-        return tracing.output_for_generate(content, thinking)
-
-    def finish(self, error: BaseException | None = None) -> None:
-        if self.call.finished:
-            return
-        try:
-            self.call.write(
-                self.output(), self.last, time.time(), first_token=self.first_token, error=error
-            )
-        except Exception:
-            warn_failure("recording a stream")
+def traced_stream(chunks: Iterator[Any], call: OllamaCall) -> Generator[Any, Any, None]:
+    """The SDK's chunk generator, traced: a generator too (see the module docstring)."""
+    acc = call.stream()
+    stream = _traced(chunks, acc)
+    _live.watch(stream, acc)
+    return stream
 
 
-def _ignore(chunk: Any) -> None:
-    pass
+def traced_async_stream(chunks: AsyncIterator[Any], call: OllamaCall) -> AsyncGenerator[Any, Any]:
+    """The async twin of `traced_stream`: an async generator, as the SDK returns."""
+    acc = call.stream()
+    stream = _traced_async(chunks, acc)
+    _live.watch(stream, acc)
+    return stream
 
 
-class TracedStream(Iterator[Any]):
-    """Wraps the SDK's chunk iterator; see the module docstring for when the span is written.
-
-    A `for` loop iterates a generator made by `__iter__`, so a loop left by `break` closes it,
-    and that ends the span at once; the SDK's own stream is left open, as it would be untraced.
-    """
-
-    __slots__ = ("_acc", "_chunks", "_next")
-
-    def __init__(self, chunks: Iterator[Any], call: OllamaCall) -> None:
-        self._chunks = chunks
-        self._acc = _Accumulator(call)
-        self._next: Iterator[Any] | None = None
-
-    def __iter__(self) -> Iterator[Any]:
-        return _traced(self._chunks, self._acc, owner=self)
-
-    def __next__(self) -> Any:
-        if self._next is None:
-            self._next = _traced(self._chunks, self._acc)
-        return next(self._next)
-
-    def close(self) -> None:
-        try:
-            close = getattr(self._chunks, "close", None)
-            if close is not None:
-                close()
-        finally:
-            self._acc.finish()
-
-    def __del__(self) -> None:
-        _finish_abandoned(self)
-
-
-class TracedAsyncStream(AsyncIterator[Any]):
-    """The async twin of `TracedStream`, with the same contract."""
-
-    __slots__ = ("_acc", "_chunks", "_next")
-
-    def __init__(self, chunks: AsyncIterator[Any], call: OllamaCall) -> None:
-        self._chunks = chunks
-        self._acc = _Accumulator(call)
-        self._next: AsyncIterator[Any] | None = None
-
-    def __aiter__(self) -> AsyncIterator[Any]:
-        return _traced_async(self._chunks, self._acc, owner=self)
-
-    async def __anext__(self) -> Any:
-        if self._next is None:
-            self._next = _traced_async(self._chunks, self._acc)
-        return await self._next.__anext__()
-
-    async def aclose(self) -> None:
-        try:
-            aclose = getattr(self._chunks, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        finally:
-            self._acc.finish()
-
-    def __del__(self) -> None:
-        _finish_abandoned(self)
-
-
-def _traced(chunks: Iterator[Any], acc: _Accumulator, owner: object = None) -> Iterator[Any]:
+def _traced(chunks: Iterator[Any], acc: CallStream) -> Generator[Any, Any, None]:
     """The SDK's chunks, each added to `acc`; the span ends however this generator ends.
 
-    A generator made for a `for` loop holds its stream (`owner`), which a loop over a call's
-    result is the only holder of. One kept by the stream for `next()` does not: no reference
-    cycle keeps an abandoned stream alive until the garbage collector runs.
+    A value given to `send()` is dropped, as the SDK's generator drops it. `close()`, `throw()`
+    and being released unfinished close the SDK's generator too, as `yield from` would, so its
+    HTTP response is closed when it would be untraced.
     """
     try:
         for chunk in chunks:
@@ -182,19 +56,20 @@ def _traced(chunks: Iterator[Any], acc: _Accumulator, owner: object = None) -> I
             except Exception:
                 acc.stop_reading()
             yield chunk
-    except GeneratorExit:  # the loop was left early, or the stream closed
-        acc.finish()
+    except GeneratorExit:
+        _end(acc)
+        _close(chunks)
         raise
     except BaseException as error:
-        acc.finish(error)
+        _end(acc, error)
+        _close(chunks)  # after an exception given to throw(), the SDK's stream ends with ours
         raise
-    acc.finish()
+    _end(acc)
 
 
-async def _traced_async(
-    chunks: AsyncIterator[Any], acc: _Accumulator, owner: object = None
-) -> AsyncIterator[Any]:
-    """The async twin of `_traced`."""
+async def _traced_async(chunks: AsyncIterator[Any], acc: CallStream) -> AsyncGenerator[Any, Any]:
+    """The async twin of `_traced`. The span is written before the SDK's stream is closed, so
+    it is written even where that close cannot complete (an event loop that has gone away)."""
     try:
         async for chunk in chunks:
             try:
@@ -203,16 +78,82 @@ async def _traced_async(
                 acc.stop_reading()
             yield chunk
     except GeneratorExit:
-        acc.finish()
+        _end(acc)
+        await _aclose(chunks)
         raise
     except BaseException as error:
-        acc.finish(error)
+        _end(acc, error)
+        await _aclose(chunks)
         raise
-    acc.finish()
+    _end(acc)
 
 
-def _finish_abandoned(stream: TracedStream | TracedAsyncStream) -> None:
-    """A stream collected before it finished (read with `next()` and dropped, or never iterated):
-    write what it saw."""
-    with contextlib.suppress(Exception):  # interpreter shutdown, or a half-built stream
-        stream._acc.finish()
+def _end(acc: CallStream, error: BaseException | None = None) -> None:
+    acc.finish(error)
+    _live.forget(acc)
+
+
+def _close(chunks: Iterator[Any]) -> None:
+    close = getattr(chunks, "close", None)
+    if close is not None:
+        close()
+
+
+async def _aclose(chunks: AsyncIterator[Any]) -> None:
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+class _LiveStreams:
+    """The accumulators of streams not yet written, each with a weak reference to its stream:
+    a stream released unfinished (never iterated, say) is written when it is collected, and
+    every one still alive at exit is written before any exit flush.
+
+    At exit: `threading._register_atexit` callbacks run once the main thread is done, before
+    non-daemon threads are joined and before any `atexit` callback. From there we register our
+    `atexit` pass, which therefore runs after those threads have finished and before every
+    `atexit` callback registered earlier (they run last-in, first-out): Braintrust's
+    background-logger flush and the local store's, whenever they were set up. A forked child
+    starts with none (its parent writes its own streams).
+    """
+
+    def __init__(self) -> None:
+        self._watched: dict[CallStream, weakref.ref[Any]] = {}
+        try:
+            threading._register_atexit(self._register_exit_pass)  # type: ignore[attr-defined]
+        except (AttributeError, RuntimeError):  # not CPython, or already shutting down
+            atexit.register(self.finish_at_exit)
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._watched.clear)
+
+    def watch(self, stream: Any, acc: CallStream) -> None:
+        try:
+            self._watched[acc] = weakref.ref(stream, lambda _: _end(acc))
+        except Exception:
+            warn_failure("watching a stream")
+
+    def forget(self, acc: CallStream) -> None:
+        self._watched.pop(acc, None)
+
+    def _register_exit_pass(self) -> None:
+        atexit.register(self.finish_at_exit)
+
+    def finish_at_exit(self) -> None:
+        """Write every stream still alive, as it stands, before the exit flushes; then close the
+        sync ones (and their HTTP responses), as teardown would, while the interpreter is still
+        whole: an httpx stream closed by the garbage collector during teardown can crash
+        Python 3.13.0, traced or not. Async streams need their event loop and are left as they
+        are."""
+        for acc, watched in list(self._watched.items()):
+            acc.finish(at_exit=True)
+            stream = watched()
+            if isinstance(stream, types.GeneratorType):
+                try:
+                    stream.close()
+                except Exception:  # running in another thread, say: left as it is
+                    warn_failure("closing a stream at exit")
+        self._watched.clear()
+
+
+_live = _LiveStreams()

@@ -11,7 +11,7 @@ import logging
 from types import ModuleType
 from typing import Any, TypeVar
 
-from . import patchers
+from . import _settings, patchers
 
 _log = logging.getLogger("braintrust_ollama")
 
@@ -33,18 +33,21 @@ def _supported_ollama() -> Any:
     return ollama
 
 
-def setup_ollama() -> bool:
+def setup_ollama(*, record_content: bool | None = None) -> bool:
     """Trace the `ollama` SDK process-wide: every chat, generate, embed and embeddings call.
 
     Covers module functions (`ollama.chat`), functions imported before setup (`from ollama
     import chat`), `Client` and `AsyncClient`. Idempotent. Returns False when `ollama` is not
-    installed (or too old), True once tracing is on.
+    installed (or too old) or `BRAINTRUST_OLLAMA_DISABLED` is set, True once tracing is on.
+    `record_content=False` keeps inputs and outputs out of spans (metadata and metrics stay);
+    unset, `BRAINTRUST_OLLAMA_RECORD_CONTENT` decides (default: recorded).
     """
-    ollama = _supported_ollama()
+    ollama = None if _settings.tracing_disabled() else _supported_ollama()
     if ollama is None:
         return False
-    patchers.patch_class(ollama.Client)
-    patchers.patch_class(ollama.AsyncClient)
+    content = _settings.record_content(record_content)
+    patchers.patch_class(ollama.Client, record_content=content)
+    patchers.patch_class(ollama.AsyncClient, record_content=content)
     install_adapter_handoffs()
     return True
 
@@ -59,19 +62,25 @@ def unpatch_ollama() -> None:
     patchers.unpatch_class(ollama.AsyncClient)
 
 
-def wrap_ollama(client: ClientT) -> ClientT:
+def wrap_ollama(client: ClientT, *, record_content: bool | None = None) -> ClientT:
     """Trace one `ollama.Client` / `ollama.AsyncClient` instance, or the `ollama` module, and
     return it unchanged.
 
     `wrap_ollama(ollama)` traces the module's functions (`ollama.chat`, `ollama.generate`, ...,
     also when imported before), which run on the module's default client; other clients stay
-    untraced. Combined with `setup_ollama()`, a call still yields exactly one span. Anything else
-    raises `TypeError` naming what is accepted (`setup_ollama()` traces every client).
+    untraced. Combined with `setup_ollama()`, a call still yields exactly one span (with this
+    client's `record_content`, as for `setup_ollama`). Anything else raises `TypeError` naming
+    what is accepted (`setup_ollama()` traces every client). With `BRAINTRUST_OLLAMA_DISABLED`
+    set, the client is returned untouched.
     """
+    if _settings.tracing_disabled():
+        return client
     ollama = _supported_ollama()
     if ollama is None:
         return client
-    patchers.patch_instance(_traceable_client(ollama, client))
+    patchers.patch_instance(
+        _traceable_client(ollama, client), record_content=_settings.record_content(record_content)
+    )
     install_adapter_handoffs()
     return client
 

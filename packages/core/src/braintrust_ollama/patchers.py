@@ -14,8 +14,8 @@ from typing import Any
 
 import wrapt
 
-from ._call import OllamaCall, has_destination
-from ._stream import TracedAsyncStream, TracedStream
+from ._call import RECORD_CONTENT_ATTR, OllamaCall, has_destination
+from ._stream import traced_async_stream, traced_stream
 
 PATCH_MARKER = "__braintrust_ollama_patched__"
 
@@ -30,7 +30,7 @@ def _traced_request(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         call.fail(error)
         raise
     if kwargs.get("stream"):
-        return TracedStream(result, call)
+        return traced_stream(result, call)
     call.finish_response(result)
     return result
 
@@ -45,7 +45,7 @@ async def _traced_async_request(wrapped: Any, instance: Any, args: Any, kwargs: 
         call.fail(error)
         raise
     if kwargs.get("stream"):
-        return TracedAsyncStream(result, call)
+        return traced_async_stream(result, call)
     call.finish_response(result)
     return result
 
@@ -76,8 +76,9 @@ def is_patched(client_class: type) -> bool:
     return bool(client_class.__dict__.get(PATCH_MARKER, False))
 
 
-def patch_class(client_class: Any) -> None:
-    """Trace every instance of `client_class` (idempotent)."""
+def patch_class(client_class: Any, *, record_content: bool = True) -> None:
+    """Trace every instance of `client_class` (idempotent; a second call updates the setting)."""
+    setattr(client_class, RECORD_CONTENT_ATTR, record_content)
     if is_patched(client_class):
         return
     original = client_class.__dict__["_request"]
@@ -92,14 +93,18 @@ def unpatch_class(client_class: Any) -> None:
     patched = client_class.__dict__["_request"]
     client_class._request = patched.__wrapped__
     delattr(client_class, PATCH_MARKER)
+    if RECORD_CONTENT_ATTR in client_class.__dict__:
+        delattr(client_class, RECORD_CONTENT_ATTR)
 
 
-def patch_instance(client: Any) -> None:
+def patch_instance(client: Any, *, record_content: bool = True) -> None:
     """Trace one client instance (idempotent, and never twice with `patch_class`).
 
     The instance gets its own wrapper around the class's *unpatched* `_request`, which shadows
-    the class attribute: with both in place a call still yields exactly one span.
+    the class attribute: with both in place a call still yields exactly one span, and the
+    instance's `record_content` is the one that holds.
     """
+    client.__dict__[RECORD_CONTENT_ATTR] = record_content
     if client.__dict__.get(PATCH_MARKER):
         return
     client_class: Any = type(client)

@@ -1,59 +1,78 @@
-"""What an Ollama span holds: requests and responses turned into Braintrust span fields.
+"""What an Ollama span holds: one object per traced endpoint owns its whole span shape.
 
-One module owns the translation, and the adapters reuse it. The contract:
+An `Endpoint` turns one Ollama endpoint's request and response into Braintrust span fields: span
+name and type, `input`, `output`, `metadata`, `metrics`, and how a stream of its chunks adds up to
+the same output. `ENDPOINTS` maps each traced path to its endpoint; a path not there (show, list,
+ps, pull, push, create, copy, delete) is never traced. The adapters reuse these objects and hold
+no Ollama parsing of their own.
 
-- `input`: what was sent. Chat messages as dicts (role, content, tool_calls, tool_name, ...),
-  images as Braintrust `Attachment`s, never base64 text; a generate prompt (a dict when
-  `system`, `suffix` or images are given); the text(s) to embed.
-- `output`: the assistant message (`role`, `content`, `thinking` and `tool_calls` when present),
-  the generated text, or the number and dimension of embedding vectors (never the vectors).
+Adding an endpoint touches this module only: subclass `Endpoint`, give it its `path`, `name`,
+`content_keys` (request keys that are the span's input; every other key is metadata), implement
+`input(request)` and `output(response, request)`, and, if the SDK streams it, a `Stream` subclass
+returned by `stream()`; then list an instance in `ENDPOINTS`. Set `has_first_token=False` for an
+endpoint with no token stream (`time_to_first_token` is then never recorded), `type` for a span
+that is not an `llm` span (a `tool`, say).
+
+The contract of every endpoint:
+
+- `input`: what was sent; images as Braintrust `Attachment`s, never base64 text. Chat and
+  generate (`chat_schema=True`) log Braintrust's chat schema (`braintrust._generated_types.
+  ChatCompletionMessageParam`), as its OpenAI and Anthropic integrations do, so the UI renders
+  them as threads: images as `{"type": "image_url", "image_url": {"url": Attachment}}` parts,
+  thinking as `reasoning: [{"content": ...}]`, tool calls as `{"id", "type": "function",
+  "function": {"name", "arguments": <JSON text>}}`, tool results as `role: "tool"` with their
+  `tool_call_id` (and Ollama's `tool_name`, an extra key the schema allows). Ollama gives no
+  tool-call ids, so each is derived from its position, `call_<turn>_<index>` (turn: the
+  assistant message's number among the conversation's assistant messages; index: the call's
+  place in it); a tool result takes the id of the first unanswered call of the latest assistant
+  turn with its `tool_name` (the first unanswered one when it has none). The ids a chat's output
+  gets are the ids its messages get when sent back in the next chat.
+- `output`: what came back (an assistant message for chat and generate); never embedding vectors.
 - `metadata`: `provider`, `model`, the request's settings (`options`, `format`, `tools`, `think`,
-  `keep_alive`, `stream`, ...), `done_reason` and the server host without credentials.
+  `keep_alive`, `stream`, ...), `done_reason`, `cold_start` (the model was loaded for this call:
+  `load_duration` over `COLD_START_SECONDS`) and the server host without credentials. Settings
+  that are content (`content_settings`, e.g. generate's `suffix`) only when content is recorded.
 - `metrics`: `prompt_tokens` (= `prompt_eval_count`), `completion_tokens` (= `eval_count`),
-  `tokens` (their sum) and Ollama's server timings in seconds. A counter the server omits is
-  left out.
+  `tokens` (their sum), Ollama's server timings in seconds, and the generation speeds
+  `prompt_tokens_per_second` / `completion_tokens_per_second` (count / its eval duration). A
+  counter the server omits is left out, and so is what is computed from it.
+- A `Stream` keeps joined fragments and the last chunk (which holds the counters), never every
+  chunk; its `add` runs once per chunk and only appends.
 - Never logged: request headers, `Authorization`, `OLLAMA_API_KEY`: nothing here reads them.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+import functools
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from braintrust import Attachment
 
 __all__ = [
+    "COLD_START_SECONDS",
     "ENDPOINTS",
-    "assistant_output",
+    "Chat",
+    "Embed",
+    "Embeddings",
+    "Endpoint",
+    "Generate",
+    "Stream",
+    "SystemOne",
+    "Web",
     "host_without_credentials",
     "metrics_from_response",
-    "output_for_chat",
-    "output_for_embed",
-    "output_for_embeddings",
-    "output_for_generate",
-    "span_input",
-    "span_metadata",
 ]
 
-# The endpoints that are traced, and the span name each gets. Management calls (show, list,
-# ps, pull, push, create, copy, delete) are not here, so they are never traced.
-ENDPOINTS: Mapping[str, str] = {
-    "/api/chat": "ollama.chat",
-    "/api/generate": "ollama.generate",
-    "/api/embed": "ollama.embed",
-    "/api/embeddings": "ollama.embeddings",
-}
-
-# Request keys that are the span's input, per endpoint; every other key is metadata.
-_INPUT_KEYS: Mapping[str, tuple[str, ...]] = {
-    "/api/chat": ("messages",),
-    "/api/generate": ("prompt", "system", "suffix", "images"),
-    "/api/embed": ("input",),
-    "/api/embeddings": ("prompt",),
-}
 _SKIPPED_KEYS = frozenset({"model", "context"})  # model is its own field; context is token ids
-
+# A call whose `load_duration` is over this loaded the model for itself (a cold start). Warm calls
+# report milliseconds up to ~0.15 s (scheduling, a large model's runner); the loads recorded in
+# tests/cassettes and ../shared/ollama-recordings take 1.2 s to 8 s.
+COLD_START_SECONDS = 0.5
 _TIMINGS = ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration")
 _IMAGE_TYPES = (
     (b"\x89PNG", "image/png", "png"),
@@ -63,64 +82,474 @@ _IMAGE_TYPES = (
 )
 
 
-def span_input(path: str, request: Mapping[str, Any]) -> Any:
-    """The span input for the request body the SDK sent to `path`."""
-    if path == "/api/chat":
-        messages = request.get("messages") or []
-        return [_message_with_attachments(m) if m.get("images") else m for m in messages]
-    if path == "/api/generate":
-        extras = {k: request[k] for k in ("system", "suffix") if request.get(k)}
-        if request.get("images"):
-            extras["images"] = _attachments(request["images"])
-        prompt = request.get("prompt")
-        return {"prompt": prompt, **extras} if extras else prompt
-    if path == "/api/embed":
-        return request.get("input")
-    return request.get("prompt")
+class Stream:
+    """What a stream has shown so far: `add(chunk)` once per chunk, `output(request)` once.
+
+    `first_token` is when the first chunk arrived; `last` is the last chunk, whose counters are
+    the span's metrics.
+    """
+
+    __slots__ = ("first_token", "last")
+
+    def __init__(self) -> None:
+        self.first_token: float | None = None
+        self.last: Any = None
+
+    def add(self, chunk: Any) -> None:
+        if self.last is None:
+            self.first_token = time.time()
+        self.last = chunk
+
+    def output(self, request: Mapping[str, Any]) -> Any:
+        return None
+
+    def response_metadata(self) -> dict[str, Any]:
+        """What the chunks said beyond the output (log probabilities), for the metadata."""
+        return {}
 
 
-def span_metadata(path: str, request: Mapping[str, Any], host: str | None) -> dict[str, Any]:
-    """Metadata for a request: provider, model, the settings sent, and the server host."""
-    metadata: dict[str, Any] = {"provider": "ollama", "model": request.get("model")}
-    skipped = _INPUT_KEYS[path]
-    for key, value in request.items():
-        if key in skipped or key in _SKIPPED_KEYS or value is None or value == []:
-            continue
-        metadata[key] = value
-    if host:
-        metadata["host"] = host
-    return metadata
+@dataclass(frozen=True)
+class Endpoint:
+    """One traced Ollama endpoint and the span each call to it becomes."""
+
+    path: str
+    name: str
+    content_keys: tuple[str, ...]
+    type: str = "llm"
+    has_first_token: bool = True
+    chat_schema: bool = False  # input and output in Braintrust's chat message schema
+    content_settings: tuple[str, ...] = ()  # settings in metadata only when content is recorded
+
+    def input(self, request: Mapping[str, Any]) -> Any:
+        """The span input for the request body the SDK sent."""
+        raise NotImplementedError
+
+    def output(self, response: Any, request: Mapping[str, Any]) -> Any:
+        """The span output for a whole (non-streamed) response."""
+        raise NotImplementedError
+
+    def stream(self) -> Stream:
+        """A fresh accumulator for a streamed response."""
+        return Stream()
+
+    def metadata(
+        self, request: Mapping[str, Any], last: Any, host: str | None, *, content: bool = True
+    ) -> dict[str, Any]:
+        """Provider, model, the settings sent, `done_reason`, `cold_start` and the server host.
+
+        With `content=False`, settings that are content (`content_settings`) are left out.
+        """
+        metadata: dict[str, Any] = {"provider": "ollama", "model": request.get("model")}
+        skipped = self.content_keys if content else self.content_keys + self.content_settings
+        for key, value in request.items():
+            if key in skipped or key in _SKIPPED_KEYS or value is None or value == []:
+                continue
+            metadata[key] = value
+        if host:
+            metadata["host"] = host
+        done_reason = getattr(last, "done_reason", None)
+        if done_reason:
+            metadata["done_reason"] = done_reason
+        load = getattr(last, "load_duration", None)
+        if load is not None:
+            metadata["cold_start"] = load > COLD_START_SECONDS * 1e9
+        return metadata
+
+    def metrics(self, last: Any) -> dict[str, float]:
+        """Token counts and server timings from the response or a stream's final chunk."""
+        return metrics_from_response(last) if last is not None else {}
+
+    def response_metadata(self, response: Any) -> dict[str, Any]:
+        """What a whole response says beyond the output (log probabilities), for the metadata."""
+        return {}
 
 
-def output_for_chat(message: Any) -> dict[str, Any]:
-    """The assistant message of a chat response."""
-    thinking = getattr(message, "thinking", None)  # ollama < 0.5.2 has no thinking
-    return assistant_output(message.content, thinking, message.tool_calls)
+# --- chat ---------------------------------------------------------------------------------------
 
 
-def assistant_output(content: str | None, thinking: str | None, tool_calls: Any) -> dict[str, Any]:
-    """`role`, `content`, and `thinking` and `tool_calls` when there are any."""
+class _ChatStream(Stream):
+    __slots__ = ("content", "logprobs", "thinking", "tool_calls", "with_logprobs")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.content: list[str] = []
+        self.thinking: list[str] = []
+        self.tool_calls: list[Any] = []
+        self.logprobs: list[Any] = []
+        self.with_logprobs = False  # this SDK's chunks have `logprobs` (ollama >= 0.6.1)
+
+    def add(self, chunk: Any) -> None:
+        if self.last is None:
+            self.first_token = time.time()
+            self.with_logprobs = _has_field(chunk, "logprobs")
+        self.last = chunk
+        message = chunk.message
+        if message.content:
+            self.content.append(message.content)
+        thinking = getattr(message, "thinking", None)  # ollama < 0.5.2 has no thinking
+        if thinking:
+            self.thinking.append(thinking)
+        if message.tool_calls:
+            self.tool_calls.extend(message.tool_calls)
+        if self.with_logprobs and chunk.logprobs:  # when requested
+            self.logprobs.extend(chunk.logprobs)
+
+    def output(self, request: Mapping[str, Any]) -> Any:
+        turn = _assistant_turns(request.get("messages"))
+        return _assistant("".join(self.content), "".join(self.thinking), self.tool_calls, turn)
+
+    def response_metadata(self) -> dict[str, Any]:
+        return logprobs_metadata(self.logprobs)
+
+
+@dataclass(frozen=True)
+class Chat(Endpoint):
+    """`/api/chat`: the messages in, the assistant message out (Braintrust's chat schema)."""
+
+    def input(self, request: Mapping[str, Any]) -> Any:
+        return chat_messages(request.get("messages") or [])
+
+    def output(self, response: Any, request: Mapping[str, Any]) -> Any:
+        message = response.message
+        thinking = getattr(message, "thinking", None)  # ollama < 0.5.2 has no thinking
+        turn = _assistant_turns(request.get("messages"))
+        return _assistant(message.content, thinking, message.tool_calls, turn)
+
+    def stream(self) -> Stream:
+        return _ChatStream()
+
+    def response_metadata(self, response: Any) -> dict[str, Any]:
+        return logprobs_metadata(_field(response, "logprobs"))
+
+
+def chat_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Ollama chat messages (as the SDK sends them) in Braintrust's chat schema, nothing lost."""
+    converted: list[dict[str, Any]] = []
+    turn = 0
+    unanswered: list[tuple[str, str]] = []  # (id, name) of the latest assistant turn's calls
+    for position, message in enumerate(messages):
+        role = message.get("role")
+        extras = {k: v for k, v in message.items() if k not in _MESSAGE_KEYS}
+        if role == "assistant":
+            out = _assistant(
+                message.get("content"), message.get("thinking"), message.get("tool_calls"), turn
+            )
+            unanswered = [(c["id"], c["function"]["name"]) for c in out.get("tool_calls", ())]
+            turn += 1
+        elif role == "tool":
+            name = message.get("tool_name")
+            call_id = _answer(unanswered, name) or f"call_unmatched_{position}"
+            out = {"role": "tool", "content": message.get("content") or "", "tool_call_id": call_id}
+            if name:
+                out["tool_name"] = name
+        elif role == "user":
+            out = {"role": "user", "content": _user_content(message.get("content"), extras)}
+        else:
+            out = {"role": role, "content": message.get("content") or ""}
+        if extras.get("images"):  # images on a message other than the user's: kept as sent
+            extras["images"] = _attachments(extras["images"])
+        converted.append({**out, **extras} if extras else out)
+    return converted
+
+
+# The keys of an Ollama message that `chat_messages` maps; any other key is kept as it is.
+_MESSAGE_KEYS = frozenset({"role", "content", "thinking", "tool_calls", "tool_name"})
+
+
+def _user_content(content: str | None, extras: dict[str, Any]) -> Any:
+    """The text, or text and image parts when the message has images (taken out of `extras`)."""
+    images = extras.pop("images", None)
+    if not images:
+        return content or ""
+    parts: list[dict[str, Any]] = [{"type": "text", "text": content}] if content else []
+    parts.extend(
+        {"type": "image_url", "image_url": {"url": attachment}}
+        for attachment in _attachments(images)
+    )
+    return parts
+
+
+def _assistant_turns(messages: Any) -> int:
+    """How many assistant messages were sent: the turn number of the reply."""
+    return sum(1 for m in messages or () if m.get("role") == "assistant")
+
+
+def _answer(unanswered: list[tuple[str, str]], name: str | None) -> str | None:
+    """The id of the call a tool result answers (removed from `unanswered`), if any."""
+    for i, (call_id, call_name) in enumerate(unanswered):
+        if name is None or call_name == name:
+            del unanswered[i]
+            return call_id
+    return None
+
+
+def _assistant(
+    content: str | None, thinking: str | None, tool_calls: Any, turn: int
+) -> dict[str, Any]:
+    """An assistant message: `role`, `content`, and `reasoning` and `tool_calls` when present."""
     output: dict[str, Any] = {"role": "assistant", "content": content}
     if thinking:
-        output["thinking"] = thinking
+        output["reasoning"] = [{"content": thinking}]
     if tool_calls:
-        output["tool_calls"] = [_dump(call) for call in tool_calls]
+        output["tool_calls"] = [_tool_call(call, turn, i) for i, call in enumerate(tool_calls)]
     return output
 
 
-def output_for_generate(response: str | None, thinking: str | None) -> Any:
-    """The generated text, or a dict with the text and its thinking when there is any."""
-    return {"response": response, "thinking": thinking} if thinking else response
+def _tool_call(call: Any, turn: int, index: int) -> dict[str, Any]:
+    """An Ollama tool call (dict or SDK model) as `{id, type, function: {name, arguments}}`."""
+    function = call["function"]
+    arguments = function["arguments"]
+    if not isinstance(arguments, str):
+        arguments = json.dumps(dict(arguments or {}), ensure_ascii=False, default=str)
+    return {
+        "id": call.get("id") or f"call_{turn}_{index}",
+        "type": "function",
+        "function": {"name": function["name"], "arguments": arguments},
+    }
 
 
-def output_for_embed(embeddings: Any) -> dict[str, int]:
-    """How many vectors came back and their dimension: never the vectors themselves."""
-    vectors = list(embeddings or [])
-    return {"embeddings": len(vectors), "dimensions": len(vectors[0]) if vectors else 0}
+# --- generate -----------------------------------------------------------------------------------
 
 
-def output_for_embeddings(embedding: Any) -> dict[str, int]:
-    return {"dimensions": len(embedding or [])}
+class _GenerateStream(Stream):
+    __slots__ = ("image", "logprobs", "text", "thinking", "with_image", "with_logprobs")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text: list[str] = []
+        self.thinking: list[str] = []
+        self.logprobs: list[Any] = []
+        self.image: str | None = None
+        self.with_logprobs = False  # this SDK's chunks have `logprobs` (ollama >= 0.6.1)
+        self.with_image = False  # and `image` (ollama >= 0.6.2)
+
+    def add(self, chunk: Any) -> None:
+        if self.last is None:
+            self.first_token = time.time()
+            self.with_logprobs = _has_field(chunk, "logprobs")
+            self.with_image = _has_field(chunk, "image")
+        self.last = chunk
+        if chunk.response:
+            self.text.append(chunk.response)
+        thinking = getattr(chunk, "thinking", None)  # ollama < 0.5.2 has no thinking
+        if thinking:
+            self.thinking.append(thinking)
+        if self.with_logprobs and chunk.logprobs:  # when requested
+            self.logprobs.extend(chunk.logprobs)
+        if self.with_image and chunk.image:  # image generation models
+            self.image = chunk.image
+
+    def output(self, request: Mapping[str, Any]) -> Any:
+        output = _assistant("".join(self.text), "".join(self.thinking), None, 0)
+        return _with_image(output, self.image)
+
+    def response_metadata(self) -> dict[str, Any]:
+        return logprobs_metadata(self.logprobs)
+
+
+@dataclass(frozen=True)
+class Generate(Endpoint):
+    """`/api/generate` in Braintrust's chat schema: the system prompt and the prompt (with its
+    images) in as messages, the generated text (and thinking) out as an assistant message."""
+
+    def input(self, request: Mapping[str, Any]) -> Any:
+        messages: list[dict[str, Any]] = []
+        if request.get("system"):
+            messages.append({"role": "system", "content": request["system"]})
+        if request.get("prompt") or request.get("images"):
+            content = _user_content(request.get("prompt"), {"images": request.get("images")})
+            messages.append({"role": "user", "content": content})
+        return messages
+
+    def output(self, response: Any, request: Mapping[str, Any]) -> Any:
+        output = _assistant(response.response, getattr(response, "thinking", None), None, 0)
+        return _with_image(output, _field(response, "image"))
+
+    def stream(self) -> Stream:
+        return _GenerateStream()
+
+    def response_metadata(self, response: Any) -> dict[str, Any]:
+        return logprobs_metadata(_field(response, "logprobs"))
+
+
+def _with_image(output: dict[str, Any], image: str | None) -> dict[str, Any]:
+    """With a generated image (ollama >= 0.6.2 image models), `{"image": Attachment}`, plus the
+    text (`response`) and `reasoning` when there are any. The image is uploaded as an attachment,
+    never logged as base64 text; Braintrust's chat schema has no assistant image, so this output
+    is not a chat message."""
+    if not image:
+        return output
+    generated: dict[str, Any] = {"image": _attachment(image, 0, "generated")}
+    if output.get("content"):
+        generated["response"] = output["content"]
+    if output.get("reasoning"):
+        generated["reasoning"] = output["reasoning"]
+    return generated
+
+
+# Log probabilities kept on a span (metadata `token_logprobs`; `logprobs` is the request's switch):
+# the first LOGPROBS_LIMIT tokens, each with its `top_logprobs` alternatives;
+# `token_logprobs_omitted` counts the tokens left out.
+LOGPROBS_LIMIT = 1000
+
+
+def logprobs_metadata(logprobs: Any) -> dict[str, Any]:
+    """`{"token_logprobs": [...]}` for a response that has them (asked with `logprobs=True`)."""
+    if not logprobs:
+        return {}
+    kept = [_dump(entry) for entry in logprobs[:LOGPROBS_LIMIT]]
+    metadata: dict[str, Any] = {"token_logprobs": kept}
+    if len(logprobs) > LOGPROBS_LIMIT:
+        metadata["token_logprobs_omitted"] = len(logprobs) - LOGPROBS_LIMIT
+    return metadata
+
+
+# --- embeddings ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Embed(Endpoint):
+    """`/api/embed`: the text(s) in; how many vectors and their dimension out, never the vectors."""
+
+    def input(self, request: Mapping[str, Any]) -> Any:
+        return request.get("input")
+
+    def output(self, response: Any, request: Mapping[str, Any]) -> Any:
+        vectors = list(response.embeddings or [])
+        return {"embeddings": len(vectors), "dimensions": len(vectors[0]) if vectors else 0}
+
+
+@dataclass(frozen=True)
+class Embeddings(Endpoint):
+    """`/api/embeddings` (legacy): the prompt in; the vector's dimension out."""
+
+    def input(self, request: Mapping[str, Any]) -> Any:
+        return request.get("prompt")
+
+    def output(self, response: Any, request: Mapping[str, Any]) -> Any:
+        return {"dimensions": len(response.embedding or [])}
+
+
+# --- web search and fetch (ollama >= 0.6.0: https://ollama.com/api/...) ------------------------
+
+# Bounds on what a web span keeps: each text (a result's or the page's `content`) is cut to
+# WEB_TEXT_LIMIT characters, ending in a note of how many were cut; a page keeps its first
+# WEB_LINKS_LIMIT links and `links_omitted` counts the rest.
+WEB_TEXT_LIMIT = 4000
+WEB_LINKS_LIMIT = 50
+
+
+@dataclass(frozen=True)
+class Web(Endpoint):
+    """`web_search` / `web_fetch`: a `tool` span on Ollama's hosted API, the query or URL in and
+    the results out, bounded in size. Its host is ollama.com; the `Authorization` header that
+    carries OLLAMA_API_KEY is never read."""
+
+    type: str = "tool"
+    has_first_token: bool = False
+
+    def input(self, request: Mapping[str, Any]) -> Any:
+        return {key: request.get(key) for key in self.content_keys}
+
+    def output(self, response: Any, request: Mapping[str, Any]) -> Any:
+        if _has_field(response, "results"):  # web_search
+            return {"results": [_web_page(result) for result in response.results or []]}
+        return _web_page(response)
+
+    def metrics(self, last: Any) -> dict[str, float]:
+        return {}  # no tokens: a search is not a model call
+
+    def metadata(
+        self, request: Mapping[str, Any], last: Any, host: str | None, *, content: bool = True
+    ) -> dict[str, Any]:
+        metadata: dict[str, Any] = {"provider": "ollama"}
+        for key, value in request.items():
+            if key not in self.content_keys and value is not None:
+                metadata[key] = value
+        metadata["host"] = _origin(self.path)
+        return metadata
+
+
+def _web_page(page: Any) -> dict[str, Any]:
+    """A search result or fetched page: title, url, content (cut), links (cut)."""
+    fields: dict[str, Any] = {}
+    for key in ("title", "url"):
+        value = _field(page, key)
+        if value is not None:
+            fields[key] = value
+    content = _field(page, "content")
+    if content is not None:
+        fields["content"] = _cut(content, WEB_TEXT_LIMIT)
+    links = _field(page, "links")
+    if links is not None:
+        fields["links"] = list(links[:WEB_LINKS_LIMIT])
+        if len(links) > WEB_LINKS_LIMIT:
+            fields["links_omitted"] = len(links) - WEB_LINKS_LIMIT
+    return fields
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [{len(text) - limit} more characters not logged]"
+
+
+def _origin(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
+# --- systemone (ollama >= 0.6.3: /v1/systemone) -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SystemOne(Endpoint):
+    """`systemone`: a state and scored questions in, the answers out; its `usage` counts the
+    tokens (`input_tokens` as `prompt_tokens`, `output_tokens` as `completion_tokens`)."""
+
+    def input(self, request: Mapping[str, Any]) -> Any:
+        return {key: request.get(key) for key in self.content_keys}
+
+    def output(self, response: Any, request: Mapping[str, Any]) -> Any:
+        return {name: _dump(answer) for name, answer in (response.answers or {}).items()}
+
+    def metrics(self, last: Any) -> dict[str, float]:
+        usage = _field(last, "usage")
+        if usage is None:
+            return {}
+        prompt, completion = usage.input_tokens, usage.output_tokens
+        return {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "tokens": prompt + completion,
+        }
+
+
+def _by_path(*endpoints: Endpoint) -> Mapping[str, Endpoint]:
+    return {endpoint.path: endpoint for endpoint in endpoints}
+
+
+# Every traced endpoint, by path.
+ENDPOINTS: Mapping[str, Endpoint] = _by_path(
+    Chat("/api/chat", "ollama.chat", content_keys=("messages",), chat_schema=True),
+    Generate(
+        "/api/generate",
+        "ollama.generate",
+        content_keys=("prompt", "system", "images"),
+        chat_schema=True,
+        content_settings=("suffix",),
+    ),
+    Embed("/api/embed", "ollama.embed", content_keys=("input",), has_first_token=False),
+    Embeddings(
+        "/api/embeddings", "ollama.embeddings", content_keys=("prompt",), has_first_token=False
+    ),
+    SystemOne("/v1/systemone", "ollama.systemone", content_keys=("state", "questions")),
+    Web("https://ollama.com/api/web_search", "ollama.web_search", content_keys=("query",)),
+    Web("https://ollama.com/api/web_fetch", "ollama.web_fetch", content_keys=("url",)),
+)
+
+
+# --- shared helpers -----------------------------------------------------------------------------
 
 
 def metrics_from_response(response: Any) -> dict[str, float]:
@@ -138,6 +567,12 @@ def metrics_from_response(response: Any) -> dict[str, float]:
         value = getattr(response, name, None)
         if value is not None:
             metrics[name] = value / 1e9
+    prompt_seconds = metrics.get("prompt_eval_duration")
+    if prompt and prompt_seconds:
+        metrics["prompt_tokens_per_second"] = prompt / prompt_seconds
+    completion_seconds = metrics.get("eval_duration")
+    if completion and completion_seconds:
+        metrics["completion_tokens_per_second"] = completion / completion_seconds
     return metrics
 
 
@@ -150,19 +585,35 @@ def host_without_credentials(base_url: Any) -> str:
     return f"{base_url.scheme}://{host}{port}"
 
 
-def _dump(value: Any) -> Any:
-    return value.model_dump(exclude_none=True) if hasattr(value, "model_dump") else value
-
-
-def _message_with_attachments(message: Mapping[str, Any]) -> dict[str, Any]:
-    return {**message, "images": _attachments(message["images"])}
-
-
 def _attachments(images: Any) -> list[Any]:
     return [_attachment(image, i) for i, image in enumerate(images)]
 
 
-def _attachment(image: Any, index: int) -> Any:
+def _has_field(response: Any, name: str) -> bool:
+    """Whether this SDK's response type has the field `name`. Asked once per response or stream:
+    reading an attribute a pydantic model lacks costs microseconds (it raises and formats an
+    AttributeError), far more than the rest of a chunk's accounting."""
+    fields = _fields_of(type(response))  # type: ignore[arg-type]  # types are hashable
+    return name in fields if fields else hasattr(response, name)
+
+
+@functools.lru_cache(maxsize=64)
+def _fields_of(response_type: type) -> frozenset[str]:
+    """A pydantic response type's field names (empty for anything else)."""
+    fields = getattr(response_type, "model_fields", None)
+    return frozenset(fields) if isinstance(fields, Mapping) else frozenset()
+
+
+def _field(response: Any, name: str) -> Any:
+    """`response.<name>`, or None on an SDK whose response type has no such field."""
+    return getattr(response, name) if _has_field(response, name) else None
+
+
+def _dump(value: Any) -> Any:
+    return value.model_dump(exclude_none=True) if hasattr(value, "model_dump") else value
+
+
+def _attachment(image: Any, index: int, name: str = "image") -> Any:
     """A base64 image as sent to Ollama, as a Braintrust Attachment (uploaded, not inlined)."""
     if not isinstance(image, str):
         return image
@@ -172,4 +623,4 @@ def _attachment(image: Any, index: int) -> Any:
         if data.startswith(magic):
             content_type, extension = mime, ext
             break
-    return Attachment(data=data, filename=f"image-{index}.{extension}", content_type=content_type)
+    return Attachment(data=data, filename=f"{name}-{index}.{extension}", content_type=content_type)

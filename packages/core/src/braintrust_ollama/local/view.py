@@ -104,7 +104,10 @@ def _label(row: dict[str, Any]) -> Text:
         label.append(f"  first token {_duration(ttft)}", style="magenta")
     error = row.get("error")
     if error:
-        message = " ".join(str(error).split())
+        # A recorded traceback ends with `module.Type: message`: a tree row shows `Type: message`.
+        last = str(error).strip().splitlines()[-1]
+        name, colon, text = last.partition(": ")
+        message = " ".join((name.rpartition(".")[2] + colon + text).split())
         if len(message) > _ERROR_CHARS:
             message = message[: _ERROR_CHARS - 3] + "..."
         label.append(f"  error: {message}", style="bold red")

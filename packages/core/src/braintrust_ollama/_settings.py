@@ -1,0 +1,43 @@
+"""The two switches a user sets without touching code: content recording and tracing itself.
+
+- `BRAINTRUST_OLLAMA_RECORD_CONTENT=false` (or `0`, `no`, `off`): spans keep metadata and metrics
+  but no input or output (no messages, prompts, images, answers, generate `suffix`). The
+  `record_content=` argument of `setup_ollama()` / `wrap_ollama()` wins over it when given.
+- `BRAINTRUST_OLLAMA_DISABLED=1` (or `true`, `yes`, `on`): `setup_ollama()` and `wrap_ollama()`
+  patch nothing (`setup_ollama()` returns False), logged once per process.
+
+Both are read when `setup_ollama()` / `wrap_ollama()` runs, never per call.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+
+RECORD_CONTENT_ENV = "BRAINTRUST_OLLAMA_RECORD_CONTENT"
+DISABLED_ENV = "BRAINTRUST_OLLAMA_DISABLED"
+
+_log = logging.getLogger("braintrust_ollama")
+_FALSE = frozenset({"0", "false", "no", "off"})
+_TRUE = frozenset({"1", "true", "yes", "on"})
+
+
+def record_content(argument: bool | None = None) -> bool:
+    """Whether spans hold inputs and outputs: the argument if given, else the environment."""
+    if argument is not None:
+        return argument
+    return os.environ.get(RECORD_CONTENT_ENV, "").strip().lower() not in _FALSE
+
+
+def tracing_disabled() -> bool:
+    """True when the environment turns Ollama tracing off (logged once per process)."""
+    if os.environ.get(DISABLED_ENV, "").strip().lower() not in _TRUE:
+        return False
+    _log_disabled_once()
+    return True
+
+
+@functools.cache
+def _log_disabled_once() -> None:
+    _log.info("braintrust-ollama: %s is set: Ollama calls are not traced", DISABLED_ENV)

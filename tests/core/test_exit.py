@@ -1,0 +1,45 @@
+"""Streams left unfinished when the program exits are written before it ends, quietly."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from braintrust_ollama.local import LocalStore
+
+PROGRAM = Path(__file__).parent / "programs" / "streams_left_at_exit.py"
+
+
+def test_streams_left_unfinished_at_exit_are_stored_without_a_traceback(tmp_path: Path):
+    env = {**os.environ, "BRAINTRUST_OLLAMA_HOME": str(tmp_path)}
+    env.pop("BRAINTRUST_API_KEY", None)
+    done = subprocess.run(
+        [sys.executable, str(PROGRAM)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["sync: one ", "async: uno ", "exiting"]
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+    assert len(done.stderr.splitlines()) == 1  # init_local_logger's line saying where traces go
+
+    store = LocalStore(tmp_path / "traces.db")
+    (trace,) = store.traces()
+    rows = store.rows(trace.root_span_id)
+    (program,) = [r for r in rows if r["span_attributes"]["name"] == "program"]
+    ollama_spans = [r for r in rows if r["span_attributes"]["name"] != "program"]
+    assert sorted((r["span_attributes"]["name"], str(r["output"])) for r in ollama_spans) == [
+        ("ollama.chat", "{'role': 'assistant', 'content': 'one '}"),
+        ("ollama.chat", "{'role': 'assistant', 'content': 'uno '}"),
+        ("ollama.generate", "{'role': 'assistant', 'content': ''}"),
+        ("ollama.generate", "{'role': 'assistant', 'content': ''}"),
+    ]
+    for span in ollama_spans:
+        assert span["span_parents"] == [program["span_id"]]
+        assert span["metadata"]["unfinished_at_exit"] is True
+        assert span.get("error") is None
