@@ -26,7 +26,13 @@ ANSWER = Chat("2 times 3 is 6.", prompt_eval_count=70, eval_count=8)
 TOOL_CALL_OUTPUT = {
     "role": "assistant",
     "content": "",
-    "tool_calls": [{"function": {"name": "multiply", "arguments": {"a": 2, "b": 3}}}],
+    "tool_calls": [
+        {
+            "id": "call_0_0",
+            "type": "function",
+            "function": {"name": "multiply", "arguments": '{"a": 2, "b": 3}'},
+        }
+    ],
 }
 ANSWER_OUTPUT = {"role": "assistant", "content": "2 times 3 is 6."}
 

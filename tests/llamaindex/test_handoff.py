@@ -75,7 +75,17 @@ def test_braintrust_setup_and_setup_ollama_in_any_order_make_one_tree(
     assert agent["span_attributes"]["name"] == "FunctionAgent"
     outputs = [
         {"role": "assistant", "content": "Paris is the capital."},
-        {"role": "assistant", "content": "", "tool_calls": [tool_call]},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {
+                    "id": "call_0_0",
+                    "type": "function",
+                    "function": {"name": "multiply", "arguments": '{"a": 2, "b": 3}'},
+                }
+            ],
+        },
         {"role": "assistant", "content": "2 times 3 is 6."},
     ]
     llm_spans = by_name(rows, "Ollama")
