@@ -44,8 +44,8 @@ The contract of every endpoint:
 from __future__ import annotations
 
 import base64
+import functools
 import json
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -82,19 +82,16 @@ _IMAGE_TYPES = (
 class Stream:
     """What a stream has shown so far: `add(chunk)` once per chunk, `output(request)` once.
 
-    `first_token` is when the first chunk arrived; `last` is the last chunk, whose counters are
-    the span's metrics.
+    `add` only appends (it runs per chunk: keep it to that); `last` is the last chunk, whose
+    counters are the span's metrics.
     """
 
-    __slots__ = ("first_token", "last")
+    __slots__ = ("last",)
 
     def __init__(self) -> None:
-        self.first_token: float | None = None
         self.last: Any = None
 
     def add(self, chunk: Any) -> None:
-        if self.last is None:
-            self.first_token = time.time()
         self.last = chunk
 
     def output(self, request: Mapping[str, Any]) -> Any:
@@ -166,21 +163,32 @@ class _ChatStream(Stream):
         self.tool_calls: list[Any] = []
 
     def add(self, chunk: Any) -> None:
-        if self.last is None:
-            self.first_token = time.time()
         self.last = chunk
         message = chunk.message
         if message.content:
             self.content.append(message.content)
-        thinking = getattr(message, "thinking", None)  # ollama < 0.5.2 has no thinking
-        if thinking:
-            self.thinking.append(thinking)
+        if message.thinking:
+            self.thinking.append(message.thinking)
         if message.tool_calls:
             self.tool_calls.extend(message.tool_calls)
 
     def output(self, request: Mapping[str, Any]) -> Any:
         turn = _assistant_turns(request.get("messages"))
         return _assistant("".join(self.content), "".join(self.thinking), self.tool_calls, turn)
+
+
+class _ChatStreamWithoutThinking(_ChatStream):
+    """For SDKs before ollama 0.5.2, whose messages have no `thinking`."""
+
+    __slots__ = ()
+
+    def add(self, chunk: Any) -> None:
+        self.last = chunk
+        message = chunk.message
+        if message.content:
+            self.content.append(message.content)
+        if message.tool_calls:
+            self.tool_calls.extend(message.tool_calls)
 
 
 @dataclass(frozen=True)
@@ -197,7 +205,7 @@ class Chat(Endpoint):
         return _assistant(message.content, thinking, message.tool_calls, turn)
 
     def stream(self) -> Stream:
-        return _ChatStream()
+        return _ChatStream() if _sdk_has_thinking() else _ChatStreamWithoutThinking()
 
 
 def chat_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -298,17 +306,25 @@ class _GenerateStream(Stream):
         self.thinking: list[str] = []
 
     def add(self, chunk: Any) -> None:
-        if self.last is None:
-            self.first_token = time.time()
         self.last = chunk
         if chunk.response:
             self.text.append(chunk.response)
-        thinking = getattr(chunk, "thinking", None)  # ollama < 0.5.2 has no thinking
-        if thinking:
-            self.thinking.append(thinking)
+        if chunk.thinking:
+            self.thinking.append(chunk.thinking)
 
     def output(self, request: Mapping[str, Any]) -> Any:
         return _assistant("".join(self.text), "".join(self.thinking), None, 0)
+
+
+class _GenerateStreamWithoutThinking(_GenerateStream):
+    """For SDKs before ollama 0.5.2, whose chunks have no `thinking`."""
+
+    __slots__ = ()
+
+    def add(self, chunk: Any) -> None:
+        self.last = chunk
+        if chunk.response:
+            self.text.append(chunk.response)
 
 
 @dataclass(frozen=True)
@@ -329,7 +345,7 @@ class Generate(Endpoint):
         return _assistant(response.response, getattr(response, "thinking", None), None, 0)
 
     def stream(self) -> Stream:
-        return _GenerateStream()
+        return _GenerateStream() if _sdk_has_thinking() else _GenerateStreamWithoutThinking()
 
 
 # --- embeddings ---------------------------------------------------------------------------------
@@ -380,6 +396,17 @@ ENDPOINTS: Mapping[str, Endpoint] = _by_path(
 
 
 # --- shared helpers -----------------------------------------------------------------------------
+
+
+@functools.cache
+def _sdk_has_thinking() -> bool:
+    """Whether the installed SDK parses `thinking` (ollama >= 0.5.2): picked once, so a stream's
+    per-chunk `add` reads attributes directly instead of `getattr` with a default."""
+    import ollama
+
+    return "thinking" in ollama.Message.model_fields and "thinking" in (
+        ollama.GenerateResponse.model_fields
+    )
 
 
 def metrics_from_response(response: Any) -> dict[str, float]:
