@@ -11,7 +11,12 @@ Adding an endpoint touches this module only: subclass `Endpoint`, give it its `p
 `input(request)` and `output(response, request)`, and, if the SDK streams it, a `Stream` subclass
 returned by `stream()`; then list an instance in `ENDPOINTS`. Set `has_first_token=False` for an
 endpoint with no token stream (`time_to_first_token` is then never recorded), `type` for a span
-that is not an `llm` span (a `tool`, say).
+that is not an `llm` span (a `tool`, say), `chat_schema=True` when its input and output are chat
+messages (the test suite then checks every such span against Braintrust's schema), and
+`content_settings` for request settings that are user content. Override `metadata` / `metrics`
+when the endpoint's response carries other fields or counters. With content recording off
+(`record_content=False`), `input`, `output` and `Stream.output` are never called: whatever an
+endpoint puts there is what the switch keeps out.
 
 The contract of every endpoint:
 
@@ -61,6 +66,7 @@ __all__ = [
     "Endpoint",
     "Generate",
     "Stream",
+    "chat_messages",
     "host_without_credentials",
     "metrics_from_response",
 ]
