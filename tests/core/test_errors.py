@@ -113,6 +113,7 @@ def test_failure_while_reading_stream_chunks_does_not_break_the_stream(
         raise RuntimeError("bug in the accumulator")
 
     monkeypatch.setattr(tracing._ChatStream, "add", broken)
+    monkeypatch.setattr(tracing._ChatStreamWithoutThinking, "add", broken)
     client = ollama.Client(host=ollama_server.url)
     with (
         caplog.at_level(logging.WARNING, logger="braintrust_ollama"),

@@ -217,16 +217,23 @@ class OllamaCall:
 
 
 class CallStream:
-    """A streamed call's accumulator: `add(chunk)` per chunk (the endpoint's `Stream.add`, which
-    only appends), then `finish(error)` once, which writes the span with the output seen so far.
+    """A streamed call's accumulator: `add(chunk)` per chunk (from the second chunk on, the
+    endpoint's `Stream.add` itself, which only appends), then `finish(error)` once, which writes
+    the span with the output seen so far.
     """
 
-    __slots__ = ("_call", "_stream", "add")
+    __slots__ = ("_call", "_stream", "add", "first_token")
 
     def __init__(self, call: OllamaCall) -> None:
         self._call = call
         self._stream = call.endpoint.stream()
+        self.first_token: float | None = None
+        self.add: Any = self._first
+
+    def _first(self, chunk: Any) -> None:
+        self.first_token = time.time()
         self.add = self._stream.add
+        self.add(chunk)
 
     def stop_reading(self) -> None:
         """After a failure in our own code: log it once, and keep the output seen so far."""
@@ -248,7 +255,7 @@ class CallStream:
                 output,
                 stream.last,
                 time.time(),
-                first_token=stream.first_token,
+                first_token=self.first_token,
                 error=error,
                 extra_metadata=extra,
             )

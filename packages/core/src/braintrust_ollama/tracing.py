@@ -11,7 +11,12 @@ Adding an endpoint touches this module only: subclass `Endpoint`, give it its `p
 `input(request)` and `output(response, request)`, and, if the SDK streams it, a `Stream` subclass
 returned by `stream()`; then list an instance in `ENDPOINTS`. Set `has_first_token=False` for an
 endpoint with no token stream (`time_to_first_token` is then never recorded), `type` for a span
-that is not an `llm` span (a `tool`, say).
+that is not an `llm` span (a `tool`, say), `chat_schema=True` when its input and output are chat
+messages (the test suite then checks every such span against Braintrust's schema), and
+`content_settings` for request settings that are user content. Override `metadata` / `metrics`
+when the endpoint's response carries other fields or counters. With content recording off
+(`record_content=False`), `input`, `output` and `Stream.output` are never called: whatever an
+endpoint puts there is what the switch keeps out.
 
 The contract of every endpoint:
 
@@ -46,7 +51,6 @@ from __future__ import annotations
 import base64
 import functools
 import json
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -64,6 +68,7 @@ __all__ = [
     "Stream",
     "SystemOne",
     "Web",
+    "chat_messages",
     "host_without_credentials",
     "metrics_from_response",
 ]
@@ -85,19 +90,16 @@ _IMAGE_TYPES = (
 class Stream:
     """What a stream has shown so far: `add(chunk)` once per chunk, `output(request)` once.
 
-    `first_token` is when the first chunk arrived; `last` is the last chunk, whose counters are
-    the span's metrics.
+    `add` only appends (it runs per chunk: keep it to that); `last` is the last chunk, whose
+    counters are the span's metrics.
     """
 
-    __slots__ = ("first_token", "last")
+    __slots__ = ("last",)
 
     def __init__(self) -> None:
-        self.first_token: float | None = None
         self.last: Any = None
 
     def add(self, chunk: Any) -> None:
-        if self.last is None:
-            self.first_token = time.time()
         self.last = chunk
 
     def output(self, request: Mapping[str, Any]) -> Any:
@@ -180,15 +182,13 @@ class _ChatStream(Stream):
 
     def add(self, chunk: Any) -> None:
         if self.last is None:
-            self.first_token = time.time()
             self.with_logprobs = _has_field(chunk, "logprobs")
         self.last = chunk
         message = chunk.message
         if message.content:
             self.content.append(message.content)
-        thinking = getattr(message, "thinking", None)  # ollama < 0.5.2 has no thinking
-        if thinking:
-            self.thinking.append(thinking)
+        if message.thinking:
+            self.thinking.append(message.thinking)
         if message.tool_calls:
             self.tool_calls.extend(message.tool_calls)
         if self.with_logprobs and chunk.logprobs:  # when requested
@@ -200,6 +200,20 @@ class _ChatStream(Stream):
 
     def response_metadata(self) -> dict[str, Any]:
         return logprobs_metadata(self.logprobs)
+
+
+class _ChatStreamWithoutThinking(_ChatStream):
+    """For SDKs before ollama 0.5.2, whose messages have no `thinking`."""
+
+    __slots__ = ()
+
+    def add(self, chunk: Any) -> None:
+        self.last = chunk
+        message = chunk.message
+        if message.content:
+            self.content.append(message.content)
+        if message.tool_calls:
+            self.tool_calls.extend(message.tool_calls)
 
 
 @dataclass(frozen=True)
@@ -216,7 +230,7 @@ class Chat(Endpoint):
         return _assistant(message.content, thinking, message.tool_calls, turn)
 
     def stream(self) -> Stream:
-        return _ChatStream()
+        return _ChatStream() if _sdk_has_thinking() else _ChatStreamWithoutThinking()
 
     def response_metadata(self, response: Any) -> dict[str, Any]:
         return logprobs_metadata(_field(response, "logprobs"))
@@ -325,15 +339,13 @@ class _GenerateStream(Stream):
 
     def add(self, chunk: Any) -> None:
         if self.last is None:
-            self.first_token = time.time()
             self.with_logprobs = _has_field(chunk, "logprobs")
             self.with_image = _has_field(chunk, "image")
         self.last = chunk
         if chunk.response:
             self.text.append(chunk.response)
-        thinking = getattr(chunk, "thinking", None)  # ollama < 0.5.2 has no thinking
-        if thinking:
-            self.thinking.append(thinking)
+        if chunk.thinking:
+            self.thinking.append(chunk.thinking)
         if self.with_logprobs and chunk.logprobs:  # when requested
             self.logprobs.extend(chunk.logprobs)
         if self.with_image and chunk.image:  # image generation models
@@ -345,6 +357,17 @@ class _GenerateStream(Stream):
 
     def response_metadata(self) -> dict[str, Any]:
         return logprobs_metadata(self.logprobs)
+
+
+class _GenerateStreamWithoutThinking(_GenerateStream):
+    """For SDKs before ollama 0.5.2, whose chunks have no `thinking`."""
+
+    __slots__ = ()
+
+    def add(self, chunk: Any) -> None:
+        self.last = chunk
+        if chunk.response:
+            self.text.append(chunk.response)
 
 
 @dataclass(frozen=True)
@@ -366,7 +389,7 @@ class Generate(Endpoint):
         return _with_image(output, _field(response, "image"))
 
     def stream(self) -> Stream:
-        return _GenerateStream()
+        return _GenerateStream() if _sdk_has_thinking() else _GenerateStreamWithoutThinking()
 
     def response_metadata(self, response: Any) -> dict[str, Any]:
         return logprobs_metadata(_field(response, "logprobs"))
@@ -550,6 +573,17 @@ ENDPOINTS: Mapping[str, Endpoint] = _by_path(
 
 
 # --- shared helpers -----------------------------------------------------------------------------
+
+
+@functools.cache
+def _sdk_has_thinking() -> bool:
+    """Whether the installed SDK parses `thinking` (ollama >= 0.5.2): picked once, so a stream's
+    per-chunk `add` reads attributes directly instead of `getattr` with a default."""
+    import ollama
+
+    return "thinking" in ollama.Message.model_fields and "thinking" in (
+        ollama.GenerateResponse.model_fields
+    )
 
 
 def metrics_from_response(response: Any) -> dict[str, float]:
