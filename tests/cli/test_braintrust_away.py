@@ -36,7 +36,7 @@ PROGRAM = textwrap.dedent(
     import braintrust
     import ollama
     import braintrust_ollama
-
+    {prologue}
     braintrust_ollama.init_logger(project="my-project")
     braintrust_ollama.setup_ollama()
 
@@ -78,14 +78,14 @@ def _env(home: Path, **extra: str) -> dict[str, str]:
     }
 
 
-def run_program(tmp_path: Path, ollama: FakeOllama, **env: str) -> Run:
+def run_program(tmp_path: Path, ollama: FakeOllama, prologue: str = "", **env: str) -> Run:
     """The quick-start program as a new user runs it: fresh HOME, no .env, given variables."""
     ollama.reply("/api/chat", Chat("Rayleigh scattering.", prompt_eval_count=14, eval_count=4))
     ollama.reply("/api/generate", Generate("1 2 3", prompt_eval_count=9, eval_count=5))
     home = tmp_path / "home"
     home.mkdir()
     script = tmp_path / "quick_start.py"
-    script.write_text(PROGRAM)
+    script.write_text(PROGRAM.replace("{prologue}", prologue))
     result = subprocess.run(
         [sys.executable, str(script)],
         env=_env(home, OLLAMA_HOST=ollama.url, **env),
@@ -171,6 +171,21 @@ def test_with_a_key_spans_go_to_braintrust_and_to_the_local_copy(
     assert {r["id"] for r in sent} == {r["id"] for r in stored}
     assert {r["project_id"] for r in sent} == {PROJECT_ID}
     assert sorted(names(sent)) == sorted(names(stored))
+
+
+def test_with_a_key_masking_set_first_applies_to_braintrust_and_the_local_copy(
+    tmp_path: Path, ollama: FakeOllama
+) -> None:
+    mask = "braintrust.set_masking_function(lambda v: json.loads(json.dumps(v).replace('Rayleigh', '<masked>')))"
+    with FakeBraintrust("ok") as braintrust:
+        run = run_program(tmp_path, ollama, prologue=mask, **braintrust_at(braintrust.url))
+        sent = list(braintrust.rows)
+    stored = run.rows()
+    for rows in (sent, stored):
+        chat = only(rows, "ollama.chat")
+        assert chat["output"]["content"] == "<masked> scattering."
+        assert chat["metrics"]["prompt_tokens"] == 14
+        assert "Rayleigh" not in json.dumps(rows)
 
 
 @pytest.mark.parametrize(
