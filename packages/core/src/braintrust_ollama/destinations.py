@@ -8,8 +8,8 @@ With `BRAINTRUST_API_KEY` (or `api_key=`), spans go to Braintrust and, by defaul
 to the local store (`local_copy=True`): the copy is written whatever Braintrust does (reachable,
 slow, refusing, answering 500, rejecting the key), and `braintrust-ollama traces show last`
 reads it. With no key, spans go to the local store only. Either way one line on stderr says
-where, the traced calls never wait on Braintrust, and the program exits at most `timeout_s`
-(5 s) later than it would untraced: see `BraintrustUplink`.
+where, the traced calls never wait on Braintrust, and exit waits for Braintrust at most
+`timeout_s` (5 s): see `BraintrustUplink`.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def init_logger(
     - With no key: to the local store only, as `init_local_logger()`.
 
     Never blocks on Braintrust: the login runs in a background thread; `braintrust.flush()` and
-    exit wait for Braintrust at most `timeout_s`, once per process. When Braintrust is away
+    exit wait for Braintrust at most `timeout_s` each, and not at all once it is away. When Braintrust is away
     (unreachable, silent, failing, rejecting the key) one line on stderr says so, and the local
     copy holds every span. Prints one line saying where traces go.
     """

@@ -12,10 +12,10 @@ anyone waits for it:
   Braintrust's publisher thread. A traced call never touches the network.
 - The login runs once, in a daemon thread started by `init_logger()`; rows logged meanwhile
   wait in memory (at most `MAX_WAITING_ROWS`).
-- `braintrust.flush()` and interpreter exit wait for Braintrust at most `timeout_s` (5 s by
-  default). When the login fails or that wait runs out, Braintrust counts as away for the rest of
-  the process: one line on stderr says why and where the traces are, and rows are no longer sent
-  (the local copy has them all).
+- `braintrust.flush()` and interpreter exit wait for Braintrust at most `timeout_s` each (5 s by
+  default). When the login fails or such a wait runs out, Braintrust counts as away for the rest
+  of the process: one line on stderr says why and where the traces are, rows are no longer sent
+  (the local copy has them all), and nothing waits for Braintrust any more.
 - Uploads use their own connection with a bounded timeout and no retries of its own (Braintrust's
   logger retries a batch itself); what Braintrust's logger would print (tracebacks, "Sleeping
   for 1.0s") is logged at DEBUG through `logging` and summed up in one line.
@@ -113,7 +113,8 @@ class BraintrustUplink:
         """Queue resolved rows (the local copy's) for Braintrust; their containers are copied,
         so Braintrust's logger, which rewrites attachments in place, never touches the local
         copy's rows."""
-        self._enqueue([_resolved(_copy_containers(row)) for row in rows])
+        if self._away is None:
+            self._enqueue([_resolved(_copy_containers(row)) for row in rows])
 
     def log(self, *rows: LazyValue[Row]) -> None:
         self._enqueue(list(rows))
