@@ -78,14 +78,19 @@ def _env(home: Path, **extra: str) -> dict[str, str]:
     }
 
 
-def run_program(tmp_path: Path, ollama: FakeOllama, prologue: str = "", **env: str) -> Run:
+def run_program(
+    tmp_path: Path, ollama: FakeOllama, prologue: str = "", init: str = "", **env: str
+) -> Run:
     """The quick-start program as a new user runs it: fresh HOME, no .env, given variables."""
     ollama.reply("/api/chat", Chat("Rayleigh scattering.", prompt_eval_count=14, eval_count=4))
     ollama.reply("/api/generate", Generate("1 2 3", prompt_eval_count=9, eval_count=5))
     home = tmp_path / "home"
     home.mkdir()
     script = tmp_path / "quick_start.py"
-    script.write_text(PROGRAM.replace("{prologue}", prologue))
+    code = PROGRAM.replace("{prologue}", prologue)
+    if init:
+        code = code.replace('init_logger(project="my-project")', f"init_logger({init})")
+    script.write_text(code)
     result = subprocess.run(
         [sys.executable, str(script)],
         env=_env(home, OLLAMA_HOST=ollama.url, **env),
@@ -186,6 +191,42 @@ def test_with_a_key_masking_set_first_applies_to_braintrust_and_the_local_copy(
         assert chat["output"]["content"] == "<masked> scattering."
         assert chat["metrics"]["prompt_tokens"] == 14
         assert "Rayleigh" not in json.dumps(rows)
+
+
+def test_without_a_local_copy_spans_go_to_braintrust_only(
+    tmp_path: Path, ollama: FakeOllama
+) -> None:
+    with FakeBraintrust("ok") as braintrust:
+        run = run_program(
+            tmp_path, ollama, init='project="my-project", local_copy=False',
+            **braintrust_at(braintrust.url),
+        )  # fmt: skip
+        sent = list(braintrust.rows)
+    assert run.stderr_lines == [f"braintrust-ollama: traces go to Braintrust (project {PROJECT})"]
+    assert not run.store.exists()
+    # Braintrust merges a span's rows by id (a root's end may come in a later batch).
+    started = [r for r in sent if "span_attributes" in r]
+    assert sorted(names(started)) == ["answer", "ollama.chat", "ollama.generate"]
+    assert {r["id"] for r in sent} == {r["id"] for r in started}
+    assert {r["project_id"] for r in sent} == {PROJECT_ID}
+    assert only(sent, "ollama.chat")["metrics"]["prompt_tokens"] == 14
+
+
+def test_without_a_local_copy_a_silent_braintrust_costs_the_timeout_and_one_line(
+    tmp_path: Path, ollama: FakeOllama
+) -> None:
+    with FakeBraintrust("hang") as braintrust:
+        run = run_program(
+            tmp_path, ollama, init='project="my-project", local_copy=False',
+            **braintrust_at(braintrust.url),
+        )  # fmt: skip
+    assert run.stderr_lines == [
+        f"braintrust-ollama: traces go to Braintrust (project {PROJECT})",
+        f"braintrust-ollama: Braintrust is unreachable (no answer from {braintrust.url} within"
+        " 5 s): traces are not kept (init_logger(local_copy=False))",
+    ]
+    assert run.body_s < TIMEOUT_S / 2
+    assert run.exit_lag_s < TIMEOUT_S + SHUTDOWN_S
 
 
 @pytest.mark.parametrize(
