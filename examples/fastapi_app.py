@@ -1,10 +1,12 @@
 """A FastAPI app streaming Ollama chat replies, one Braintrust trace per request.
 
-    BRAINTRUST_API_KEY=... uv run uvicorn examples.fastapi_app:app --port 8000
+    uv run uvicorn examples.fastapi_app:app --port 8000
     curl -N "http://127.0.0.1:8000/chat?q=Why+is+the+sky+blue%3F"
+    uv run braintrust-ollama traces show last
 
-Each request becomes a `GET /chat` span in the Braintrust project `ollama-fastapi-example`, with
-the `ollama.chat` call under it; the response's `traceparent` header names that span.
+Each request becomes a `GET /chat` span with the `ollama.chat` call under it; the response's
+`traceparent` header names that span. With BRAINTRUST_API_KEY set the traces go to the Braintrust
+project `ollama-fastapi-example` (and a copy to the local store); without it, to the local store.
 Set OLLAMA_HOST / OLLAMA_MODEL to use another server or model.
 """
 
@@ -13,16 +15,15 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 
-import braintrust
 import ollama
-from braintrust_ollama import setup_ollama
+from braintrust_ollama import init_logger, setup_ollama
 from braintrust_ollama_fastapi import BraintrustMiddleware
 from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
 
 MODEL = os.environ.get("OLLAMA_MODEL", "llama3.2:1b")
 
-braintrust.init_logger(project="ollama-fastapi-example")
+init_logger(project="ollama-fastapi-example")
 setup_ollama()
 
 app = FastAPI()

@@ -3,8 +3,9 @@
     ollama pull llama3.2                      # any chat model with tool support
     uv run python examples/langchain_chain.py "Why is the sky blue?"
 
-With BRAINTRUST_API_KEY set, traces go to the Braintrust project `ollama-langchain-example`;
-without it, to the local trace store (view them: `braintrust-ollama traces show last`).
+With BRAINTRUST_API_KEY set, traces go to the Braintrust project `ollama-langchain-example` (and
+a copy to the local store); without it, to the local trace store only. Either way:
+`braintrust-ollama traces show last`.
 Set OLLAMA_HOST / OLLAMA_MODEL to use another server or model.
 
 Each run is one trace: `RunnableSequence` > `ChatOllama` > `ollama.chat`. The `ollama.chat` span
@@ -21,7 +22,7 @@ import sys
 from typing import Any
 
 import braintrust
-from braintrust_ollama import init_local_logger, setup_ollama
+from braintrust_ollama import init_logger, setup_ollama
 from braintrust_ollama_langchain import setup_langchain
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
@@ -50,10 +51,7 @@ def _agent(llm: ChatOllama) -> Any:
 
 
 def main(question: str) -> None:
-    if os.environ.get("BRAINTRUST_API_KEY"):
-        braintrust.init_logger(project=PROJECT)
-    else:
-        init_local_logger(project=PROJECT)
+    init_logger(project=PROJECT)  # Braintrust with BRAINTRUST_API_KEY, else the local store
     setup_ollama()  # ollama.chat / ollama.generate / ollama.embed spans
     setup_langchain()  # LangChain runs as spans; the Ollama span under a run owns its tokens
 

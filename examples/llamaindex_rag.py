@@ -1,8 +1,11 @@
-"""Retrieval-augmented generation with LlamaIndex over Ollama, traced to Braintrust.
+"""Retrieval-augmented generation with LlamaIndex over Ollama, traced.
 
     ollama pull llama3.2 && ollama pull nomic-embed-text
-    export BRAINTRUST_API_KEY=...
     uv run python examples/llamaindex_rag.py
+    uv run braintrust-ollama traces show last
+
+With BRAINTRUST_API_KEY set the traces go to Braintrust (and a copy to the local store); without
+it, to the local store only. Set OLLAMA_HOST / OLLAMA_MODEL to use another server or model.
 
 Each query shows up as one trace: the query engine, the retriever's `OllamaEmbedding` span with
 its `ollama.embed` span under it, and the `Ollama` span of the answer with its `ollama.chat`
@@ -14,6 +17,7 @@ from __future__ import annotations
 import os
 
 import braintrust
+from braintrust_ollama import init_logger
 from braintrust_ollama_llamaindex import setup_llamaindex
 from llama_index.core import Document, VectorStoreIndex
 from llama_index.embeddings.ollama import OllamaEmbedding
@@ -28,7 +32,7 @@ DOCUMENTS = [
 
 
 def main() -> None:
-    braintrust.init_logger(project=os.environ.get("BRAINTRUST_PROJECT", "ollama-llamaindex"))
+    init_logger(project=os.environ.get("BRAINTRUST_PROJECT", "ollama-llamaindex"))
     setup_llamaindex()
 
     embed_model = OllamaEmbedding(model_name="nomic-embed-text", base_url=HOST)

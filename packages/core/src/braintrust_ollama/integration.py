@@ -149,8 +149,13 @@ def auto_instrument(*, ollama: bool = True, **flags: Any) -> dict[str, bool]:
     """
     import braintrust
 
+    from .destinations import keeping_current_logger
+
     accepted = inspect.signature(braintrust.auto_instrument).parameters
-    results = dict(braintrust.auto_instrument(**{k: v for k, v in flags.items() if k in accepted}))
+    with keeping_current_logger():  # Braintrust's set-ups may replace the user's logger
+        results = dict(
+            braintrust.auto_instrument(**{k: v for k, v in flags.items() if k in accepted})
+        )
     if ollama:
         results["ollama"] = setup_ollama()
     for flag, (module_name, setup_name) in _ADAPTERS.items():

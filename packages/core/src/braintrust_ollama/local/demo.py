@@ -6,7 +6,8 @@ tool call, the tool, a streamed chat that thinks first, a generate, an embed) th
 127.0.0.1:11434) when `/api/version` answers within half a second; otherwise the same calls are
 answered from traffic recorded from real Ollama servers (`recordings/`), and one line says so.
 Spans go to Braintrust when `BRAINTRUST_API_KEY` is set (a copy stays in the local store),
-otherwise to the local store only. Then the trace is printed as a tree.
+otherwise to the local store only. Then the trace is printed as a tree, from the local store:
+it is there whether Braintrust answered or not.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from braintrust.span_types import SpanTypeAttribute
 from ollama._client import _parse_host  # how the SDK itself reads OLLAMA_HOST
 from rich.console import Console
 
+from braintrust_ollama.destinations import init_logger
 from braintrust_ollama.integration import setup_ollama
-from braintrust_ollama.local.logger import init_local_logger, install_local_store
 from braintrust_ollama.local.replay import replay_client
 from braintrust_ollama.local.store import LocalStore
 from braintrust_ollama.local.view import trace_tree
@@ -104,18 +105,8 @@ def run_demo(console: Console, *, model: str | None = None, embed_model: str | N
 
 
 def _start_logging(store: LocalStore) -> None:
-    if not os.environ.get("BRAINTRUST_API_KEY"):
-        init_local_logger(DEMO_PROJECT, path=store.path)
-        return
-    # Braintrust's own background logger, fed a copy of each row for the tree printed here.
-    state = braintrust.logger._internal_get_global_state()
-    install_local_store(store, forward=state.global_bg_logger())
-    braintrust.init_logger(project=DEMO_PROJECT)
-    print(
-        f"braintrust-ollama: traces go to Braintrust (project {DEMO_PROJECT}); a copy is kept in"
-        f" the local store {store.path}",
-        file=sys.stderr,
-    )
+    # Braintrust with a key (the tree below is printed from the local copy), else the store only.
+    init_logger(DEMO_PROJECT, path=store.path)
 
 
 def _live_models(client: ollama.Client, chat: str | None, embed: str | None) -> Models:

@@ -29,6 +29,7 @@ from braintrust.logger import (
 from braintrust.util import LazyValue
 
 from braintrust_ollama.local.store import LocalStore
+from braintrust_ollama.local.uplink import carry_masking
 
 __all__ = ["LocalBackgroundLogger", "init_local_logger", "install_local_store"]
 
@@ -41,19 +42,22 @@ _install_lock = threading.Lock()
 _installed: LocalBackgroundLogger | None = None
 
 
-class _BackgroundLogger(Protocol):
-    def log(self, *args: Any) -> None: ...
+class _Forward(Protocol):
+    """Where a copy of the stored rows goes (`BraintrustUplink`)."""
+
+    def send(self, rows: list[dict[str, Any]]) -> None: ...
     def flush(self, batch_size: int | None = None) -> None: ...
 
 
 class LocalBackgroundLogger(_MemoryBackgroundLogger):
     """Braintrust's in-memory background logger, flushed into a `LocalStore`.
 
-    With `forward`, every row also goes to that background logger (Braintrust's HTTP one), so
-    a copy of what Braintrust receives stays on this machine.
+    With `forward`, the rows written (resolved, merged and masked here, with no login) are also
+    handed to it, so Braintrust receives what the local copy holds, and the local copy never
+    waits on Braintrust.
     """
 
-    def __init__(self, store: LocalStore, forward: _BackgroundLogger | None = None) -> None:
+    def __init__(self, store: LocalStore, forward: _Forward | None = None) -> None:
         super().__init__()
         self.store = store
         self.forward = forward
@@ -63,8 +67,6 @@ class LocalBackgroundLogger(_MemoryBackgroundLogger):
 
     def log(self, *args: Any) -> None:
         super().log(*args)
-        if self.forward is not None:
-            self.forward.log(*args)
         now = time.monotonic()
         if self._pending_since is None:
             self._pending_since = now
@@ -87,6 +89,8 @@ class LocalBackgroundLogger(_MemoryBackgroundLogger):
             self._pending_since = None
             try:
                 rows = self.pop()
+                if rows and self.forward is not None:
+                    self.forward.send(rows)
                 if rows:
                     self.store.write(rows)
             except Exception as error:
@@ -100,21 +104,30 @@ class LocalBackgroundLogger(_MemoryBackgroundLogger):
 
 
 def install_local_store(
-    store: LocalStore | None = None, *, forward: _BackgroundLogger | None = None
+    store: LocalStore | None = None, *, forward: _Forward | None = None
 ) -> LocalBackgroundLogger:
     """Send every Braintrust row this process logs to `store` (and to `forward`, if given).
 
-    Idempotent for the same store path; a later call with another path replaces the first.
+    Idempotent for the same store path and forward; a later call with another path or forward
+    replaces the first. A masking function set before (`braintrust.set_masking_function`)
+    carries over.
     """
     global _installed
     store = store or LocalStore()
     with _install_lock:
-        if _installed is not None and _installed.store.path == store.path:
+        if (
+            _installed is not None
+            and _installed.store.path == store.path
+            and (forward is None or _installed.forward is forward)
+        ):
             return _installed
         if _installed is not None:
             _installed.flush()
         background = LocalBackgroundLogger(store, forward)
         state = _internal_get_global_state()
+        created, previous = state._global_bg_logger.get_sync()
+        if created and previous is not None:
+            carry_masking(previous, background)
         state._global_bg_logger = LazyValue(lambda: background, use_mutex=False)
         if _installed is None:
             atexit.register(_flush_installed)

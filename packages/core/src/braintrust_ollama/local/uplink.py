@@ -1,0 +1,317 @@
+"""`BraintrustUplink`: Braintrust as a destination that may be away, slow, or refusing.
+
+Braintrust's own logger resolves every row through a login (one round trip to Braintrust, then
+one to register the project), retries with tracebacks on stderr, and flushes at exit for as long
+as its retries last: with Braintrust unreachable a short program exits half a minute late, and
+with an address that never answers, minutes late. The uplink keeps Braintrust's HTTP background
+logger (its batching, attachments, payload limits) and changes only when it is fed and how long
+anyone waits for it:
+
+- Rows never wait for a login: the logger `init_logger()` returns names its project by a local id
+  (its name), and the uplink puts the real project id on the Braintrust copy of each row, in
+  Braintrust's publisher thread. A traced call never touches the network.
+- The login runs once, in a daemon thread started by `init_logger()`; rows logged meanwhile
+  wait in memory (at most `MAX_WAITING_ROWS`).
+- `braintrust.flush()` and interpreter exit wait for Braintrust at most `timeout_s` each (5 s by
+  default). When the login fails or such a wait runs out, Braintrust counts as away for the rest
+  of the process: one line on stderr says why and where the traces are, rows are no longer sent
+  (the local copy has them all), and nothing waits for Braintrust any more.
+- Uploads use their own connection with a bounded timeout and no retries of its own (Braintrust's
+  logger retries a batch itself); what Braintrust's logger would print (tracebacks, "Sleeping
+  for 1.0s") is logged at DEBUG through `logging` and summed up in one line.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import io
+import logging
+import os
+import queue
+import re
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from braintrust.logger import (
+    HTTPConnection,
+    RetryRequestExceptionsAdapter,
+    _HTTPBackgroundLogger,
+    _internal_get_global_state,
+)
+from braintrust.util import LazyValue
+
+__all__ = ["DEFAULT_TIMEOUT_S", "MAX_WAITING_ROWS", "BraintrustUplink", "carry_masking"]
+
+DEFAULT_TIMEOUT_S = 5.0
+MAX_WAITING_ROWS = 100_000
+_REASON_CHARS = 160
+
+_log = logging.getLogger(__name__)
+
+Row = dict[str, Any]
+
+
+class BraintrustUplink:
+    """Sends rows to Braintrust off the caller's thread, with bounded waits and one line on failure.
+
+    Two ways in: `send(rows)` takes rows already resolved and masked by the local store's logger
+    (the local copy); `log(*lazy_rows)` is the background-logger interface, for when the uplink
+    is Braintrust's only destination. Never raises into the caller.
+    """
+
+    def __init__(
+        self,
+        *,
+        app_url: str,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        kept_where: str,
+        register_exit: bool = False,
+    ) -> None:
+        self.app_url = app_url
+        self.timeout_s = timeout_s
+        self.kept_where = kept_where
+        self._http = _HTTPBackgroundLogger(LazyValue(self._connection, use_mutex=True))
+        # Braintrust's logger flushes at exit for as long as its retries last; the uplink's own
+        # wait is bounded instead.
+        atexit.unregister(self._http._finalize)
+        self._http.outfile = _OneLineSink(self)
+        self._conn: HTTPConnection | None = None
+        self._lock = threading.Lock()
+        self._projects: dict[str, LazyValue[str]] = {}
+        self._waiting: list[LazyValue[Row]] = []
+        self._dropped = 0
+        self._ready = False
+        self._away: str | None = None
+        self._reported = False
+        self._requests: queue.SimpleQueue[threading.Event | Callable[[], str]] = queue.SimpleQueue()
+        self._worker = threading.Thread(
+            target=self._work, name="braintrust-ollama-uplink", daemon=True
+        )
+        if register_exit:
+            atexit.register(self.flush)
+
+    # --- set-up ----------------------------------------------------------------------------
+
+    def add_project(self, local_id: str, resolve: Callable[[], str]) -> None:
+        """Rows whose `project_id` is `local_id` go to the project `resolve()` names (it logs in).
+
+        The first project starts the login thread; later ones are resolved when first used.
+        """
+        lazy = LazyValue(resolve, use_mutex=True)
+        with self._lock:
+            self._projects.setdefault(local_id, lazy)
+        if not self._worker.is_alive() and self._worker.ident is None:
+            self._requests.put(lambda: lazy.get())
+            self._worker.start()
+
+    # --- the background-logger interface ---------------------------------------------------
+
+    def send(self, rows: Sequence[Row]) -> None:
+        """Queue resolved rows (the local copy's) for Braintrust; their containers are copied,
+        so Braintrust's logger, which rewrites attachments in place, never touches the local
+        copy's rows."""
+        if self._away is None:
+            self._enqueue([_resolved(_copy_containers(row)) for row in rows])
+
+    def log(self, *rows: LazyValue[Row]) -> None:
+        self._enqueue(list(rows))
+
+    def flush(self, batch_size: int | None = None) -> None:
+        """Wait until Braintrust took every queued row, at most `timeout_s`; once that wait runs
+        out or the login failed, return at once."""
+        if self._away is not None or self._worker.ident is None:
+            return
+        done = threading.Event()
+        self._requests.put(done)
+        if not done.wait(self.timeout_s):
+            self._give_up(f"no answer from {self.app_url} within {self.timeout_s:g} s")
+
+    def set_masking_function(self, masking_function: Callable[[Any], Any] | None) -> None:
+        self._http.set_masking_function(masking_function)
+
+    def enforce_queue_size_limit(self, enforce: bool) -> None:
+        self._http.enforce_queue_size_limit(enforce)
+
+    def internal_replace_api_conn(self, api_conn: Any) -> None:
+        """Called by `braintrust.login()`; uploads keep the uplink's own bounded connection."""
+
+    @property
+    def away(self) -> str | None:
+        """Why Braintrust is not being sent rows any more, or None while it is."""
+        return self._away
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _enqueue(self, rows: list[LazyValue[Row]]) -> None:
+        if not rows or self._away is not None:
+            return
+        try:
+            with self._lock:
+                if not self._ready:
+                    room = MAX_WAITING_ROWS - len(self._waiting)
+                    self._waiting.extend(rows[:room])
+                    self._dropped += max(0, len(rows) - room)
+                    return
+            self._http.log(*(self._for_braintrust(row) for row in rows))
+        except Exception:  # never into the traced code
+            _log.debug("braintrust-ollama: could not queue rows for Braintrust", exc_info=True)
+
+    def _for_braintrust(self, row: LazyValue[Row]) -> LazyValue[Row]:
+        """The row as Braintrust must receive it: under the project's real id (resolved in
+        Braintrust's publisher thread, never the caller's)."""
+
+        def resolve() -> Row:
+            resolved = row.get()
+            project = self._projects.get(str(resolved.get("project_id")))
+            if project is None:
+                return resolved
+            return {**resolved, "project_id": project.get()}
+
+        return LazyValue(resolve, use_mutex=False)
+
+    def _connection(self) -> HTTPConnection:
+        assert self._conn is not None, "uploads start after the login"
+        return self._conn
+
+    def _work(self) -> None:
+        """The uplink's thread: log in, hand waiting rows over, then serve flush requests."""
+        while True:
+            request = self._requests.get()
+            if self._away is not None:
+                if isinstance(request, threading.Event):
+                    request.set()
+                continue
+            try:
+                if isinstance(request, threading.Event):
+                    self._http.flush()
+                    request.set()
+                else:
+                    request()  # the first project: logs in
+                    self._open()
+            except Exception as error:
+                if isinstance(request, threading.Event):
+                    request.set()
+                    self._report(_reason(error))
+                else:
+                    self._give_up(_reason(error))
+
+    def _open(self) -> None:
+        """After the login: a bounded connection for uploads, and the waiting rows sent."""
+        state = _internal_get_global_state()
+        assert state.api_url and state.login_token, "set by the login"
+        connection = HTTPConnection(
+            state.api_url,
+            adapter=RetryRequestExceptionsAdapter(
+                base_num_retries=0, default_timeout_secs=self.timeout_s
+            ),
+        )
+        connection.set_token(state.login_token)
+        self._conn = connection
+        self._http.log()  # starts Braintrust's publisher thread now: none can start at exit
+        with self._lock:
+            waiting, self._waiting = self._waiting, []
+            self._ready = self._away is None
+        if self._ready and waiting:
+            self._http.log(*(self._for_braintrust(row) for row in waiting))
+        if self._dropped:
+            self._report(f"{self._dropped} rows logged before the login were not kept for it")
+
+    def _give_up(self, reason: str) -> None:
+        with self._lock:
+            if self._away is not None:
+                return
+            self._away = reason
+            self._waiting = []
+        self._report(reason, away=True)
+
+    def _report(self, reason: str, *, away: bool = False) -> None:
+        """The one line about Braintrust, printed once per process."""
+        with self._lock:
+            if self._reported:
+                return
+            self._reported = True
+        if away:
+            line = f"Braintrust is unreachable ({reason}): {self.kept_where}"
+        else:
+            line = f"Braintrust did not take some traces ({reason}): {self.kept_where}"
+        with contextlib.suppress(OSError, ValueError):  # stderr closed at exit
+            print(f"braintrust-ollama: {line}", file=sys.stderr, flush=True)
+
+
+class _OneLineSink(io.TextIOBase):
+    """Where Braintrust's logger prints (its `outfile`): logged at DEBUG, summed up once."""
+
+    def __init__(self, uplink: BraintrustUplink) -> None:
+        super().__init__()
+        self._uplink = uplink
+        self._last_error = "an upload failed"
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if text.strip():
+            _log.debug("braintrust: %s", text.rstrip())
+            found = re.search(r"Error: (.+)", text)
+            if found:
+                self._last_error = _short(found.group(1))
+            if "Dropping batch" in text:  # Braintrust's retries are over: the batch is lost
+                self._uplink._report(self._last_error)
+        return len(text)
+
+
+def _reason(error: BaseException) -> str:
+    """A short, secret-free reason for the one line: the HTTP status, or what the network said."""
+    chain: list[BaseException] = []
+    cause: BaseException | None = error
+    while cause is not None and cause not in chain:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    text = " ".join(str(e) for e in chain)
+    status = re.search(r"\[(\d{3})\]", text)
+    if status:
+        code = int(status.group(1))
+        meaning = "the API key was rejected" if code in (401, 403) else "the login failed"
+        return f"HTTP {code} at login: {meaning}"
+    if isinstance(error, TimeoutError):
+        return _short(str(error))
+    if "Connection refused" in text or "NewConnectionError" in text:
+        return "connection refused"
+    if "timed out" in text.lower():
+        return "the login timed out"
+    return _short(f"{type(error).__name__}: {error}")
+
+
+def _short(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= _REASON_CHARS else flat[: _REASON_CHARS - 3] + "..."
+
+
+def _resolved(row: Row) -> LazyValue[Row]:
+    return LazyValue(lambda: row, use_mutex=False)
+
+
+def _copy_containers(value: Any) -> Any:
+    """A copy of the dicts and lists in `value`; their leaves (attachments too) are shared."""
+    if isinstance(value, dict):
+        return {key: _copy_containers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy_containers(item) for item in value]
+    return value
+
+
+def carry_masking(previous: object, background: object) -> None:
+    """Give `background` the masking function `previous` had (set with
+    `braintrust.set_masking_function` before this suite's logger replaced Braintrust's)."""
+    # braintrust < 0.3x keeps the function itself; later versions an export customizer.
+    for attribute in ("masking_function", "_export_customizers"):
+        if attribute in vars(previous) and attribute in vars(background):
+            setattr(background, attribute, getattr(previous, attribute))
+
+
+def app_url(explicit: str | None) -> str:
+    """The Braintrust address the SDK will log in at, for the one line."""
+    return explicit or os.environ.get("BRAINTRUST_APP_URL") or "https://www.braintrust.dev"

@@ -1,0 +1,311 @@
+"""`braintrust_ollama.init_logger()` in a user's program, with Braintrust there, away or refusing.
+
+Each test runs the README's quick-start program as a subprocess with a fresh HOME and
+BRAINTRUST_OLLAMA_HOME, against an in-process Ollama (`FakeOllama`) and, with a key, a stand-in
+for Braintrust's API on 127.0.0.1 (`FakeBraintrust`) or a closed port. The program prints the
+time its last line ran, and the time its exit handlers (Braintrust's and this suite's) were
+done: the difference is what tracing adds to its exit. (Interpreter teardown after that depends
+on how many modules were imported, not on Braintrust.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from support.fake_braintrust import PROJECT_ID, FakeBraintrust
+from support.ollama_server import Chat, FakeOllama, Generate
+from support.spans import children_of, names, only, roots
+
+TIMEOUT_S = 5.0  # init_logger's documented default: how long exit waits for Braintrust
+SHUTDOWN_S = 1.5  # the local store's last write and thread shutdown, on a busy machine
+PROJECT = "my-project"
+# For the cases where Braintrust answers or refuses: a timeout well above Braintrust's own
+# retries, so that a busy machine cannot turn them into "no answer within 5 s".
+GENEROUS = 'project="my-project", timeout_s=30'
+
+PROGRAM = textwrap.dedent(
+    """
+    import atexit, json, time
+    # Registered first, so it runs last: after every exit handler of braintrust and this suite.
+    atexit.register(lambda: print(json.dumps({"exit_handlers_done_at": time.time()})))
+
+    import braintrust
+    import ollama
+    import braintrust_ollama
+    {prologue}
+    braintrust_ollama.init_logger(project="my-project")
+    braintrust_ollama.setup_ollama()
+
+    started = time.monotonic()
+    with braintrust.start_span(name="answer"):
+        ollama.chat(model="llama3.2", messages=[{"role": "user", "content": "Why is the sky blue?"}])
+        for chunk in ollama.generate(model="llama3.2", prompt="Count to 3", stream=True):
+            pass
+    print(json.dumps({"body_s": time.monotonic() - started, "done_at": time.time()}))
+    """
+)
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr_lines: list[str]
+    body_s: float
+    exit_lag_s: float
+    store: Path
+
+    def rows(self) -> list[dict]:
+        shown = subprocess.run(
+            [str(Path(sys.executable).with_name("braintrust-ollama")), "traces", "show", "last",
+             "--json"],
+            env=_env(self.store.parent), capture_output=True, text=True, check=True, timeout=60,
+        )  # fmt: skip
+        return json.loads(shown.stdout)
+
+
+def _env(home: Path, **extra: str) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(home),
+        "BRAINTRUST_OLLAMA_HOME": str(home),
+        "LANG": "C.UTF-8",
+        **extra,
+    }
+
+
+def run_program(
+    tmp_path: Path, ollama: FakeOllama, prologue: str = "", init: str = "", **env: str
+) -> Run:
+    """The quick-start program as a new user runs it: fresh HOME, no .env, given variables."""
+    ollama.reply("/api/chat", Chat("Rayleigh scattering.", prompt_eval_count=14, eval_count=4))
+    ollama.reply("/api/generate", Generate("1 2 3", prompt_eval_count=9, eval_count=5))
+    home = tmp_path / "home"
+    home.mkdir()
+    script = tmp_path / "quick_start.py"
+    code = PROGRAM.replace("{prologue}", prologue)
+    if init:
+        code = code.replace('init_logger(project="my-project")', f"init_logger({init})")
+    script.write_text(code)
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        env=_env(home, OLLAMA_HOST=ollama.url, **env),
+        cwd=tmp_path,
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    *_, body, at_exit = result.stdout.splitlines()
+    timing = {**json.loads(body), **json.loads(at_exit)}
+    return Run(
+        returncode=result.returncode,
+        stdout=result.stdout,
+        stderr_lines=result.stderr.splitlines(),
+        body_s=timing["body_s"],
+        exit_lag_s=timing["exit_handlers_done_at"] - timing["done_at"],
+        store=home / "traces.db",
+    )
+
+
+def braintrust_at(url: str) -> dict[str, str]:
+    return {"BRAINTRUST_API_KEY": "sk-dummy", "BRAINTRUST_APP_URL": url, "BRAINTRUST_API_URL": url}
+
+
+def assert_full_trace_stored(run: Run) -> list[dict]:
+    rows = run.rows()
+    (root,) = roots(rows)
+    assert root["span_attributes"]["name"] == "answer"
+    assert names(children_of(rows, root)) == ["ollama.chat", "ollama.generate"]
+    chat, generate = only(rows, "ollama.chat"), only(rows, "ollama.generate")
+    assert chat["output"]["content"] == "Rayleigh scattering."
+    assert (chat["metrics"]["prompt_tokens"], chat["metrics"]["completion_tokens"]) == (14, 4)
+    assert generate["output"] == "1 2 3" and generate["metrics"]["tokens"] == 14
+    assert all(r["project_id"] == PROJECT and r["metrics"].get("end") for r in rows)
+    return rows
+
+
+def store_line(run: Run) -> str:
+    return (
+        f"braintrust-ollama: traces go to the local store {run.store}"
+        " (view them: braintrust-ollama traces show last)"
+    )
+
+
+def both_line(run: Run) -> str:
+    return (
+        f"braintrust-ollama: traces go to Braintrust (project {PROJECT}) and to the local store"
+        f" {run.store} (view them: braintrust-ollama traces show last)"
+    )
+
+
+def away_line(run: Run, reason: str) -> str:
+    return (
+        f"braintrust-ollama: Braintrust is unreachable ({reason}): traces stay in the local store"
+        f" {run.store} (send them later: braintrust-ollama traces push)"
+    )
+
+
+@pytest.fixture
+def ollama() -> FakeOllama:
+    with FakeOllama() as server:
+        yield server
+
+
+def test_no_key_goes_to_the_local_store_and_exits_at_once(
+    tmp_path: Path, ollama: FakeOllama
+) -> None:
+    run = run_program(tmp_path, ollama)
+    assert run.stderr_lines == [store_line(run)]
+    assert run.exit_lag_s < SHUTDOWN_S
+    assert_full_trace_stored(run)
+
+
+def test_with_a_key_spans_go_to_braintrust_and_to_the_local_copy(
+    tmp_path: Path, ollama: FakeOllama
+) -> None:
+    with FakeBraintrust("ok") as braintrust:
+        run = run_program(tmp_path, ollama, init=GENEROUS, **braintrust_at(braintrust.url))
+        sent = list(braintrust.rows)
+    assert run.stderr_lines == [both_line(run)]
+    assert run.exit_lag_s < SHUTDOWN_S
+    stored = assert_full_trace_stored(run)
+    # Braintrust got every span, under the project's real id, with the local copy's ids.
+    assert {r["id"] for r in sent} == {r["id"] for r in stored}
+    assert {r["project_id"] for r in sent} == {PROJECT_ID}
+    assert sorted(names(sent)) == sorted(names(stored))
+
+
+def test_with_a_key_masking_set_first_applies_to_braintrust_and_the_local_copy(
+    tmp_path: Path, ollama: FakeOllama
+) -> None:
+    mask = "braintrust.set_masking_function(lambda v: json.loads(json.dumps(v).replace('Rayleigh', '<masked>')))"
+    with FakeBraintrust("ok") as braintrust:
+        run = run_program(
+            tmp_path, ollama, prologue=mask, init=GENEROUS, **braintrust_at(braintrust.url)
+        )
+        sent = list(braintrust.rows)
+    stored = run.rows()
+    for rows in (sent, stored):
+        chat = only(rows, "ollama.chat")
+        assert chat["output"]["content"] == "<masked> scattering."
+        assert chat["metrics"]["prompt_tokens"] == 14
+        assert "Rayleigh" not in json.dumps(rows)
+
+
+def test_without_a_local_copy_spans_go_to_braintrust_only(
+    tmp_path: Path, ollama: FakeOllama
+) -> None:
+    with FakeBraintrust("ok") as braintrust:
+        run = run_program(
+            tmp_path, ollama, init=GENEROUS + ", local_copy=False",
+            **braintrust_at(braintrust.url),
+        )  # fmt: skip
+        sent = list(braintrust.rows)
+    assert run.stderr_lines == [f"braintrust-ollama: traces go to Braintrust (project {PROJECT})"]
+    assert not run.store.exists()
+    # Braintrust merges a span's rows by id (a root's end may come in a later batch).
+    started = [r for r in sent if "span_attributes" in r]
+    assert sorted(names(started)) == ["answer", "ollama.chat", "ollama.generate"]
+    assert {r["id"] for r in sent} == {r["id"] for r in started}
+    assert {r["project_id"] for r in sent} == {PROJECT_ID}
+    assert only(sent, "ollama.chat")["metrics"]["prompt_tokens"] == 14
+
+
+def test_without_a_local_copy_a_silent_braintrust_costs_the_timeout_and_one_line(
+    tmp_path: Path, ollama: FakeOllama
+) -> None:
+    with FakeBraintrust("hang") as braintrust:
+        run = run_program(
+            tmp_path, ollama, init='project="my-project", local_copy=False',
+            **braintrust_at(braintrust.url),
+        )  # fmt: skip
+    assert run.stderr_lines == [
+        f"braintrust-ollama: traces go to Braintrust (project {PROJECT})",
+        f"braintrust-ollama: Braintrust is unreachable (no answer from {braintrust.url} within"
+        " 5 s): traces are not kept (init_logger(local_copy=False))",
+    ]
+    assert run.body_s < TIMEOUT_S / 2
+    assert run.exit_lag_s < TIMEOUT_S + SHUTDOWN_S
+
+
+@pytest.mark.parametrize(
+    ("mode", "reason"),
+    [
+        ("closed", "connection refused"),
+        ("500", "HTTP 500 at login: the login failed"),
+        ("401", "HTTP 401 at login: the API key was rejected"),
+    ],
+)
+def test_braintrust_refusing_costs_one_line_and_at_most_the_timeout(
+    tmp_path: Path, ollama: FakeOllama, closed_port: int, mode: str, reason: str
+) -> None:
+    init = GENEROUS
+    if mode == "closed":
+        url = f"http://127.0.0.1:{closed_port}"
+        run = run_program(tmp_path, ollama, init=init, **braintrust_at(url))
+    else:
+        with FakeBraintrust(mode) as braintrust:
+            run = run_program(tmp_path, ollama, init=init, **braintrust_at(braintrust.url))
+    assert run.stderr_lines == [both_line(run), away_line(run, reason)]
+    # Exit waits for the login's own retries (about 3.5 s on newer braintrust, none on 0.10).
+    assert run.body_s < TIMEOUT_S / 2
+    assert run.exit_lag_s < TIMEOUT_S + SHUTDOWN_S
+    assert_full_trace_stored(run)
+
+
+def test_braintrust_never_answering_delays_exit_by_the_timeout_at_most(
+    tmp_path: Path, ollama: FakeOllama
+) -> None:
+    with FakeBraintrust("hang") as braintrust:
+        run = run_program(tmp_path, ollama, **braintrust_at(braintrust.url))
+        assert braintrust.first_request.is_set()  # the login was tried, and never answered
+    reason = f"no answer from {braintrust.url} within {TIMEOUT_S:g} s"
+    assert run.stderr_lines == [both_line(run), away_line(run, reason)]
+    assert run.body_s < TIMEOUT_S / 2  # the traced calls never waited for the login
+    assert TIMEOUT_S - 0.5 < run.exit_lag_s < TIMEOUT_S + SHUTDOWN_S
+    assert_full_trace_stored(run)
+
+
+def test_braintrust_failing_uploads_costs_one_line(tmp_path: Path, ollama: FakeOllama) -> None:
+    with FakeBraintrust("logs-500") as braintrust:
+        run = run_program(tmp_path, ollama, init=GENEROUS, **braintrust_at(braintrust.url))
+        assert "/logs3" in braintrust.paths()
+    assert run.stderr_lines[0] == both_line(run)
+    assert len(run.stderr_lines) == 2
+    assert run.stderr_lines[1].startswith(
+        "braintrust-ollama: Braintrust did not take some traces (500: "
+    )
+    assert run.exit_lag_s < TIMEOUT_S + SHUTDOWN_S
+    assert_full_trace_stored(run)
+
+
+def test_demo_with_braintrust_unreachable_prints_its_tree_from_the_local_copy(
+    tmp_path: Path, closed_port: int
+) -> None:
+    home = tmp_path / "home"
+    demo = subprocess.run(
+        [str(Path(sys.executable).with_name("braintrust-ollama")), "demo"],
+        env=_env(home, OLLAMA_HOST=f"127.0.0.1:{closed_port}",
+                 **braintrust_at(f"http://127.0.0.1:{closed_port}")),
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert demo.returncode == 0, demo.stderr
+    store = home / "traces.db"
+    where, away = demo.stderr.splitlines()
+    assert where == (
+        f"braintrust-ollama: traces go to Braintrust (project braintrust-ollama-demo) and to the"
+        f" local store {store} (view them: braintrust-ollama traces show last)"
+    )
+    # "connection refused", or on a very busy machine "no answer ... within 5 s".
+    assert away.startswith("braintrust-ollama: Braintrust is unreachable (")
+    assert away.endswith(
+        f"): traces stay in the local store {store} (send them later: braintrust-ollama traces push)"
+    )
+    assert "└── braintrust-ollama demo [task]" in demo.stdout
+    assert demo.stdout.count("ollama.chat [llm]") == 3
