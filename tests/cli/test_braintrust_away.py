@@ -125,7 +125,10 @@ def assert_full_trace_stored(run: Run) -> list[dict]:
     chat, generate = only(rows, "ollama.chat"), only(rows, "ollama.generate")
     assert chat["output"]["content"] == "Rayleigh scattering."
     assert (chat["metrics"]["prompt_tokens"], chat["metrics"]["completion_tokens"]) == (14, 4)
-    assert generate["output"] == "1 2 3" and generate["metrics"]["tokens"] == 14
+    assert (
+        generate["output"] == {"role": "assistant", "content": "1 2 3"}
+        and generate["metrics"]["tokens"] == 14
+    )
     assert all(r["project_id"] == PROJECT and r["metrics"].get("end") for r in rows)
     return rows
 
