@@ -49,8 +49,13 @@ PROGRAM = textwrap.dedent(
         for chunk in ollama.generate(model="llama3.2", prompt="Count to 3", stream=True):
             pass
     print(json.dumps({"body_s": time.monotonic() - started, "done_at": time.time()}))
+    {epilogue}
     """
 )
+# What Braintrust's docs tell short scripts to end with. On Python 3.12+ it is needed when the
+# program may end before the login (a background thread) is over: Python starts no thread at
+# exit, and Braintrust's login starts some, so such a program's spans stay in the local copy.
+FLUSH = "braintrust.flush()"
 
 
 @dataclass
@@ -82,7 +87,12 @@ def _env(home: Path, **extra: str) -> dict[str, str]:
 
 
 def run_program(
-    tmp_path: Path, ollama: FakeOllama, prologue: str = "", init: str = "", **env: str
+    tmp_path: Path,
+    ollama: FakeOllama,
+    prologue: str = "",
+    init: str = "",
+    epilogue: str = "",
+    **env: str,
 ) -> Run:
     """The quick-start program as a new user runs it: fresh HOME, no .env, given variables."""
     ollama.reply("/api/chat", Chat("Rayleigh scattering.", prompt_eval_count=14, eval_count=4))
@@ -90,7 +100,7 @@ def run_program(
     home = tmp_path / "home"
     home.mkdir()
     script = tmp_path / "quick_start.py"
-    code = PROGRAM.replace("{prologue}", prologue)
+    code = PROGRAM.replace("{prologue}", prologue).replace("{epilogue}", epilogue)
     if init:
         code = code.replace('init_logger(project="my-project")', f"init_logger({init})")
     script.write_text(code)
@@ -173,7 +183,9 @@ def test_with_a_key_spans_go_to_braintrust_and_to_the_local_copy(
     tmp_path: Path, ollama: FakeOllama
 ) -> None:
     with FakeBraintrust("ok") as braintrust:
-        run = run_program(tmp_path, ollama, init=GENEROUS, **braintrust_at(braintrust.url))
+        run = run_program(
+            tmp_path, ollama, init=GENEROUS, epilogue=FLUSH, **braintrust_at(braintrust.url)
+        )
         sent = list(braintrust.rows)
     assert run.stderr_lines == [both_line(run)]
     assert run.exit_lag_s < SHUTDOWN_S
@@ -190,7 +202,12 @@ def test_with_a_key_masking_set_first_applies_to_braintrust_and_the_local_copy(
     mask = "braintrust.set_masking_function(lambda v: json.loads(json.dumps(v).replace('Rayleigh', '<masked>')))"
     with FakeBraintrust("ok") as braintrust:
         run = run_program(
-            tmp_path, ollama, prologue=mask, init=GENEROUS, **braintrust_at(braintrust.url)
+            tmp_path,
+            ollama,
+            prologue=mask,
+            init=GENEROUS,
+            epilogue=FLUSH,
+            **braintrust_at(braintrust.url),
         )
         sent = list(braintrust.rows)
     stored = run.rows()
@@ -206,7 +223,7 @@ def test_without_a_local_copy_spans_go_to_braintrust_only(
 ) -> None:
     with FakeBraintrust("ok") as braintrust:
         run = run_program(
-            tmp_path, ollama, init=GENEROUS + ", local_copy=False",
+            tmp_path, ollama, init=GENEROUS + ", local_copy=False", epilogue=FLUSH,
             **braintrust_at(braintrust.url),
         )  # fmt: skip
         sent = list(braintrust.rows)
@@ -251,10 +268,12 @@ def test_braintrust_refusing_costs_one_line_and_at_most_the_timeout(
     init = GENEROUS
     if mode == "closed":
         url = f"http://127.0.0.1:{closed_port}"
-        run = run_program(tmp_path, ollama, init=init, **braintrust_at(url))
+        run = run_program(tmp_path, ollama, init=init, epilogue=FLUSH, **braintrust_at(url))
     else:
         with FakeBraintrust(mode) as braintrust:
-            run = run_program(tmp_path, ollama, init=init, **braintrust_at(braintrust.url))
+            run = run_program(
+                tmp_path, ollama, init=init, epilogue=FLUSH, **braintrust_at(braintrust.url)
+            )
     assert run.stderr_lines == [both_line(run), away_line(run, reason)]
     # Exit waits for the login's own retries (about 3.5 s on newer braintrust, none on 0.10).
     assert run.body_s < TIMEOUT_S / 2
@@ -277,7 +296,9 @@ def test_braintrust_never_answering_delays_exit_by_the_timeout_at_most(
 
 def test_braintrust_failing_uploads_costs_one_line(tmp_path: Path, ollama: FakeOllama) -> None:
     with FakeBraintrust("logs-500") as braintrust:
-        run = run_program(tmp_path, ollama, init=GENEROUS, **braintrust_at(braintrust.url))
+        run = run_program(
+            tmp_path, ollama, init=GENEROUS, epilogue=FLUSH, **braintrust_at(braintrust.url)
+        )
         assert "/logs3" in braintrust.paths()
     assert run.stderr_lines[0] == both_line(run)
     assert len(run.stderr_lines) == 2
@@ -312,3 +333,17 @@ def test_demo_with_braintrust_unreachable_prints_its_tree_from_the_local_copy(
     )
     assert "└── braintrust-ollama demo [task]" in demo.stdout
     assert demo.stdout.count("ollama.chat [llm]") == 3
+
+
+def test_a_program_ending_before_the_login_is_over_says_so_not_unreachable(capsys) -> None:
+    """Python 3.12+ starts no thread at exit and Braintrust's login starts some: the login of a
+    program that ends first fails with this RuntimeError, which is not Braintrust being away."""
+    from braintrust_ollama.local.uplink import BraintrustUplink, _reason
+
+    uplink = BraintrustUplink(app_url="http://127.0.0.1:9", kept_where="traces stay here")
+    uplink._give_up(_reason(RuntimeError("can't create new thread at interpreter shutdown")))
+    assert capsys.readouterr().err.splitlines() == [
+        "braintrust-ollama: nothing was sent to Braintrust (the program ended before the login"
+        " to Braintrust was over): traces stay here"
+    ]
+    assert uplink.away is not None

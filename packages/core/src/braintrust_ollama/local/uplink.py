@@ -32,6 +32,7 @@ import queue
 import re
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -48,6 +49,7 @@ __all__ = ["DEFAULT_TIMEOUT_S", "MAX_WAITING_ROWS", "BraintrustUplink", "carry_m
 DEFAULT_TIMEOUT_S = 5.0
 MAX_WAITING_ROWS = 100_000
 _REASON_CHARS = 160
+_ENDED_BEFORE_LOGIN = "the program ended before the login to Braintrust was over"
 
 _log = logging.getLogger(__name__)
 
@@ -86,6 +88,8 @@ class BraintrustUplink:
         self._ready = False
         self._away: str | None = None
         self._reported = False
+        self._logged_in = threading.Event()  # set when the login is over, well or not
+        self._exit_deadline: float | None = None
         self._requests: queue.SimpleQueue[threading.Event | Callable[[], str]] = queue.SimpleQueue()
         self._worker = threading.Thread(
             target=self._work, name="braintrust-ollama-uplink", daemon=True
@@ -106,6 +110,17 @@ class BraintrustUplink:
         if not self._worker.is_alive() and self._worker.ident is None:
             self._requests.put(lambda: lazy.get())
             self._worker.start()
+            # Runs at exit before Python 3.12+ forbids new threads (atexit handlers run after).
+            with contextlib.suppress(AttributeError, RuntimeError):
+                threading._register_atexit(self._end_login_before_exit)  # type: ignore[attr-defined]
+
+    def _end_login_before_exit(self) -> None:
+        """At interpreter exit, while threads can still start: a login still under way (Braintrust
+        starts a thread of its own to look the project up) gets what is left of the exit wait,
+        `timeout_s`, which the exit flush then shares."""
+        self._exit_deadline = time.monotonic() + self.timeout_s
+        if not self._logged_in.wait(self.timeout_s):
+            self._give_up(f"no answer from {self.app_url} within {self.timeout_s:g} s")
 
     # --- the background-logger interface ---------------------------------------------------
 
@@ -124,9 +139,12 @@ class BraintrustUplink:
         out or the login failed, return at once."""
         if self._away is not None or self._worker.ident is None:
             return
+        wait = self.timeout_s
+        if self._exit_deadline is not None:  # exiting: one wait in all, login included
+            wait = max(0.0, self._exit_deadline - time.monotonic())
         done = threading.Event()
         self._requests.put(done)
-        if not done.wait(self.timeout_s):
+        if not done.wait(wait):
             self._give_up(f"no answer from {self.app_url} within {self.timeout_s:g} s")
 
     def set_masking_function(self, masking_function: Callable[[Any], Any] | None) -> None:
@@ -191,12 +209,14 @@ class BraintrustUplink:
                 else:
                     request()  # the first project: logs in
                     self._open()
+                    self._logged_in.set()
             except Exception as error:
                 if isinstance(request, threading.Event):
                     request.set()
                     self._report(_reason(error))
                 else:
                     self._give_up(_reason(error))
+                    self._logged_in.set()
 
     def _open(self) -> None:
         """After the login: a bounded connection for uploads, and the waiting rows sent."""
@@ -233,7 +253,9 @@ class BraintrustUplink:
             if self._reported:
                 return
             self._reported = True
-        if away:
+        if reason == _ENDED_BEFORE_LOGIN:
+            line = f"nothing was sent to Braintrust ({reason}): {self.kept_where}"
+        elif away:
             line = f"Braintrust is unreachable ({reason}): {self.kept_where}"
         else:
             line = f"Braintrust did not take some traces ({reason}): {self.kept_where}"
@@ -276,6 +298,10 @@ def _reason(error: BaseException) -> str:
         code = int(status.group(1))
         meaning = "the API key was rejected" if code in (401, 403) else "the login failed"
         return f"HTTP {code} at login: {meaning}"
+    if isinstance(error, RuntimeError) and "interpreter shutdown" in text:
+        # Python 3.12+ starts no thread at exit, and Braintrust's login starts some: a program
+        # that ends before its login is over cannot send (`braintrust.flush()` before exit can).
+        return _ENDED_BEFORE_LOGIN
     if isinstance(error, TimeoutError):
         return _short(str(error))
     if "Connection refused" in text or "NewConnectionError" in text:
