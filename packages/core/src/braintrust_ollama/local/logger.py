@@ -101,8 +101,6 @@ class LocalBackgroundLogger(_MemoryBackgroundLogger):
         self.max_pending_rows = max_pending_rows or _max_pending_rows()
         self._reset()
         _instances.add(self)
-        if hasattr(os, "register_at_fork"):
-            multiprocessing.util.register_after_fork(self, _in_multiprocessing_child)
 
     def _reset(self) -> None:
         """Fresh state: at creation, and in a forked child (whose copy of the parent's locks may
@@ -221,6 +219,8 @@ class LocalBackgroundLogger(_MemoryBackgroundLogger):
                 return True
             if self._closed and not self._queue:
                 return True
+            if multiprocessing.parent_process() is not None:
+                _in_multiprocessing_child(self)
             thread = threading.Thread(
                 target=self._run, name="braintrust-ollama-store-writer", daemon=True
             )
@@ -429,7 +429,8 @@ def _after_fork_in_child() -> None:
 
 
 def _in_multiprocessing_child(background: LocalBackgroundLogger) -> None:
-    """In a `multiprocessing` child (fork or spawn): write pending rows when it exits.
+    """In a `multiprocessing` child (fork or spawn), when its writer starts: write pending rows
+    when it exits.
 
     A forked child leaves through `os._exit()`, which skips `atexit`; multiprocessing's own
     finalizers run instead. A `Pool` ends its workers with SIGTERM: when the child has no
