@@ -60,7 +60,7 @@ def trace_tree(rows: Sequence[dict[str, Any]], root_span_id: str) -> Group:
     error), children in start order under their first parent.
 
     Any depth prints (no recursion). Guides indent the first `INDENT_LEVELS` levels; deeper
-    spans stay at that indent and show their depth (`(depth 37)`), so names are never pushed
+    spans stay at that indent and show their depth (`(depth 37)`, the top span's being 0), so names are never pushed
     off the line.
     """
     summary = summarize(root_span_id, rows)
@@ -94,7 +94,7 @@ def trace_tree(rows: Sequence[dict[str, Any]], root_span_id: str) -> Group:
         seen.add(id(row))
         line = Text(guides + ("└── " if last else "├── "), style="dim")
         if depth > INDENT_LEVELS:
-            line.append(f"(depth {depth}) ", style="dim")
+            line.append(f"(depth {depth - 1}) ", style="dim")  # the trace's top span is 0
         line.append_text(_label(row))
         line.no_wrap = True
         line.overflow = "ellipsis"
