@@ -2,7 +2,8 @@
 
     braintrust-ollama demo                  run a short traced Ollama app, print its trace
     braintrust-ollama traces                list recent traces in the local store
-    braintrust-ollama traces show [ID|last] print one trace as a tree (--json: the raw rows)
+    braintrust-ollama traces show [ID|last] print one trace as a tree (--json: the raw rows;
+                                            --save-attachments DIR: its images as files)
 
 Exit codes: 0 success, 1 a demo call failed or a trace was not found, 2 bad usage.
 Errors are one line on stderr, never a traceback.
@@ -14,8 +15,14 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from braintrust_ollama.local.store import HOME_ENV, LocalStore, default_store_path
+from braintrust_ollama.local.store import (
+    HOME_ENV,
+    LocalStore,
+    default_store_path,
+    save_trace_attachments,
+)
 from braintrust_ollama.local.view import make_console, trace_table, trace_tree
 
 __all__ = ["main"]
@@ -47,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
     show = actions.add_parser("show", help="print one trace as a tree")
     show.add_argument("trace", nargs="?", default="last", help="a trace id (or prefix), or last")
     show.add_argument("--json", action="store_true", help="print the trace's raw span rows")
+    show.add_argument(
+        "--save-attachments",
+        metavar="DIR",
+        type=Path,
+        help="also write the trace's attachments (images) into DIR, one file each",
+    )
     return parser
 
 
@@ -58,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_demo(make_console(), model=args.model, embed_model=args.embed_model)
         if args.action == "show":
-            return _show(args.trace, as_json=args.json)
+            return _show(args.trace, as_json=args.json, save_attachments=args.save_attachments)
         return _list(args.limit, as_json=args.json)
     except KeyboardInterrupt:
         return 130
@@ -79,7 +92,7 @@ def _list(limit: int, *, as_json: bool) -> int:
     return 0
 
 
-def _show(trace: str, *, as_json: bool) -> int:
+def _show(trace: str, *, as_json: bool, save_attachments: Path | None = None) -> int:
     store = LocalStore()
     root_span_id = store.resolve(trace)
     if root_span_id is None:
@@ -90,6 +103,9 @@ def _show(trace: str, *, as_json: bool) -> int:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
     else:
         make_console().print(trace_tree(rows, root_span_id))
+    if save_attachments is not None:
+        for path in save_trace_attachments(store, rows, save_attachments):
+            print(f"braintrust-ollama: saved {path}", file=sys.stderr)
     return 0
 
 

@@ -42,7 +42,9 @@ __all__ = [
     "StoredAttachment",
     "TraceSummary",
     "WriteResult",
+    "attachment_keys",
     "default_store_path",
+    "save_trace_attachments",
 ]
 
 HOME_ENV = "BRAINTRUST_OLLAMA_HOME"
@@ -54,6 +56,7 @@ _SCHEMA_VERSION = 2
 _IS_MERGE = "_is_merge"
 # Fields a merge never overwrites (braintrust.merge_row_batch.MERGE_ROW_SKIP_FIELDS).
 _KEPT_ON_MERGE = frozenset({"created", "span_id", "root_span_id", "span_parents", "_parent_id"})
+_ATTACHMENT_TYPE = "braintrust_attachment"  # Braintrust's AttachmentReference["type"]
 _PRIVATE_FILE = 0o600
 _PRIVATE_DIR = 0o700
 
@@ -332,6 +335,45 @@ def _merge(stored: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
         return dict(row)
     update = {k: v for k, v in row.items() if k not in _KEPT_ON_MERGE}
     return merge_dicts(stored, update)
+
+
+def attachment_keys(value: Any) -> list[str]:
+    """The keys of the Braintrust attachment references in `value` (rows, say), in order."""
+    keys: list[str] = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if item.get("type") == _ATTACHMENT_TYPE and isinstance(item.get("key"), str):
+                keys.append(item["key"])
+            else:
+                stack.extend(reversed(list(item.values())))
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
+    return list(dict.fromkeys(keys))
+
+
+def save_trace_attachments(
+    store: LocalStore, rows: Sequence[dict[str, Any]], directory: Path
+) -> list[Path]:
+    """Write the attachments `rows` reference into `directory` as `<key>-<filename>` files;
+    returns the paths written (attachments whose bytes are not stored are skipped)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for key in attachment_keys(list(rows)):
+        attachment = store.attachment(key)
+        if attachment is None:
+            continue
+        path = directory / f"{_safe_name(key)}-{_safe_name(attachment.filename)}"
+        path.write_bytes(attachment.data)
+        written.append(path)
+    return written
+
+
+def _safe_name(name: str) -> str:
+    """A file name without directories or characters a file system may refuse."""
+    cleaned = "".join(c if c.isalnum() or c in "._-" else "_" for c in Path(name).name)
+    return cleaned.lstrip(".") or "attachment"
 
 
 def summarize(root_span_id: str, rows: Sequence[dict[str, Any]]) -> TraceSummary:
