@@ -80,3 +80,24 @@ def test_push_without_a_trace_or_since_is_a_usage_error(program: Program) -> Non
         result = _push(program, api, "--project", "p")
     assert result.returncode == 2
     assert result.stderr == "braintrust-ollama: push takes a trace (ID or last) or --since\n"
+
+
+class RefusingRows(FakeBraintrust):
+    """Logs in and registers projects, but answers 500 to every row insert."""
+
+    def answer(self, method: str, path: str, body: bytes) -> tuple[int, object]:
+        if path.startswith("/logs3"):
+            return 500, {"error": "database unavailable"}
+        return super().answer(method, path, body)
+
+
+def test_a_refused_push_says_so_in_one_line_and_exits_1(program: Program) -> None:
+    report(program.run(OFFLINE_APP))
+    with RefusingRows() as api:
+        result = _push(program, api, "last", "--project", "p")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("braintrust-ollama: error: Braintrust did not take every row (")
+    assert 'Error: 500: {"error": "database unavailable"}' in line
+    assert line.endswith("push again: nothing is duplicated")

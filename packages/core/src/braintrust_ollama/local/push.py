@@ -9,6 +9,7 @@ are uploaded again with it.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,9 +20,13 @@ from braintrust.util import LazyValue
 
 from braintrust_ollama.local.store import LocalStore, StoredAttachment
 
-__all__ = ["PushReport", "push_traces"]
+__all__ = ["PushError", "PushReport", "push_traces"]
 
 _ATTACHMENT_TYPE = "braintrust_attachment"
+
+
+class PushError(Exception):
+    """Braintrust refused or did not answer part of a push."""
 
 
 @dataclass(frozen=True)
@@ -46,12 +51,18 @@ def push_traces(
     """Send the traces `root_span_ids` to `project` (created if new) and wait until Braintrust
     has them. Credentials as for `braintrust.init_logger` (`BRAINTRUST_API_KEY`, ...).
 
-    Raises when login, registration or an upload fails (the SDK's error)."""
+    Raises the SDK's error when login or registration fails, `PushError` when rows are not
+    taken (rows sent before the failure stay in Braintrust)."""
     logger = braintrust.init_logger(
         project=project, api_key=api_key, app_url=app_url, set_current=False
     )
     project_id = logger.project.id  # logs in and registers the project, or raises
-    background = _internal_get_global_state().global_bg_logger()
+    background: Any = _internal_get_global_state().global_bg_logger()  # the SDK's HTTP logger
+    if hasattr(background, "sync_flush"):
+        # The SDK's synchronous mode (BRAINTRUST_SYNC_FLUSH): `flush()` raises when a batch
+        # cannot be sent, where the background thread would print and drop it.
+        background.sync_flush = True
+        background.outfile = io.StringIO()  # retry messages; the last error is raised
     spans = attachments = 0
     for root_span_id in root_span_ids:
         for row in store.rows(root_span_id):
@@ -59,7 +70,13 @@ def push_traces(
             background.log(_ready(outgoing))
             spans += 1
             attachments += count
-    background.flush()
+    try:
+        background.flush()
+    except Exception as error:
+        first = next(iter(getattr(error, "exceptions", ())), error)  # an ExceptionGroup's
+        raise PushError(
+            f"Braintrust did not take every row ({first}); push again: nothing is duplicated"
+        ) from error
     return PushReport(project, project_id, len(root_span_ids), spans, attachments)
 
 
