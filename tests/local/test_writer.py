@@ -102,8 +102,11 @@ def test_a_locked_store_never_stalls_calls_nor_the_event_loop_and_loses_no_row(
     print(f"\nwhile locked: {during}; flush after release: {flushed}")
     assert stored_while_locked == warm  # the lock held: nothing could be written meanwhile
     assert during["calls"] >= 20
-    assert during["max_latency"] < 0.05, during
-    assert during["max_lag"] < 0.05, during
+    # Untraced, a call here takes a few ms; on a shared machine one may be scheduled late, but
+    # none waits for the lock (3 s, or SQLite's 30 s busy timeout, before the writer thread).
+    assert during["median_latency"] < 0.05, during
+    assert during["max_latency"] < 0.25, during
+    assert during["max_lag"] < 0.1, during
     rows = all_rows(program.store)
     requests = [r for r in rows if r["span_attributes"]["name"] == "request"]
     chats = [r for r in rows if r["span_attributes"]["name"] == "ollama.chat"]
