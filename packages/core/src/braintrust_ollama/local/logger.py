@@ -107,7 +107,8 @@ class LocalBackgroundLogger(_MemoryBackgroundLogger):
         be held by a thread that does not exist there)."""
         self.lock = threading.Lock()  # Braintrust's in-memory logger's own
         self.logs = []
-        self._cond = threading.Condition(threading.Lock())
+        # Reentrant: the SIGTERM handler may run on a thread that is inside `log()`.
+        self._cond = threading.Condition(threading.RLock())
         self._queue: deque[Any] = deque()
         self._oldest_at = 0.0  # when the oldest pending row was queued
         self._queued = 0  # rows accepted since start
