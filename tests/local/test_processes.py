@@ -90,6 +90,8 @@ if __name__ == "__main__":
             process.join(timeout=60)
         with context.Pool(4) as pool:
             done = pool.map(pooled, range(12))
+            pool.close()  # the workers exit (and write their rows) instead of being killed
+            pool.join()
         parent.log(output={"children": [p.exitcode for p in children], "tasks": done})
     print(json.dumps({"exitcodes": [p.exitcode for p in children]}))
 """
@@ -169,3 +171,28 @@ def test_children_forked_while_the_parent_writes_never_hang(program: Program) ->
     names = [r["span_attributes"]["name"] for r in all_rows(program.store)]
     assert sorted(n for n in names if n != "busy") == [f"forked {n}" for n in range(8)]
     assert names.count("busy") > 0
+
+
+# Leaving `with Pool()` terminates the workers (SIGTERM) while the parent holds their task lock.
+TERMINATED_POOLS = """
+import json, multiprocessing
+import braintrust
+from braintrust_ollama import init_local_logger
+
+init_local_logger("terminated")
+
+def task(n):
+    with braintrust.start_span(name=f"task {n}"):
+        return n
+
+if __name__ == "__main__":
+    done = []
+    for _ in range(10):
+        with multiprocessing.get_context("fork").Pool(4) as pool:
+            done.append(sum(pool.map(task, range(8))))
+    print(json.dumps({"done": done}))
+"""
+
+
+def test_terminated_pool_workers_never_hang(program: Program) -> None:
+    assert report(program.run(TERMINATED_POOLS)) == {"done": [28] * 10}

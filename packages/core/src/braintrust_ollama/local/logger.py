@@ -12,8 +12,8 @@ When rows are written, and what the traced program pays:
   `WRITE_EVERY_S` seconds, or as soon as `WRITE_EVERY_ROWS` rows are pending.
 - `braintrust.flush()` waits until every row logged before it is written, at most
   `FLUSH_TIMEOUT_S` seconds. At interpreter exit the same happens, bounded by
-  `EXIT_FLUSH_TIMEOUT_S`; rows a child of `multiprocessing` logged are written when it exits,
-  and also when its `Pool` terminates it (SIGTERM, when the child has no handler of its own).
+  `EXIT_FLUSH_TIMEOUT_S`; rows a child of `multiprocessing` logged are written when it exits
+  (not when it is killed: see `_in_multiprocessing_child`).
 - At most `MAX_PENDING_ROWS` rows wait in memory (`BRAINTRUST_OLLAMA_MAX_PENDING_ROWS`): past
   that, new rows are dropped and counted, said once when it starts and once with the count.
 
@@ -33,14 +33,12 @@ import atexit
 import logging
 import multiprocessing.util
 import os
-import signal
 import sys
 import threading
 import time
 import weakref
 from collections import deque
 from pathlib import Path
-from types import FrameType
 from typing import Any, Protocol
 
 import braintrust
@@ -107,7 +105,6 @@ class LocalBackgroundLogger(_MemoryBackgroundLogger):
         be held by a thread that does not exist there)."""
         self.lock = threading.Lock()  # Braintrust's in-memory logger's own
         self.logs = []
-        # Reentrant: the SIGTERM handler may run on a thread that is inside `log()`.
         self._cond = threading.Condition(threading.RLock())
         self._queue: deque[Any] = deque()
         self._oldest_at = 0.0  # when the oldest pending row was queued
@@ -434,25 +431,13 @@ def _in_multiprocessing_child(background: LocalBackgroundLogger) -> None:
     when it exits.
 
     A forked child leaves through `os._exit()`, which skips `atexit`; multiprocessing's own
-    finalizers run instead. A `Pool` ends its workers with SIGTERM: when the child has no
-    SIGTERM handler of its own, ours writes what is pending (bounded) and then dies of it.
+    finalizers run instead. A child ended by SIGTERM (`Pool.terminate()`, which leaving a
+    `with Pool()` block calls) runs neither: rows it logged in its last `WRITE_EVERY_S` may be
+    lost; `pool.close(); pool.join()` first lets the workers exit and write them. (A Python
+    SIGTERM handler cannot help: a worker blocked on the pool's task-queue lock, which the
+    terminating parent holds, may never run it, and would never exit.)
     """
-    multiprocessing.util.Finalize(
-        background, background.close, exitpriority=100
-    )  # before multiprocessing's own
-    if threading.current_thread() is not threading.main_thread():
-        return
-    try:
-        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, _write_then_terminate)
-    except (ValueError, OSError):
-        pass
-
-
-def _write_then_terminate(signum: int, frame: FrameType | None) -> None:
-    _close_all(EXIT_FLUSH_TIMEOUT_S)
-    signal.signal(signum, signal.SIG_DFL)
-    os.kill(os.getpid(), signum)
+    multiprocessing.util.Finalize(background, background.close, exitpriority=100)
 
 
 def _close_all(timeout: float) -> None:
