@@ -27,6 +27,8 @@ import json
 import os
 import sqlite3
 import stat
+import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
@@ -140,8 +142,22 @@ class LocalStore:
         is rolled back alone and returned in `failed`. Raises only when the store itself
         cannot be written (locked past `BUSY_TIMEOUT_S`, disk full): then nothing was written.
         """
+        rows, attachments = list(rows), list(attachments)
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                with _in_sqlite:
+                    return self._write_once(rows, attachments)
+            except sqlite3.OperationalError as error:
+                if not _is_busy(error) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(_BUSY_RETRY_S)  # out of SQLite: a fork() may happen meanwhile
+
+    def _write_once(
+        self, rows: list[dict[str, Any]], attachments: list[StoredAttachment]
+    ) -> WriteResult:
         result = WriteResult()
-        with self._connect() as db:
+        with self._connect(timeout=_BUSY_RETRY_S) as db:
             db.execute("BEGIN IMMEDIATE")
             try:
                 for attachment in attachments:
@@ -237,23 +253,23 @@ class LocalStore:
     @contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:
         """A connection for one consistent read; none of the store's locks are taken (WAL)."""
-        if not self.path.exists():
-            yield _EMPTY
-            return
-        with self._connect() as db:
-            db.execute("BEGIN")
-            try:
-                yield db
-            finally:
-                db.execute("ROLLBACK")
+        with _in_sqlite:
+            if not self.path.exists():
+                with closing(_empty_database()) as empty:
+                    yield empty
+                return
+            with self._connect(timeout=BUSY_TIMEOUT_S) as db:
+                db.execute("BEGIN")
+                try:
+                    yield db
+                finally:
+                    db.execute("ROLLBACK")
 
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        """A new connection per use, so nothing SQLite holds crosses a `fork()`."""
+    def _connect(self, timeout: float) -> Iterator[sqlite3.Connection]:
+        """A new connection per use, so no connection crosses a `fork()`."""
         _make_private(self.path)
-        with closing(
-            sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        ) as db:
+        with closing(sqlite3.connect(self.path, timeout=timeout, isolation_level=None)) as db:
             if db.execute("PRAGMA user_version").fetchone()[0] != _SCHEMA_VERSION:
                 db.execute("PRAGMA journal_mode = WAL")
                 db.executescript(_SCHEMA)
@@ -262,12 +278,41 @@ class LocalStore:
 
 
 def _empty_database() -> sqlite3.Connection:
-    db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    db = sqlite3.connect(":memory:", isolation_level=None)
     db.executescript(_SCHEMA)
     return db
 
 
-_EMPTY = _empty_database()
+def _is_busy(error: sqlite3.OperationalError) -> bool:
+    return "locked" in str(error) or "busy" in str(error)
+
+
+# Held while this process runs SQLite code. `fork()` waits for it, so a child never inherits one
+# of SQLite's own mutexes held by a thread that does not exist there (the child would hang on
+# its first SQLite call). Writes wait for another process's lock outside of it, in short steps.
+_in_sqlite = threading.Lock()
+_BUSY_RETRY_S = 0.05
+
+
+def _before_fork() -> None:
+    _in_sqlite.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    _in_sqlite.release()
+
+
+def _after_fork_in_child() -> None:
+    global _in_sqlite
+    _in_sqlite = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )
 
 
 def _merge_into(db: sqlite3.Connection, row: dict[str, Any]) -> None:
