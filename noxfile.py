@@ -50,7 +50,7 @@ def tests(session: nox.Session) -> None:
 
 # --- core ------------------------------------------------------------------------------------
 
-CORE_TESTS = ("tests/core", "tests/cli")
+CORE_TESTS = ("tests/core", "tests/cli", "tests/local")
 # The oldest versions core is tested with (CI): ollama 0.4 brought typed responses.
 CORE_OLDEST = ("ollama==0.4.0", "braintrust==0.10.0")
 

@@ -68,17 +68,6 @@ def test_init_local_logger_stores_one_merged_row_per_span(
     )
 
 
-def test_a_span_is_stored_without_an_explicit_flush_once_enough_rows_are_pending(
-    tmp_path: Path, restore_braintrust: None
-) -> None:
-    local_logger.init_local_logger("unit", path=tmp_path / "traces.db")
-    for i in range(local_logger.FLUSH_EVERY_ROWS):
-        braintrust.start_span(name=f"span {i}").end()
-    assert (
-        len(LocalStore(tmp_path / "traces.db").traces(limit=100)) == local_logger.FLUSH_EVERY_ROWS
-    )
-
-
 def test_store_location_follows_braintrust_ollama_home_then_xdg(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

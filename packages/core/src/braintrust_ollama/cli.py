@@ -2,7 +2,10 @@
 
     braintrust-ollama demo                  run a short traced Ollama app, print its trace
     braintrust-ollama traces                list recent traces in the local store
-    braintrust-ollama traces show [ID|last] print one trace as a tree (--json: the raw rows)
+    braintrust-ollama traces show [ID|last] print one trace as a tree (--json: the raw rows;
+                                            --save-attachments DIR: its images as files)
+    braintrust-ollama traces push [ID|last|--since WHEN] --project NAME
+                                            send stored traces to Braintrust (no duplicates)
 
 Exit codes: 0 success, 1 a demo call failed or a trace was not found, 2 bad usage.
 Errors are one line on stderr, never a traceback.
@@ -13,9 +16,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
 
-from braintrust_ollama.local.store import HOME_ENV, LocalStore, default_store_path
+from braintrust_ollama.local.store import (
+    HOME_ENV,
+    LocalStore,
+    default_store_path,
+    save_trace_attachments,
+)
 from braintrust_ollama.local.view import make_console, trace_table, trace_tree
 
 __all__ = ["main"]
@@ -40,13 +51,35 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--model", help="chat/generate model on a live Ollama (default: one it has)")
     demo.add_argument("--embed-model", help="embedding model on a live Ollama")
 
-    traces = commands.add_parser("traces", help="list recent local traces, or show one")
+    traces = commands.add_parser(
+        "traces", help="list recent local traces, show one, or push them to Braintrust"
+    )
     traces.add_argument("-n", "--limit", type=int, default=20, help="how many (default 20)")
     traces.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    actions = traces.add_subparsers(dest="action", metavar="show")
+    actions = traces.add_subparsers(dest="action", metavar="{show,push}")
     show = actions.add_parser("show", help="print one trace as a tree")
     show.add_argument("trace", nargs="?", default="last", help="a trace id (or prefix), or last")
     show.add_argument("--json", action="store_true", help="print the trace's raw span rows")
+    show.add_argument(
+        "--save-attachments",
+        metavar="DIR",
+        type=Path,
+        help="also write the trace's attachments (images) into DIR, one file each",
+    )
+    push = actions.add_parser(
+        "push",
+        help="send local traces to a Braintrust project (once online)",
+        description="Send local traces to a Braintrust project, with their span ids: pushing"
+        " a trace again replaces it in Braintrust, it is never duplicated. Needs"
+        " BRAINTRUST_API_KEY (and BRAINTRUST_APP_URL for a self-hosted Braintrust).",
+    )
+    push.add_argument("trace", nargs="?", help="a trace id (or prefix), or last")
+    push.add_argument(
+        "--since",
+        help="every trace started since WHEN: an ISO date or time (2026-05-01, 2026-05-01T09:00)"
+        " or an age (30m, 2h, 7d)",
+    )
+    push.add_argument("--project", required=True, help="the Braintrust project to send them to")
     return parser
 
 
@@ -57,8 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from braintrust_ollama.local.demo import run_demo
 
             return run_demo(make_console(), model=args.model, embed_model=args.embed_model)
+        if args.action == "push":
+            return _push(args.trace, since=args.since, project=args.project)
         if args.action == "show":
-            return _show(args.trace, as_json=args.json)
+            return _show(args.trace, as_json=args.json, save_attachments=args.save_attachments)
         return _list(args.limit, as_json=args.json)
     except KeyboardInterrupt:
         return 130
@@ -79,7 +114,7 @@ def _list(limit: int, *, as_json: bool) -> int:
     return 0
 
 
-def _show(trace: str, *, as_json: bool) -> int:
+def _show(trace: str, *, as_json: bool, save_attachments: Path | None = None) -> int:
     store = LocalStore()
     root_span_id = store.resolve(trace)
     if root_span_id is None:
@@ -90,7 +125,51 @@ def _show(trace: str, *, as_json: bool) -> int:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
     else:
         make_console().print(trace_tree(rows, root_span_id))
+    if save_attachments is not None:
+        for path in save_trace_attachments(store, rows, save_attachments):
+            print(f"braintrust-ollama: saved {path}", file=sys.stderr)
     return 0
+
+
+def _push(trace: str | None, *, since: str | None, project: str) -> int:
+    from braintrust_ollama.local.push import push_traces
+
+    store = LocalStore()
+    if (trace is None) == (since is None):
+        print("braintrust-ollama: push takes a trace (ID or last) or --since", file=sys.stderr)
+        return 2
+    if trace is not None:
+        root_span_id = store.resolve(trace)
+        if root_span_id is None:
+            print(f"braintrust-ollama: no trace {trace!r} in {store.path}", file=sys.stderr)
+            return 1
+        roots = [root_span_id]
+    else:
+        roots = store.roots_since(_since(since or ""))
+        if not roots:
+            print(f"braintrust-ollama: no trace since {since} in {store.path}", file=sys.stderr)
+            return 1
+    report = push_traces(store, roots, project=project)
+    for root_span_id in roots:
+        print(f"pushed {root_span_id}")
+    attachments = f", {report.attachments} attachments" if report.attachments else ""
+    print(
+        f"Pushed {report.traces} traces ({report.spans} spans{attachments}) to Braintrust"
+        f" project {report.project!r} (id {report.project_id})."
+    )
+    return 0
+
+
+def _since(when: str) -> float:
+    """Epoch seconds from an ISO date/time (local time unless it says) or an age: 30m, 2h, 7d."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    if when[:-1].isdigit() and when[-1:] in units:
+        return time.time() - int(when[:-1]) * units[when[-1]]
+    try:
+        moment = datetime.fromisoformat(when)
+    except ValueError:
+        raise ValueError(f"--since {when!r}: expected a date, a time or an age like 2h") from None
+    return moment.astimezone().timestamp()
 
 
 if __name__ == "__main__":

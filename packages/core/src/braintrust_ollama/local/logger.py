@@ -2,24 +2,49 @@
 
 The hook is Braintrust's own: every span row goes through the process's background logger
 (`BraintrustState.global_bg_logger()`), the object Braintrust's test helpers swap for an in-memory
-one. We install `LocalBackgroundLogger`, which is that in-memory logger (same lazy rows, same
-merging, same masking) flushed into a `LocalStore`: on `flush()`, when 50 rows or 1 second of
-rows are pending, and at interpreter exit. A failure to write is logged once through `logging`;
-it never reaches the traced code.
+one. We install `LocalBackgroundLogger`, which merges and masks rows the way Braintrust's
+in-memory logger does and writes them to a `LocalStore` from a thread of its own.
+
+When rows are written, and what the traced program pays:
+- `log()` (called by Braintrust for every span row) only appends to a queue: a traced call never
+  waits on the store, even while another process holds its write lock.
+- A daemon writer thread, started at the first row, writes what is pending every
+  `WRITE_EVERY_S` seconds, or as soon as `WRITE_EVERY_ROWS` rows are pending.
+- `braintrust.flush()` waits until every row logged before it is written, at most
+  `FLUSH_TIMEOUT_S` seconds. At interpreter exit the same happens, bounded by
+  `EXIT_FLUSH_TIMEOUT_S`; rows a child of `multiprocessing` logged are written when it exits
+  (not when it is killed: see `_in_multiprocessing_child`).
+- At most `MAX_PENDING_ROWS` rows wait in memory (`BRAINTRUST_OLLAMA_MAX_PENDING_ROWS`): past
+  that, new rows are dropped and counted, said once when it starts and once with the count.
+
+Failures never reach the traced code: they are logged through `logging` (logger
+`braintrust_ollama.local`). A row that cannot be resolved, masked, or stored is reported once and
+skipped; the other rows are written. A store that cannot be written (locked for longer than its
+busy timeout, disk full) is reported once and retried.
+
+`fork()` (multiprocessing's default on Linux, uvicorn/gunicorn workers) is safe: the child starts
+with an empty queue (the parent writes the rows it logged), a new lock and its own writer
+thread, so it never re-writes nor replaces the parent's rows.
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
+import multiprocessing.util
+import os
 import sys
 import threading
 import time
+import weakref
+from collections import deque
 from pathlib import Path
 from typing import Any, Protocol
 
 import braintrust
 from braintrust.logger import (
+    Attachment,
+    BaseAttachment,
     Logger,
     ObjectMetadata,
     OrgProjectMetadata,
@@ -28,18 +53,25 @@ from braintrust.logger import (
 )
 from braintrust.util import LazyValue
 
-from braintrust_ollama.local.store import LocalStore
+from braintrust_ollama.local.store import LocalStore, StoredAttachment
 from braintrust_ollama.local.uplink import carry_masking
 
 __all__ = ["LocalBackgroundLogger", "init_local_logger", "install_local_store"]
 
 LOCAL_ORG_ID = "local"
-FLUSH_EVERY_ROWS = 50
-FLUSH_EVERY_S = 1.0
+WRITE_EVERY_S = 0.5
+WRITE_EVERY_ROWS = 50
+FLUSH_TIMEOUT_S = 30.0
+EXIT_FLUSH_TIMEOUT_S = 5.0
+MAX_PENDING_ROWS_ENV = "BRAINTRUST_OLLAMA_MAX_PENDING_ROWS"
+MAX_PENDING_ROWS = 100_000
+_BATCH_ROWS = 2_000
+_RETRY_S = 1.0
 
 _log = logging.getLogger("braintrust_ollama.local")
 _install_lock = threading.Lock()
 _installed: LocalBackgroundLogger | None = None
+_instances: weakref.WeakSet[LocalBackgroundLogger] = weakref.WeakSet()
 
 
 class _Forward(Protocol):
@@ -50,33 +82,81 @@ class _Forward(Protocol):
 
 
 class LocalBackgroundLogger(_MemoryBackgroundLogger):
-    """Braintrust's in-memory background logger, flushed into a `LocalStore`.
+    """Braintrust's background logger for the local store: rows are merged and masked as
+    Braintrust's in-memory logger does, and written to `store` by a thread of its own.
 
     With `forward`, the rows written (resolved, merged and masked here, with no login) are also
     handed to it, so Braintrust receives what the local copy holds, and the local copy never
     waits on Braintrust.
     """
 
-    def __init__(self, store: LocalStore, forward: _Forward | None = None) -> None:
+    def __init__(
+        self,
+        store: LocalStore,
+        forward: _Forward | None = None,
+        *,
+        max_pending_rows: int | None = None,
+    ) -> None:
         super().__init__()
         self.store = store
         self.forward = forward
-        self._flush_lock = threading.Lock()
-        self._pending_since: float | None = None
-        self._warned = False
+        self.max_pending_rows = max_pending_rows or _max_pending_rows()
+        self._reset()
+        _instances.add(self)
+
+    def _reset(self) -> None:
+        """Fresh state: at creation, and in a forked child (whose copy of the parent's locks may
+        be held by a thread that does not exist there)."""
+        self.lock = threading.Lock()  # Braintrust's in-memory logger's own
+        self.logs = []
+        self._cond = threading.Condition(threading.RLock())
+        self._queue: deque[Any] = deque()
+        self._oldest_at = 0.0  # when the oldest pending row was queued
+        self._queued = 0  # rows accepted since start
+        self._done = 0  # of them, rows written or given up on
+        self._flush_upto = 0  # a flush waits for rows up to here
+        self._dropped = 0
+        self._unstorable = 0
+        self._store_failing = False
+        self._exiting = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+
+    # --- Braintrust's background-logger interface ------------------------------------------
 
     def log(self, *args: Any) -> None:
-        super().log(*args)
-        now = time.monotonic()
-        if self._pending_since is None:
-            self._pending_since = now
-        if len(self.logs) >= FLUSH_EVERY_ROWS or now - self._pending_since >= FLUSH_EVERY_S:
-            self._write_pending()
+        """Queue rows for the writer thread; never waits on the store (but at exit, see below)."""
+        dropped_now = 0
+        with self._cond:
+            if self._pid != os.getpid():  # forked without the at-fork hook (os.fork in C code)
+                self._reset_locked_state()
+            for row in args:
+                if len(self._queue) >= self.max_pending_rows:
+                    dropped_now += 1
+                    continue
+                if not self._queue:
+                    self._oldest_at = time.monotonic()
+                self._queue.append(row)
+                self._queued += 1
+            if len(self._queue) >= WRITE_EVERY_ROWS:
+                self._cond.notify_all()
+            exiting = self._exiting
+        self._start_writer()
+        if dropped_now:
+            self._count_dropped(dropped_now)
+        if exiting:  # logged after the exit flush (a stream closed at teardown): write it now
+            self._wait_written(EXIT_FLUSH_TIMEOUT_S)
 
     def flush(self, batch_size: int | None = None) -> None:
-        self._write_pending()
+        """Wait until every row logged so far is written (at most `FLUSH_TIMEOUT_S`)."""
+        self._wait_written(FLUSH_TIMEOUT_S)
         if self.forward is not None:
             self.forward.flush(batch_size)
+
+    def pop(self) -> list[dict[str, Any]]:
+        """Rows are not kept for popping: they go to the store."""
+        return []
 
     def internal_replace_api_conn(self, api_conn: Any) -> None:
         """Called by `braintrust.login()`; only the forwarded HTTP logger has a connection."""
@@ -84,23 +164,314 @@ class LocalBackgroundLogger(_MemoryBackgroundLogger):
         if replace is not None:
             replace(api_conn)
 
-    def _write_pending(self) -> None:
-        with self._flush_lock:
-            self._pending_since = None
+    def close(self, timeout: float = EXIT_FLUSH_TIMEOUT_S) -> bool:
+        """Write what is pending (at most `timeout` seconds) and stop the writer thread.
+
+        Returns whether everything was written; if not, says how many rows were not."""
+        written = self._wait_written(timeout)
+        with self._cond:
+            self._closed = True
+            self._exiting = True
+            pending = self._queued - self._done
+            self._cond.notify_all()
+        if not written and pending:
+            _log.warning(
+                "braintrust-ollama: %d trace rows not written to %s within %.0f s",
+                pending,
+                self.store.path,
+                timeout,
+            )
+        if self._dropped:
+            _log.warning(
+                "braintrust-ollama: %d trace rows were dropped (more than %d waiting)",
+                self._dropped,
+                self.max_pending_rows,
+            )
+        if self._unstorable > 1:
+            _log.warning("braintrust-ollama: %d trace rows could not be stored", self._unstorable)
+        return written
+
+    # --- waiting for the writer ------------------------------------------------------------
+
+    def _wait_written(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            target = self._queued
+            if self._done >= target:
+                return True
+            if self._thread is threading.current_thread():
+                return False  # a flush from inside a row's resolution: never wait on ourselves
+            self._flush_upto = max(self._flush_upto, target)
+            self._cond.notify_all()
+        if not self._start_writer():  # no thread can start (interpreter shutting down)
+            self._write_inline(deadline)
+        with self._cond:
+            while self._done < target:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return True
+
+    def _start_writer(self) -> bool:
+        with self._cond:
+            if self._thread is not None and self._thread.is_alive():
+                return True
+            if self._closed and not self._queue:
+                return True
+            if multiprocessing.parent_process() is not None:
+                _in_multiprocessing_child(self)
+            thread = threading.Thread(
+                target=self._run, name="braintrust-ollama-store-writer", daemon=True
+            )
             try:
-                rows = self.pop()
-                if rows and self.forward is not None:
-                    self.forward.send(rows)
-                if rows:
-                    self.store.write(rows)
+                thread.start()
+            except RuntimeError:  # "can't create new thread at interpreter shutdown"
+                return False
+            self._thread = thread
+            return True
+
+    def _write_inline(self, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            with self._cond:
+                batch = self._take_batch()
+            if not batch:
+                return
+            self._write_batch(batch)
+
+    # --- the writer thread -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._due():
+                    if self._closed and not self._queue:
+                        return
+                    self._cond.wait(self._wait_s())
+                batch = self._take_batch()
+            try:
+                self._write_batch(batch)
+            except BaseException as error:  # the writer must outlive any failure
+                self._report_row_failure(None, error)
+                with self._cond:
+                    self._done += len(batch)
+                    self._cond.notify_all()
+
+    def _due(self) -> bool:
+        if not self._queue:
+            return False
+        return (
+            self._exiting
+            or self._flush_upto > self._done
+            or len(self._queue) >= WRITE_EVERY_ROWS
+            or time.monotonic() - self._oldest_at >= WRITE_EVERY_S
+        )
+
+    def _wait_s(self) -> float | None:
+        if not self._queue:
+            return None
+        return max(0.0, WRITE_EVERY_S - (time.monotonic() - self._oldest_at))
+
+    def _take_batch(self) -> list[Any]:
+        count = min(len(self._queue), _BATCH_ROWS)
+        batch = [self._queue.popleft() for _ in range(count)]
+        self._oldest_at = time.monotonic()
+        return batch
+
+    def _write_batch(self, batch: list[Any]) -> None:
+        """Resolve, merge, mask and store one batch; retried while the store cannot be written."""
+        rows, attachments = self._prepare(batch)
+        while True:
+            try:
+                result = self.store.write(rows, attachments)
             except Exception as error:
-                if not self._warned:
-                    self._warned = True
+                if not self._store_failing:
+                    self._store_failing = True
                     _log.warning(
-                        "braintrust-ollama: could not write traces to %s: %s",
+                        "braintrust-ollama: could not write traces to %s (%s); retrying",
                         self.store.path,
                         error,
                     )
+                with self._cond:
+                    if self._closed:  # exit time is over: what is left is reported by close()
+                        return
+                    self._cond.wait(_RETRY_S)
+                continue
+            break
+        self._store_failing = False
+        for row, reason in result.failed:
+            self._report_row_failure(row, reason)
+        with self._cond:
+            self._done += len(batch)
+            self._cond.notify_all()
+
+    def _prepare(self, batch: list[Any]) -> tuple[list[dict[str, Any]], list[StoredAttachment]]:
+        """Braintrust's lazy rows resolved one by one, merged and masked as its in-memory logger
+        does; attachments replaced by their references and their bytes kept aside."""
+        resolved = []
+        for lazy in batch:
+            try:
+                resolved.append(lazy.get())
+            except Exception as error:
+                self._report_row_failure(None, error)
+        try:
+            rows = self._merge_and_mask(resolved)
+        except Exception:  # find the row at fault: each alone
+            rows = []
+            for row in resolved:
+                try:
+                    rows.extend(self._merge_and_mask([row]))
+                except Exception as error:
+                    self._report_row_failure(row, error)
+        self._forward(rows)
+        prepared, attachments = [], []
+        for row in rows:
+            try:
+                attachments.extend(_extract_attachments(row))
+                prepared.append(row)
+            except Exception as failure:
+                self._report_row_failure(row, failure)
+        return prepared, attachments
+
+    def _forward(self, rows: list[dict[str, Any]]) -> None:
+        """Hand the rows as stored (resolved, merged, masked; attachments still objects) to
+        `forward`, which copies them: Braintrust gets what the local copy holds."""
+        if self.forward is None or not rows:
+            return
+        try:
+            self.forward.send(rows)
+        except Exception:  # never costs the local copy a row
+            _log.debug("braintrust-ollama: could not hand rows to Braintrust", exc_info=True)
+
+    def _merge_and_mask(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        with self.lock:
+            self.logs = [_resolved(row) for row in rows]
+        return super().pop()
+
+    # --- reporting -------------------------------------------------------------------------
+
+    def _report_row_failure(self, row: dict[str, Any] | None, error: BaseException) -> None:
+        self._unstorable += 1
+        if self._unstorable == 1:
+            _log.warning(
+                "braintrust-ollama: a trace row could not be stored in %s and was skipped"
+                " (span %s): %s: %s",
+                self.store.path,
+                _row_name(row),
+                type(error).__name__,
+                error,
+            )
+
+    def _count_dropped(self, count: int) -> None:
+        first = self._dropped == 0
+        self._dropped += count
+        if first:
+            _log.warning(
+                "braintrust-ollama: more than %d trace rows are waiting to be written to %s;"
+                " new rows are dropped (and counted) until the writer catches up",
+                self.max_pending_rows,
+                self.store.path,
+            )
+
+    # --- processes -------------------------------------------------------------------------
+
+    def _reset_locked_state(self) -> None:
+        """Called with `_cond` held in a child forked without our hook: start afresh."""
+        self._queue.clear()
+        self._thread = None
+        self._pid = os.getpid()
+        self._queued = self._done = self._flush_upto = 0
+
+
+def _resolved(row: dict[str, Any]) -> LazyValue[dict[str, Any]]:
+    return LazyValue(lambda: row, use_mutex=False)
+
+
+def _extract_attachments(row: dict[str, Any]) -> list[StoredAttachment]:
+    """Replace each attachment in `row` by its Braintrust reference (as Braintrust's loggers
+    do before upload); return the bytes of those whose content is local."""
+    found: list[StoredAttachment] = []
+
+    def visit(value: Any) -> Any:
+        if isinstance(value, BaseAttachment):
+            reference: dict[str, Any] = dict(value.reference)
+            if isinstance(value, Attachment):  # not ExternalAttachment: its bytes are a URL away
+                found.append(
+                    StoredAttachment(
+                        key=reference["key"],
+                        content_type=reference.get("content_type") or "application/octet-stream",
+                        filename=reference.get("filename") or reference["key"],
+                        data=value.data,
+                    )
+                )
+            return reference
+        if isinstance(value, dict):
+            return {k: visit(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [visit(v) for v in value]
+        return value
+
+    for key, value in list(row.items()):
+        row[key] = visit(value)
+    return found
+
+
+def _row_name(row: dict[str, Any] | None) -> str:
+    if not row:
+        return "?"
+    attributes = row.get("span_attributes") or {}
+    return f"{attributes.get('name') or '?'} {row.get('id', '')}".strip()
+
+
+def _max_pending_rows() -> int:
+    try:
+        return max(1, int(os.environ.get(MAX_PENDING_ROWS_ENV, MAX_PENDING_ROWS)))
+    except ValueError:
+        return MAX_PENDING_ROWS
+
+
+# --- process lifecycle -----------------------------------------------------------------------
+
+
+def _after_fork_in_child() -> None:
+    """The child drops the parent's pending rows (the parent writes them) and gets new locks."""
+    for background in list(_instances):
+        background._reset()
+
+
+def _in_multiprocessing_child(background: LocalBackgroundLogger) -> None:
+    """In a `multiprocessing` child (fork or spawn), when its writer starts: write pending rows
+    when it exits.
+
+    A forked child leaves through `os._exit()`, which skips `atexit`; multiprocessing's own
+    finalizers run instead. A child ended by SIGTERM (`Pool.terminate()`, which leaving a
+    `with Pool()` block calls) runs neither: rows it logged in its last `WRITE_EVERY_S` may be
+    lost; `pool.close(); pool.join()` first lets the workers exit and write them. (A Python
+    SIGTERM handler cannot help: a worker blocked on the pool's task-queue lock, which the
+    terminating parent holds, may never run it, and would never exit.)
+    """
+    multiprocessing.util.Finalize(background, background.close, exitpriority=100)
+
+
+def _close_all(timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    for background in list(_instances):
+        try:
+            background.close(max(0.0, deadline - time.monotonic()))
+        except Exception as error:  # never a traceback at exit
+            _log.warning("braintrust-ollama: could not write traces at exit: %s", error)
+
+
+def _close_all_at_exit() -> None:
+    _close_all(EXIT_FLUSH_TIMEOUT_S)
+
+
+atexit.register(_close_all_at_exit)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+# --- installing ------------------------------------------------------------------------------
 
 
 def install_local_store(
@@ -122,22 +493,15 @@ def install_local_store(
         ):
             return _installed
         if _installed is not None:
-            _installed.flush()
+            _installed.close()
         background = LocalBackgroundLogger(store, forward)
         state = _internal_get_global_state()
         created, previous = state._global_bg_logger.get_sync()
         if created and previous is not None:
             carry_masking(previous, background)
         state._global_bg_logger = LazyValue(lambda: background, use_mutex=False)
-        if _installed is None:
-            atexit.register(_flush_installed)
         _installed = background
         return background
-
-
-def _flush_installed() -> None:
-    if _installed is not None:
-        _installed.flush()
 
 
 def init_local_logger(

@@ -8,7 +8,17 @@ Windows).
 
 A span reaches Braintrust as several partial rows with the same `id` (one when it starts, more
 when it logs or ends). The store merges them the way Braintrust's server does, so each span is
-one row: what the Braintrust UI would show.
+one row: what the Braintrust UI would show. Attachments (images) are kept beside the rows, by
+their Braintrust attachment key, with their content type.
+
+Privacy: the file (and SQLite's `-wal`/`-shm` files) is readable by its owner only (0600); a
+directory the store creates, and the default per-user directory, are 0700. Looser modes found on
+these are tightened when the store is opened.
+
+Several processes share one store: SQLite's write-ahead log lets readers run beside a writer,
+and each write merges its rows inside one `BEGIN IMMEDIATE` transaction (read, merge, write per
+span id), so partial rows of one span written by two processes merge instead of replacing each
+other. A row that cannot be stored is skipped and reported; the others are written.
 """
 
 from __future__ import annotations
@@ -16,24 +26,41 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
+import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 from braintrust.util import merge_dicts
 
-__all__ = ["HOME_ENV", "LocalStore", "TraceSummary", "default_store_path"]
+__all__ = [
+    "HOME_ENV",
+    "LocalStore",
+    "StoredAttachment",
+    "TraceSummary",
+    "WriteResult",
+    "attachment_keys",
+    "default_store_path",
+    "save_trace_attachments",
+]
 
 HOME_ENV = "BRAINTRUST_OLLAMA_HOME"
 APP_NAME = "braintrust-ollama"
 FILE_NAME = "traces.db"
-_SCHEMA_VERSION = 1
+# How long a write waits for another process's write lock before failing (then retried).
+BUSY_TIMEOUT_S = 30.0
+_SCHEMA_VERSION = 2
 _IS_MERGE = "_is_merge"
 # Fields a merge never overwrites (braintrust.merge_row_batch.MERGE_ROW_SKIP_FIELDS).
 _KEPT_ON_MERGE = frozenset({"created", "span_id", "root_span_id", "span_parents", "_parent_id"})
+_ATTACHMENT_TYPE = "braintrust_attachment"  # Braintrust's AttachmentReference["type"]
+_PRIVATE_FILE = 0o600
+_PRIVATE_DIR = 0o700
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spans (
@@ -44,14 +71,24 @@ CREATE TABLE IF NOT EXISTS spans (
     row TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS spans_by_trace ON spans (root_span_id);
+CREATE TABLE IF NOT EXISTS attachments (
+    key TEXT PRIMARY KEY,
+    content_type TEXT NOT NULL,
+    filename TEXT NOT NULL,
+    data BLOB NOT NULL
+);
 """
 
 
 def default_store_path() -> Path:
     """The store file: under `$BRAINTRUST_OLLAMA_HOME` if set, else the per-user data directory."""
     home = os.environ.get(HOME_ENV)
-    base = Path(home).expanduser() if home else platformdirs.user_data_path(APP_NAME, False)
+    base = Path(home).expanduser() if home else _default_directory()
     return base / FILE_NAME
+
+
+def _default_directory() -> Path:
+    return platformdirs.user_data_path(APP_NAME, False)
 
 
 @dataclass(frozen=True)
@@ -67,46 +104,96 @@ class TraceSummary:
     errors: int
 
 
+@dataclass(frozen=True)
+class StoredAttachment:
+    """An attachment's bytes, kept under the key its Braintrust attachment reference names."""
+
+    key: str
+    content_type: str
+    filename: str
+    data: bytes
+
+
+@dataclass
+class WriteResult:
+    """What one `LocalStore.write` did: rows stored, and the rows it could not store (with why)."""
+
+    written: int = 0
+    failed: list[tuple[dict[str, Any], Exception]] = field(default_factory=list)
+
+
 class LocalStore:
-    """Span rows in a SQLite file; safe to share between processes."""
+    """Span rows in a SQLite file; safe to share between threads and processes."""
 
     def __init__(self, path: Path | str | None = None) -> None:
         self.path = Path(path) if path is not None else default_store_path()
 
     # --- writing ---------------------------------------------------------------------------
 
-    def write(self, rows: Iterable[dict[str, Any]]) -> int:
-        """Merge `rows` (Braintrust log rows, possibly partial) into the store; returns how many."""
-        written = 0
-        with self._transaction() as db:
-            for row in rows:
-                row_id = row.get("id")
-                if not row_id:
-                    continue
-                found = db.execute("SELECT row FROM spans WHERE id = ?", (row_id,)).fetchone()
-                merged = _merge(json.loads(found[0]), row) if found is not None else dict(row)
-                merged.pop(_IS_MERGE, None)
-                db.execute(
-                    "INSERT OR REPLACE INTO spans (id, root_span_id, span_id, start, row)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (
-                        row_id,
-                        merged.get("root_span_id") or row_id,
-                        merged.get("span_id"),
-                        _metric(merged, "start"),
-                        json.dumps(merged, default=str, ensure_ascii=False),
-                    ),
-                )
-                written += 1
-        return written
+    def write(
+        self,
+        rows: Iterable[dict[str, Any]],
+        attachments: Iterable[StoredAttachment] = (),
+    ) -> WriteResult:
+        """Merge `rows` (Braintrust log rows, possibly partial) into the store, with the
+        attachments they reference, in one transaction.
+
+        Each row is merged and stored on its own: a row that cannot be (not encodable, say)
+        is rolled back alone and returned in `failed`. Raises only when the store itself
+        cannot be written (locked past `BUSY_TIMEOUT_S`, disk full): then nothing was written.
+        """
+        rows, attachments = list(rows), list(attachments)
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                with _in_sqlite:
+                    return self._write_once(rows, attachments)
+            except sqlite3.OperationalError as error:
+                if not _is_busy(error) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(_BUSY_RETRY_S)  # out of SQLite: a fork() may happen meanwhile
+
+    def _write_once(
+        self, rows: list[dict[str, Any]], attachments: list[StoredAttachment]
+    ) -> WriteResult:
+        result = WriteResult()
+        with self._connect(timeout=_BUSY_RETRY_S) as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for attachment in attachments:
+                    db.execute(
+                        "INSERT OR IGNORE INTO attachments (key, content_type, filename, data)"
+                        " VALUES (?, ?, ?, ?)",
+                        (
+                            attachment.key,
+                            attachment.content_type,
+                            attachment.filename,
+                            attachment.data,
+                        ),
+                    )
+                for row in rows:
+                    if not row.get("id"):
+                        continue
+                    db.execute("SAVEPOINT row")
+                    try:
+                        _merge_into(db, row)
+                    except (sqlite3.DataError, sqlite3.InterfaceError, TypeError, ValueError) as e:
+                        db.execute("ROLLBACK TO row")
+                        result.failed.append((row, e))
+                    else:
+                        result.written += 1
+                    db.execute("RELEASE row")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        return result
 
     # --- reading ---------------------------------------------------------------------------
 
     def traces(self, limit: int = 20) -> list[TraceSummary]:
         """The most recent traces first (by the start of their earliest span)."""
-        if not self.path.exists():
-            return []
-        with self._transaction() as db:
+        with self._reading() as db:
             roots = [
                 r[0]
                 for r in db.execute(
@@ -119,9 +206,7 @@ class LocalStore:
 
     def resolve(self, trace: str) -> str | None:
         """A trace's root span id from `last`, a full id, or an unambiguous prefix of one."""
-        if not self.path.exists():
-            return None
-        with self._transaction() as db:
+        with self._reading() as db:
             if trace == "last":
                 found = db.execute(
                     "SELECT root_span_id FROM spans GROUP BY root_span_id"
@@ -135,33 +220,157 @@ class LocalStore:
                 ).fetchall()
         return found[0][0] if len(found) == 1 else None
 
+    def roots_since(self, since: float) -> list[str]:
+        """Root span ids of the traces that started at or after `since` (epoch seconds),
+        oldest first."""
+        with self._reading() as db:
+            found = db.execute(
+                "SELECT root_span_id FROM spans GROUP BY root_span_id"
+                " HAVING MIN(start) >= ? ORDER BY MIN(start), MIN(rowid)",
+                (since,),
+            ).fetchall()
+        return [r[0] for r in found]
+
     def rows(self, root_span_id: str) -> list[dict[str, Any]]:
         """Every span row of one trace, earliest start first."""
-        if not self.path.exists():
-            return []
-        with self._transaction() as db:
+        with self._reading() as db:
             found = db.execute(
                 "SELECT row FROM spans WHERE root_span_id = ? ORDER BY start, rowid",
                 (root_span_id,),
             ).fetchall()
         return [json.loads(r[0]) for r in found]
 
+    def attachment(self, key: str) -> StoredAttachment | None:
+        """The bytes and content type of the attachment a row's reference names by `key`."""
+        with self._reading() as db:
+            found = db.execute(
+                "SELECT content_type, filename, data FROM attachments WHERE key = ?", (key,)
+            ).fetchone()
+        return StoredAttachment(key, found[0], found[1], bytes(found[2])) if found else None
+
     # --- plumbing --------------------------------------------------------------------------
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(sqlite3.connect(self.path, timeout=30, isolation_level=None)) as db:
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """A connection for one consistent read; none of the store's locks are taken (WAL)."""
+        with _in_sqlite:
+            if not self.path.exists():
+                with closing(_empty_database()) as empty:
+                    yield empty
+                return
+            with self._connect(timeout=BUSY_TIMEOUT_S) as db:
+                db.execute("BEGIN")
+                try:
+                    yield db
+                finally:
+                    db.execute("ROLLBACK")
+
+    @contextmanager
+    def _connect(self, timeout: float) -> Iterator[sqlite3.Connection]:
+        """A new connection per use, so no connection crosses a `fork()`."""
+        _make_private(self.path)
+        with closing(sqlite3.connect(self.path, timeout=timeout, isolation_level=None)) as db:
             if db.execute("PRAGMA user_version").fetchone()[0] != _SCHEMA_VERSION:
+                db.execute("PRAGMA journal_mode = WAL")
                 db.executescript(_SCHEMA)
                 db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+            yield db
+
+
+def _empty_database() -> sqlite3.Connection:
+    db = sqlite3.connect(":memory:", isolation_level=None)
+    db.executescript(_SCHEMA)
+    return db
+
+
+def _is_busy(error: sqlite3.OperationalError) -> bool:
+    return "locked" in str(error) or "busy" in str(error)
+
+
+# Held while this process runs SQLite code. `fork()` waits for it, so a child never inherits one
+# of SQLite's own mutexes held by a thread that does not exist there (the child would hang on
+# its first SQLite call). Writes wait for another process's lock outside of it, in short steps.
+_in_sqlite = threading.Lock()
+_BUSY_RETRY_S = 0.05
+
+
+def _before_fork() -> None:
+    _in_sqlite.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    _in_sqlite.release()
+
+
+def _after_fork_in_child() -> None:
+    global _in_sqlite
+    _in_sqlite = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )
+
+
+def _merge_into(db: sqlite3.Connection, row: dict[str, Any]) -> None:
+    """Merge one partial row into the stored row of its span (read, merge, write)."""
+    row_id = row["id"]
+    found = db.execute("SELECT row FROM spans WHERE id = ?", (row_id,)).fetchone()
+    merged = _merge(json.loads(found[0]), row) if found is not None else dict(row)
+    merged.pop(_IS_MERGE, None)
+    db.execute(
+        "INSERT OR REPLACE INTO spans (id, root_span_id, span_id, start, row)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (
+            row_id,
+            merged.get("root_span_id") or row_id,
+            merged.get("span_id"),
+            _metric(merged, "start"),
+            _encode(merged),
+        ),
+    )
+
+
+def _encode(row: dict[str, Any]) -> str:
+    """The row as JSON text. Unknown objects become their `str()`; a string SQLite cannot hold
+    as UTF-8 (a lone surrogate) is kept as a JSON escape, losing nothing."""
+    text = json.dumps(row, default=str, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(row, default=str)
+    return text
+
+
+def _make_private(path: Path) -> None:
+    """Create the store's file 0600 (and its directory 0700), or tighten them if looser.
+
+    A directory the user chose and we did not create (`BRAINTRUST_OLLAMA_HOME=.`, say) keeps
+    its mode; the file and SQLite's `-wal`/`-shm` files in it are still 0600.
+    """
+    directory = path.parent
+    if not directory.exists():
+        directory.mkdir(parents=True, mode=_PRIVATE_DIR, exist_ok=True)
+        _tighten(directory, _PRIVATE_DIR)
+    elif directory == _default_directory():
+        _tighten(directory, _PRIVATE_DIR)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, _PRIVATE_FILE))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        _tighten(file, _PRIVATE_FILE)
+
+
+def _tighten(path: Path, mode: int) -> None:
+    """Remove group and other permissions from `path` when it has any (owner's files only)."""
+    try:
+        current = stat.S_IMODE(path.stat().st_mode)
+        if current & 0o077:
+            path.chmod(mode)
+    except OSError:
+        pass  # not ours, or gone: the file's own mode still protects the rows
 
 
 def _merge(stored: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
@@ -171,6 +380,45 @@ def _merge(stored: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
         return dict(row)
     update = {k: v for k, v in row.items() if k not in _KEPT_ON_MERGE}
     return merge_dicts(stored, update)
+
+
+def attachment_keys(value: Any) -> list[str]:
+    """The keys of the Braintrust attachment references in `value` (rows, say), in order."""
+    keys: list[str] = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if item.get("type") == _ATTACHMENT_TYPE and isinstance(item.get("key"), str):
+                keys.append(item["key"])
+            else:
+                stack.extend(reversed(list(item.values())))
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
+    return list(dict.fromkeys(keys))
+
+
+def save_trace_attachments(
+    store: LocalStore, rows: Sequence[dict[str, Any]], directory: Path
+) -> list[Path]:
+    """Write the attachments `rows` reference into `directory` as `<key>-<filename>` files;
+    returns the paths written (attachments whose bytes are not stored are skipped)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for key in attachment_keys(list(rows)):
+        attachment = store.attachment(key)
+        if attachment is None:
+            continue
+        path = directory / f"{_safe_name(key)}-{_safe_name(attachment.filename)}"
+        path.write_bytes(attachment.data)
+        written.append(path)
+    return written
+
+
+def _safe_name(name: str) -> str:
+    """A file name without directories or characters a file system may refuse."""
+    cleaned = "".join(c if c.isalnum() or c in "._-" else "_" for c in Path(name).name)
+    return cleaned.lstrip(".") or "attachment"
 
 
 def summarize(root_span_id: str, rows: Sequence[dict[str, Any]]) -> TraceSummary:

@@ -6,34 +6,41 @@ not a terminal, none with NO_COLOR set).
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
-from rich.tree import Tree
 
 from braintrust_ollama.local.store import TraceSummary, span_name, summarize
 
 __all__ = ["make_console", "trace_table", "trace_tree"]
 
 _ERROR_CHARS = 160
+# Levels of the tree shown by indentation; deeper spans show their depth as a number.
+INDENT_LEVELS = 12
 
 
 def make_console() -> Console:
-    """A stdout console; 120 columns wide when stdout is not a terminal, so pipes don't wrap."""
+    """A stdout console; 120 columns wide when stdout is not a terminal (so pipes don't wrap)
+    and `COLUMNS` is not set."""
     console = Console(highlight=False)
-    if not console.is_terminal:
+    if not console.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
         console = Console(highlight=False, width=120)
     return console
 
 
 def trace_table(traces: Sequence[TraceSummary]) -> Table:
+    """Recent traces; a trace id is never shortened (it is what `traces show` takes), the
+    other columns wrap instead."""
     table = Table(box=None, pad_edge=False)
-    for column in ("trace", "started", "name", "spans", "duration", "tokens", "errors"):
+    id_width = max((len(t.root_span_id) for t in traces), default=5)
+    table.add_column("trace", no_wrap=True, min_width=id_width)
+    for column in ("started", "name", "spans", "duration", "tokens", "errors"):
         table.add_column(column, justify="right" if column in ("spans", "tokens") else "left")
     for t in traces:
         table.add_row(
@@ -48,9 +55,14 @@ def trace_table(traces: Sequence[TraceSummary]) -> Table:
     return table
 
 
-def trace_tree(rows: Sequence[dict[str, Any]], root_span_id: str) -> Tree:
-    """One trace: a node per span (name, type, model, duration, tokens, time to first token,
-    error), children in start order under their first parent."""
+def trace_tree(rows: Sequence[dict[str, Any]], root_span_id: str) -> Group:
+    """One trace: a line per span (name, type, model, duration, tokens, time to first token,
+    error), children in start order under their first parent.
+
+    Any depth prints (no recursion). Guides indent the first `INDENT_LEVELS` levels; deeper
+    spans stay at that indent and show their depth (`(depth 37)`, the top span's being 0), so names are never pushed
+    off the line.
+    """
     summary = summarize(root_span_id, rows)
     by_span_id = {r.get("span_id"): r for r in rows}
     children: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
@@ -64,16 +76,33 @@ def trace_tree(rows: Sequence[dict[str, Any]], root_span_id: str) -> Tree:
         ("  ", ""),
         (f"{summary.spans} spans, {_duration(summary.duration_s)}", "dim"),
     )
-    tree = Tree(heading)
+    lines = [heading]
+    # Depth-first with an explicit stack: (row, depth, guides of its ancestors, is last child).
+    stack: list[tuple[dict[str, Any], int, str, bool]] = []
 
-    def add(node: Tree, row: dict[str, Any]) -> None:
-        branch = node.add(_label(row))
-        for child in sorted(children[row.get("span_id")], key=_start):
-            add(branch, child)
+    def push_children(parent: str | None, depth: int, guides: str) -> None:
+        ordered = sorted(children.get(parent, ()), key=_start)
+        for i, child in reversed(list(enumerate(ordered))):
+            stack.append((child, depth, guides, i == len(ordered) - 1))
 
-    for top in sorted(children[None], key=_start):
-        add(tree, top)
-    return tree
+    push_children(None, 1, "")
+    seen: set[int] = set()
+    while stack:
+        row, depth, guides, last = stack.pop()
+        if id(row) in seen:  # a cycle in span_parents: print each span once
+            continue
+        seen.add(id(row))
+        line = Text(guides + ("└── " if last else "├── "), style="dim")
+        if depth > INDENT_LEVELS:
+            line.append(f"(depth {depth - 1}) ", style="dim")  # the trace's top span is 0
+        line.append_text(_label(row))
+        line.no_wrap = True
+        line.overflow = "ellipsis"
+        lines.append(line)
+        if depth < INDENT_LEVELS:
+            guides += "    " if last else "│   "
+        push_children(row.get("span_id"), depth + 1, guides)
+    return Group(*lines)
 
 
 def _label(row: dict[str, Any]) -> Text:
@@ -102,16 +131,27 @@ def _label(row: dict[str, Any]) -> Text:
     streamed = metadata.get("stream", ttft is not None and (duration or 0) > ttft / 0.9)
     if ttft is not None and streamed is True:
         label.append(f"  first token {_duration(ttft)}", style="magenta")
-    error = row.get("error")
+    error = _error_line(row.get("error"))
     if error:
-        # A recorded traceback ends with `module.Type: message`: a tree row shows `Type: message`.
-        last = str(error).strip().splitlines()[-1]
-        name, colon, text = last.partition(": ")
-        message = " ".join((name.rpartition(".")[2] + colon + text).split())
-        if len(message) > _ERROR_CHARS:
-            message = message[: _ERROR_CHARS - 3] + "..."
-        label.append(f"  error: {message}", style="bold red")
+        if len(error) > _ERROR_CHARS:
+            error = error[: _ERROR_CHARS - 3] + "..."
+        label.append(f"  error: {error}", style="bold red")
     return label
+
+
+def _error_line(error: Any) -> str:
+    """The line that says what went wrong: `ValueError: boom`, not a traceback's first line."""
+    if not error:
+        return ""
+    if isinstance(error, dict):
+        error = error.get("message") or error
+    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    if lines and lines[0].startswith("Traceback (most recent call last)"):
+        # The exception line is the last one a traceback does not indent.
+        unindented = [line for line in lines[1:] if not line[0].isspace()]
+        if unindented:
+            return " ".join(unindented[-1].split())
+    return " ".join(" ".join(lines).split())
 
 
 def _tokens(metrics: dict[str, Any]) -> str:

@@ -1,0 +1,198 @@
+"""Several processes on one store: workers, multiprocessing children (fork and spawn, `Process`
+and `Pool`) lose no row, never hang, and never clobber the parent's rows."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from local.programs import Program, all_rows, report
+
+SPANS_PER_WORKER = 500
+
+# A worker process of a web server: its own spans, each with input, output and an end.
+WORKER = """
+import sys
+import braintrust
+from braintrust_ollama import init_local_logger
+
+init_local_logger("workers")
+worker = sys.argv[1]
+sys.stdin.readline()  # all workers start together
+for i in range(int(sys.argv[2])):
+    with braintrust.start_span(name=f"worker {worker} request {i}") as span:
+        span.log(input={"i": i}, output={"worker": worker, "i": i})
+"""
+
+
+def test_four_processes_of_500_spans_on_one_store_lose_no_row(program: Program) -> None:
+    script = program.write(WORKER, "worker.py")
+    workers = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(w), str(SPANS_PER_WORKER)],
+            env=program.env,
+            stdin=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for w in range(4)
+    ]
+    started = time.perf_counter()
+    for worker in workers:
+        assert worker.stdin is not None
+        worker.stdin.write("go\n")
+        worker.stdin.flush()
+    for worker in workers:
+        assert worker.wait(timeout=60) == 0, worker.stderr and worker.stderr.read()
+    elapsed = time.perf_counter() - started
+    rows = all_rows(program.store)
+    print(f"\n4 x {SPANS_PER_WORKER} spans, logged and stored in {elapsed:.2f} s")
+
+    assert len(rows) == 4 * SPANS_PER_WORKER
+    assert sorted(r["span_attributes"]["name"] for r in rows) == sorted(
+        f"worker {w} request {i}" for w in range(4) for i in range(SPANS_PER_WORKER)
+    )
+    for row in rows:  # each span merged: start, log and end rows in one
+        assert row["input"]["i"] == row["output"]["i"]
+        assert row["metrics"]["end"] >= row["metrics"]["start"]
+
+
+# A parent span still pending (not written) when the children start; children make Ollama calls.
+# Tracing is set up at import, so that spawned children (which import this module) have it too.
+FORKED_CHILDREN = """
+import json, multiprocessing, sys
+import braintrust, ollama
+from braintrust_ollama import init_local_logger, setup_ollama
+
+init_local_logger("children")
+setup_ollama()
+
+def child(n):
+    with braintrust.start_span(name=f"child {n}"):
+        for i in range(3):
+            ollama.chat(model="llama3.2:1b", messages=[{"role": "user", "content": f"{n}.{i}"}])
+
+def pooled(n):
+    with braintrust.start_span(name=f"task {n}") as span:
+        reply = ollama.generate(model="llama3.2:1b", prompt=f"task {n}")
+        span.log(output=reply["response"])
+    return n
+
+if __name__ == "__main__":
+    context = multiprocessing.get_context(sys.argv[1])
+    with braintrust.start_span(name="parent") as parent:
+        parent.log(input="fan out")
+        children = [context.Process(target=child, args=(n,)) for n in range(3)]
+        for process in children:
+            process.start()
+        for process in children:
+            process.join(timeout=60)
+        with context.Pool(4) as pool:
+            done = pool.map(pooled, range(12))
+            pool.close()  # the workers exit (and write their rows) instead of being killed
+            pool.join()
+        parent.log(output={"children": [p.exitcode for p in children], "tasks": done})
+    print(json.dumps({"exitcodes": [p.exitcode for p in children]}))
+"""
+
+
+def _check_children(program: Program, method: str) -> None:
+    result = program.run(FORKED_CHILDREN, method)
+    assert report(result) == {"exitcodes": [0, 0, 0]}
+    rows = all_rows(program.store)
+    names = sorted(r["span_attributes"]["name"] for r in rows)
+    assert names == sorted(
+        ["parent"]
+        + [f"child {n}" for n in range(3)]
+        + ["ollama.chat"] * 9
+        + [f"task {n}" for n in range(12)]
+        + ["ollama.generate"] * 12
+    )
+    assert len({r["id"] for r in rows}) == len(rows)
+    (parent,) = [r for r in rows if r["span_attributes"]["name"] == "parent"]
+    assert parent["input"] == "fan out"  # the children did not replace the parent's row
+    assert parent["output"] == {"children": [0, 0, 0], "tasks": list(range(12))}
+    assert parent["metrics"]["end"] >= parent["metrics"]["start"]
+    for row in rows:
+        assert row["metrics"].get("end"), row["span_attributes"]["name"]
+    assert "Traceback" not in result.stderr
+
+
+def test_forked_process_and_pool_children_store_their_spans_without_clobbering_the_parent(
+    program: Program,
+) -> None:
+    _check_children(program, "fork")
+
+
+def test_spawned_process_and_pool_children_store_their_spans(program: Program) -> None:
+    _check_children(program, "spawn")
+
+
+# Children forked while a thread of the parent keeps the writer busy.
+FORK_WHILE_WRITING = """
+import json, os, threading
+import braintrust
+from braintrust_ollama import init_local_logger
+
+init_local_logger("fork-while-writing")
+stop = threading.Event()
+
+def busy():
+    i = 0
+    while not stop.is_set():
+        with braintrust.start_span(name="busy") as span:
+            span.log(output="x" * 2000)
+        i += 1
+        if i % 200 == 0:
+            braintrust.flush()
+
+thread = threading.Thread(target=busy)
+thread.start()
+children = []
+for n in range(8):
+    pid = os.fork()
+    if pid == 0:
+        with braintrust.start_span(name=f"forked {n}"):
+            pass
+        braintrust.flush()
+        os._exit(0)
+    children.append(pid)
+statuses = [os.waitpid(pid, 0)[1] for pid in children]
+stop.set()
+thread.join()
+print(json.dumps({"statuses": statuses}))
+"""
+
+
+def test_children_forked_while_the_parent_writes_never_hang(program: Program) -> None:
+    result = report(program.run(FORK_WHILE_WRITING))
+    assert result == {"statuses": [0] * 8}
+    names = [r["span_attributes"]["name"] for r in all_rows(program.store)]
+    assert sorted(n for n in names if n != "busy") == [f"forked {n}" for n in range(8)]
+    assert names.count("busy") > 0
+
+
+# Leaving `with Pool()` terminates the workers (SIGTERM) while the parent holds their task lock.
+TERMINATED_POOLS = """
+import json, multiprocessing
+import braintrust
+from braintrust_ollama import init_local_logger
+
+init_local_logger("terminated")
+
+def task(n):
+    with braintrust.start_span(name=f"task {n}"):
+        return n
+
+if __name__ == "__main__":
+    done = []
+    for _ in range(10):
+        with multiprocessing.get_context("fork").Pool(4) as pool:
+            done.append(sum(pool.map(task, range(8))))
+    print(json.dumps({"done": done}))
+"""
+
+
+def test_terminated_pool_workers_never_hang(program: Program) -> None:
+    assert report(program.run(TERMINATED_POOLS)) == {"done": [28] * 10}

@@ -1,0 +1,103 @@
+"""`braintrust-ollama traces push`: stored traces go to a Braintrust project once online, by
+span id, so pushing twice never duplicates (against a fake Braintrust API on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from local.braintrust_api import API_KEY, FakeBraintrust
+from local.programs import Program, all_rows, report
+from local.test_attachments import PNG
+
+OFFLINE_APP = f"""
+import json
+import braintrust, ollama
+from braintrust_ollama import init_local_logger, setup_ollama
+
+init_local_logger("offline-work")
+setup_ollama()
+with braintrust.start_span(name="describe") as span:
+    reply = ollama.chat(
+        model="llava",
+        messages=[{{"role": "user", "content": "What is it?", "images": [{PNG!r}]}}],
+    )
+    ollama.generate(model="llama3.2:1b", prompt="Say it shorter: " + reply["message"]["content"])
+    span.log(output="done")
+print(json.dumps({{"root": span.root_span_id}}))
+"""
+
+
+def _push(program: Program, api: FakeBraintrust, *args: str) -> subprocess.CompletedProcess[str]:
+    command = Path(sys.executable).with_name("braintrust-ollama")
+    env = {**program.env, "BRAINTRUST_API_KEY": API_KEY, "BRAINTRUST_APP_URL": api.url}
+    return subprocess.run(
+        [str(command), "traces", "push", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_push_twice_sends_each_span_once(program: Program) -> None:
+    root = report(program.run(OFFLINE_APP))["root"]
+    local = {r["id"]: r for r in all_rows(program.store)}
+    assert len(local) == 3
+
+    with FakeBraintrust() as api:
+        first = _push(program, api, "last", "--project", "from-my-laptop")
+        assert first.returncode == 0, first.stderr
+        again = _push(program, api, root[:8], "--project", "from-my-laptop")
+        assert again.returncode == 0, again.stderr
+        since = _push(program, api, "--since", "1h", "--project", "from-my-laptop")
+        assert since.returncode == 0, since.stderr
+
+    (project_id,) = api.projects.values()
+    expected = (
+        f"pushed {root}\n"
+        f"Pushed 1 traces (3 spans, 1 attachments) to Braintrust project 'from-my-laptop'"
+        f" (id {project_id}).\n"
+    )
+    assert first.stdout == again.stdout == since.stdout == expected
+    assert first.stderr == ""
+    assert api.inserts == 3 * 3  # each push sent each span once...
+    remote = {r["id"]: r for r in api.project_rows("from-my-laptop")}
+    assert remote.keys() == local.keys()  # ...and Braintrust keeps one row per span
+    for row_id, row in remote.items():
+        for field in ("span_id", "root_span_id", "span_parents", "input", "output", "metrics"):
+            if field == "input" and row["span_attributes"]["name"] == "ollama.chat":
+                continue  # its image is a new upload: compared below
+            assert row.get(field) == local[row_id].get(field), field
+        assert row["project_id"] == project_id and row["log_id"] == "g"
+    assert list(api.uploads.values()) == [PNG] * 3  # the image, uploaded with each push
+    assert api.unknown == []
+
+
+def test_push_without_a_trace_or_since_is_a_usage_error(program: Program) -> None:
+    with FakeBraintrust() as api:
+        result = _push(program, api, "--project", "p")
+    assert result.returncode == 2
+    assert result.stderr == "braintrust-ollama: push takes a trace (ID or last) or --since\n"
+
+
+class RefusingRows(FakeBraintrust):
+    """Logs in and registers projects, but answers 500 to every row insert."""
+
+    def answer(self, method: str, path: str, body: bytes) -> tuple[int, object]:
+        if path.startswith("/logs3"):
+            return 500, {"error": "database unavailable"}
+        return super().answer(method, path, body)
+
+
+def test_a_refused_push_says_so_in_one_line_and_exits_1(program: Program) -> None:
+    report(program.run(OFFLINE_APP))
+    with RefusingRows() as api:
+        result = _push(program, api, "last", "--project", "p")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("braintrust-ollama: error: Braintrust did not take every row (")
+    assert 'Error: 500: {"error": "database unavailable"}' in line
+    assert line.endswith("push again: nothing is duplicated")

@@ -1,0 +1,116 @@
+"""`braintrust-ollama traces` and `traces show` on deep, wide and failing traces."""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, cast
+
+import braintrust
+import pytest
+from braintrust.logger import SpanImpl
+from braintrust_ollama.local import logger as local_logger
+from cli.runner import Cli
+
+
+@pytest.fixture
+def cli(tmp_path: Path, restore_braintrust: None) -> Cli:
+    """A user whose store this process writes to (init_local_logger), read by the CLI."""
+    cli = Cli(home=tmp_path / "home", ollama_host="127.0.0.1:9")
+    local_logger.init_local_logger("views", path=cli.store)
+    return cli
+
+
+def _nested(depth: int) -> str:
+    """A trace `depth` spans deep below its root (level 0); returns its root span id."""
+    spans: list[Any] = [braintrust.start_span(name="level 0")]
+    for level in range(1, depth + 1):
+        spans.append(spans[-1].start_span(name=f"level {level}"))
+    for span in reversed(spans):
+        span.end()
+    braintrust.flush()
+    return cast(SpanImpl, spans[0]).root_span_id
+
+
+def _show(cli: Cli, *args: str, columns: int | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**cli.env, **({"COLUMNS": str(columns)} if columns else {})}
+    command = [str(Path(cli.env["PATH"].split(":")[0]) / "braintrust-ollama"), *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_a_2000_level_trace_prints(cli: Cli) -> None:
+    root = _nested(2000)
+    shown = _show(cli, "traces", "show", root)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert shown.stderr == ""
+    lines = shown.stdout.splitlines()
+    assert lines[0].startswith(f"trace {root}  2001 spans")
+    names = [re.search(r"level \d+", line).group(0) for line in lines[1:]]  # type: ignore[union-attr]
+    assert names == [f"level {level}" for level in range(2001)]
+
+
+def test_a_50_level_trace_shows_all_51_names_at_120_columns(cli: Cli) -> None:
+    _nested(50)
+    shown = _show(cli, "traces", "show", "last", columns=120)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()[1:]
+    assert len(lines) == 51
+    for level, line in enumerate(lines):
+        assert len(line) <= 120
+        assert re.search(rf"(── |\) )level {level}( \[task\])?  \d", line), line  # name, duration
+        if level >= 12:  # past the indented levels, the depth is a number
+            assert f"(depth {level}) level {level} " in line
+
+
+def test_an_error_shows_its_exception_line_not_the_traceback_heading(cli: Cli) -> None:
+    with (
+        pytest.raises(ValueError),
+        braintrust.start_span(name="request"),
+        braintrust.start_span(name="parse"),
+    ):
+        raise ValueError("boom")
+    braintrust.flush()
+    shown = _show(cli, "traces", "show", "last")
+    (parse,) = [line for line in shown.stdout.splitlines() if "parse" in line]
+    assert parse.endswith("error: ValueError: boom")
+    assert "Traceback" not in shown.stdout
+
+
+def _in_terminal(cli: Cli, *args: str, columns: int) -> str:
+    """What the command prints in a terminal `columns` wide (colours removed)."""
+    import fcntl
+    import pty
+    import termios
+
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    command = [str(Path(cli.env["PATH"].split(":")[0]) / "braintrust-ollama"), *args]
+    env = {**cli.env, "TERM": "xterm"}
+    process = subprocess.Popen(command, env=env, stdout=terminal, stderr=terminal)
+    os.close(terminal)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the terminal closed: the command exited
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(controller)
+    assert process.wait(timeout=60) == 0
+    return re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", output.decode("utf-8", "replace"))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a POSIX pseudo-terminal")
+def test_trace_ids_are_never_cut_in_a_60_column_terminal(cli: Cli) -> None:
+    with braintrust.start_span(name="a request with a rather long descriptive name") as span:
+        span.log(output="fine")
+    braintrust.flush()
+    root = cast(SpanImpl, span).root_span_id
+    assert root in _in_terminal(cli, "traces", columns=60)
+    assert root in _in_terminal(cli, "traces", "show", "last", columns=60)

@@ -1,0 +1,200 @@
+"""The store is written off the caller's thread: a traced program never waits on it, and what it
+logs is stored on a timer, at flush and at exit, a bad row costing no other row."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import braintrust
+import pytest
+from braintrust.util import LazyValue
+from braintrust_ollama.local import logger as local_logger
+from braintrust_ollama.local.store import LocalStore
+from local.programs import Program, all_rows, report
+
+# Holds the store's write lock (as another process writing a big batch would) until told.
+LOCKER = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+sys.stdin.readline()
+db.execute("COMMIT")
+"""
+
+# An asyncio app making traced Ollama calls while the store is locked, watching its loop's lag.
+ASYNC_APP = """
+import asyncio, json, statistics, sys, time
+import braintrust, ollama
+from braintrust_ollama import init_local_logger, setup_ollama
+
+init_local_logger("lock-test")
+setup_ollama()
+client = ollama.AsyncClient()
+
+async def lag_monitor(lags, stop):
+    while not stop.is_set():
+        before = time.perf_counter()
+        await asyncio.sleep(0.005)
+        lags.append(time.perf_counter() - before - 0.005)
+
+async def calls(n_seconds):
+    latencies = []
+    started = time.perf_counter()
+    while time.perf_counter() - started < n_seconds:
+        before = time.perf_counter()
+        with braintrust.start_span(name="request") as span:
+            reply = await client.chat(model="llama3.2:1b", messages=[{"role": "user", "content": "hi"}])
+            span.log(output=reply["message"]["content"])
+        latencies.append(time.perf_counter() - before)
+        await asyncio.sleep(0.02)
+    return latencies
+
+async def main():
+    await calls(0.3)  # warm up: the store exists, the writer thread runs
+    braintrust.flush()
+    print("ready", flush=True)
+    sys.stdin.readline()  # the store is now locked by another process
+    lags, stop = [], asyncio.Event()
+    monitor = asyncio.create_task(lag_monitor(lags, stop))
+    latencies = await calls(2.5)
+    stop.set()
+    await monitor
+    print(json.dumps({"calls": len(latencies), "max_latency": max(latencies),
+                      "median_latency": statistics.median(latencies), "max_lag": max(lags)}),
+          flush=True)
+    sys.stdin.readline()  # the lock is released
+    before = time.perf_counter()
+    braintrust.flush()
+    print(json.dumps({"flush_s": time.perf_counter() - before}), flush=True)
+
+asyncio.run(main())
+"""
+
+
+def test_a_locked_store_never_stalls_calls_nor_the_event_loop_and_loses_no_row(
+    program: Program,
+) -> None:
+    app = program.start(ASYNC_APP)
+    try:
+        assert app.stdout is not None and app.stdin is not None
+        assert app.stdout.readline() == "ready\n", app.stderr and app.stderr.read()
+        warm = len(all_rows(program.store))
+        locker = program.start(LOCKER, str(program.store_path), name="locker.py")
+        assert locker.stdout is not None and locker.stdin is not None
+        assert locker.stdout.readline() == "locked\n"
+        app.stdin.write("go\n")
+        app.stdin.flush()
+        during = json.loads(app.stdout.readline())
+        stored_while_locked = len(all_rows(program.store))  # WAL: reading needs no lock
+        locker.stdin.write("release\n")
+        locker.stdin.flush()
+        assert locker.wait(timeout=30) == 0
+        app.stdin.write("released\n")
+        app.stdin.flush()
+        flushed = json.loads(app.stdout.readline())
+        assert app.wait(timeout=30) == 0
+    finally:
+        app.kill()
+
+    print(f"\nwhile locked: {during}; flush after release: {flushed}")
+    assert stored_while_locked == warm  # the lock held: nothing could be written meanwhile
+    assert during["calls"] >= 20
+    # Untraced, a call here takes a few ms; on a shared machine one may be scheduled late, but
+    # none waits for the lock (3 s, or SQLite's 30 s busy timeout, before the writer thread).
+    assert during["median_latency"] < 0.05, during
+    assert during["max_latency"] < 0.25, during
+    assert during["max_lag"] < 0.1, during
+    rows = all_rows(program.store)
+    requests = [r for r in rows if r["span_attributes"]["name"] == "request"]
+    chats = [r for r in rows if r["span_attributes"]["name"] == "ollama.chat"]
+    assert len(requests) == len(chats) == warm // 2 + during["calls"]
+    assert all(r["output"] and r["metrics"].get("end") for r in requests + chats)
+
+
+IDLE_APP = """
+import json, time
+import braintrust, ollama
+from braintrust_ollama import init_local_logger, setup_ollama
+from braintrust_ollama.local.logger import WRITE_EVERY_S
+from braintrust_ollama.local.store import LocalStore, default_store_path
+
+init_local_logger("idle")
+setup_ollama()
+for question in ("one", "two", "three"):
+    ollama.chat(model="llama3.2:1b", messages=[{"role": "user", "content": question}])
+last_call = time.monotonic()
+store = LocalStore(default_store_path())
+stored = 0
+while time.monotonic() - last_call < 5:  # the program idles; the store is polled, not flushed
+    stored = sum(t.spans for t in store.traces())
+    if stored == 3:
+        break
+    time.sleep(0.01)
+print(json.dumps({"stored": stored, "after_s": time.monotonic() - last_call,
+                  "period_s": WRITE_EVERY_S}))
+"""
+
+
+def test_an_idle_programs_spans_are_stored_within_the_write_period(program: Program) -> None:
+    result = report(program.run(IDLE_APP))
+    print(f"\nidle program: {result}")
+    assert result["stored"] == 3
+    assert result["after_s"] < result["period_s"] + 0.25
+
+
+def test_a_row_that_cannot_be_stored_costs_no_other_row(
+    tmp_path: Path, restore_braintrust: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = LocalStore(tmp_path / "traces.db")
+    local_logger.init_local_logger("bad-row", path=store.path)
+    for i in range(10):
+        with braintrust.start_span(name=f"good {i}") as span:
+            span.log(output=f"answer {i}")
+    with braintrust.start_span(name="lone surrogate") as span:
+        span.log(output="half an emoji: \ud83d")  # not UTF-8: SQLite cannot hold it as text
+    # Hand-made: a row whose resolution fails (as one whose parent cannot be resolved would).
+    braintrust.logger._state.global_bg_logger().log(
+        LazyValue(lambda: 1 / 0, use_mutex=False)  # type: ignore[arg-type,return-value]
+    )
+    for i in range(10, 20):
+        with braintrust.start_span(name=f"good {i}") as span:
+            span.log(output=f"answer {i}")
+    with caplog.at_level(logging.WARNING, logger="braintrust_ollama.local"):
+        braintrust.flush()
+
+    rows = {r["span_attributes"]["name"]: r for r in all_rows(store)}
+    assert sorted(rows) == sorted([f"good {i}" for i in range(20)] + ["lone surrogate"])
+    assert all(rows[f"good {i}"]["output"] == f"answer {i}" for i in range(20))
+    assert rows["lone surrogate"]["output"] == "half an emoji: \ud83d"  # kept, as a JSON escape
+    (warning,) = caplog.records
+    assert warning.getMessage().startswith(
+        f"braintrust-ollama: a trace row could not be stored in {store.path} and was skipped"
+    )
+    assert "ZeroDivisionError" in warning.getMessage()
+
+
+def test_rows_past_the_pending_cap_are_dropped_and_said_once(
+    tmp_path: Path, restore_braintrust: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = LocalStore(tmp_path / "traces.db")
+    background = local_logger.install_local_store(store)
+    background.max_pending_rows = 5
+    rows = [
+        LazyValue(lambda i=i: {"id": f"row {i}", "root_span_id": f"row {i}"}, use_mutex=False)
+        for i in range(200)  # hand-made rows
+    ]
+    with caplog.at_level(logging.WARNING, logger="braintrust_ollama.local"):
+        background.log(*rows)  # one call: the writer cannot take rows in between
+        background.close()
+
+    stored = all_rows(store)
+    assert sorted(r["id"] for r in stored) == [f"row {i}" for i in range(5)]
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == [
+        "braintrust-ollama: more than 5 trace rows are waiting to be written to"
+        f" {store.path}; new rows are dropped (and counted) until the writer catches up",
+        "braintrust-ollama: 195 trace rows were dropped (more than 5 waiting)",
+    ]
