@@ -42,7 +42,7 @@ PROGRAM = textwrap.dedent(
     {prologue}
     braintrust_ollama.init_logger(project="my-project")
     braintrust_ollama.setup_ollama()
-
+    {after_set_up}
     started = time.monotonic()
     with braintrust.start_span(name="answer"):
         ollama.chat(model="llama3.2", messages=[{"role": "user", "content": "Why is the sky blue?"}])
@@ -92,6 +92,7 @@ def run_program(
     prologue: str = "",
     init: str = "",
     epilogue: str = "",
+    after_set_up: str = "",
     **env: str,
 ) -> Run:
     """The quick-start program as a new user runs it: fresh HOME, no .env, given variables."""
@@ -101,6 +102,7 @@ def run_program(
     home.mkdir()
     script = tmp_path / "quick_start.py"
     code = PROGRAM.replace("{prologue}", prologue).replace("{epilogue}", epilogue)
+    code = code.replace("{after_set_up}", after_set_up)
     if init:
         code = code.replace('init_logger(project="my-project")', f"init_logger({init})")
     script.write_text(code)
@@ -347,3 +349,20 @@ def test_a_program_ending_before_the_login_is_over_says_so_not_unreachable(capsy
         " to Braintrust was over): traces stay here"
     ]
     assert uplink.away is not None
+
+
+def test_with_a_key_rows_still_pending_at_exit_reach_braintrust(
+    tmp_path: Path, ollama: FakeOllama
+) -> None:
+    """A program that outlives its login (here: `braintrust.flush()` right after set-up waits for
+    it) and exits with its spans still pending: the local store writes them at exit and hands
+    them to Braintrust, whose upload the exit waits for."""
+    with FakeBraintrust("ok") as braintrust:
+        run = run_program(
+            tmp_path, ollama, init=GENEROUS, after_set_up=FLUSH, **braintrust_at(braintrust.url)
+        )
+        sent = list(braintrust.rows)
+    assert run.stderr_lines == [both_line(run)]
+    stored = assert_full_trace_stored(run)
+    assert {r["id"] for r in sent} == {r["id"] for r in stored}
+    assert run.exit_lag_s < SHUTDOWN_S

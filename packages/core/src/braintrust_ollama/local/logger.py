@@ -167,8 +167,15 @@ class LocalBackgroundLogger(_MemoryBackgroundLogger):
     def close(self, timeout: float = EXIT_FLUSH_TIMEOUT_S) -> bool:
         """Write what is pending (at most `timeout` seconds) and stop the writer thread.
 
-        Returns whether everything was written; if not, says how many rows were not."""
+        Returns whether everything was written; if not, says how many rows were not. Then
+        `forward` (Braintrust, with a local copy) gets its own bounded flush of what was handed
+        to it, so the rows written last reach Braintrust too."""
         written = self._wait_written(timeout)
+        if self.forward is not None:
+            try:
+                self.forward.flush()
+            except Exception:  # never a traceback at exit
+                _log.debug("braintrust-ollama: could not flush rows to Braintrust", exc_info=True)
         with self._cond:
             self._closed = True
             self._exiting = True

@@ -137,7 +137,7 @@ class BraintrustUplink:
     def flush(self, batch_size: int | None = None) -> None:
         """Wait until Braintrust took every queued row, at most `timeout_s`; once that wait runs
         out or the login failed, return at once."""
-        if self._away is not None or self._worker.ident is None:
+        if self._away is not None or not self._worker.is_alive():  # none, or a forked child's
             return
         wait = self.timeout_s
         if self._exit_deadline is not None:  # exiting: one wait in all, login included

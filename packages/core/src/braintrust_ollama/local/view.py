@@ -149,8 +149,9 @@ def _error_line(error: Any) -> str:
     if lines and lines[0].startswith("Traceback (most recent call last)"):
         # The exception line is the last one a traceback does not indent.
         unindented = [line for line in lines[1:] if not line[0].isspace()]
-        if unindented:
-            return " ".join(unindented[-1].split())
+        if unindented:  # `ollama._types.ResponseError: ...` is shown as `ResponseError: ...`
+            name, colon, text = unindented[-1].partition(": ")
+            return " ".join((name.rpartition(".")[2] + colon + text).split())
     return " ".join(" ".join(lines).split())
 
 
