@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import braintrust
-import pyperf
 from braintrust import logger as bt_logger
 from braintrust.span_types import SpanTypeAttribute
 from braintrust_ollama_fastapi import BraintrustMiddleware
@@ -25,7 +24,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_core import Setup, timed
+from bench_core import Setup, make_runner, timed
 
 SCOPE: dict[str, Any] = {
     "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
@@ -123,7 +122,6 @@ BENCHMARKS: dict[str, Setup] = {
 }
 
 if __name__ == "__main__":
-    runner = pyperf.Runner()
-    runner.metadata["description"] = "braintrust-ollama-fastapi: one request, plain vs traced"
+    runner = make_runner("braintrust-ollama-fastapi: one request, plain vs traced")
     for name, setup in BENCHMARKS.items():
         runner.bench_time_func(f"fastapi.{name}", timed(setup))
