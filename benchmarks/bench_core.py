@@ -201,9 +201,9 @@ NO_LOGGER: dict[str, Setup] = {  # setup_ollama() active, no Braintrust logger i
 
 
 def make_runner(description: str) -> pyperf.Runner:
-    """pyperf's runner, sized for a shared 2-core machine: 6 worker processes x 3 values of at
+    """pyperf's runner, sized for a shared 2-core machine: 4 worker processes x 3 values of at
     least 50 ms each per benchmark (pyperf's own flags override: `--rigorous`, `-p 20`)."""
-    runner = pyperf.Runner(processes=6, values=3, min_time=0.05)
+    runner = pyperf.Runner(processes=4, values=3, min_time=0.05)
     runner.metadata["description"] = description
     return runner
 
