@@ -78,7 +78,8 @@ def _matrix_session(package: str, entry: str, spec: dict[str, Any]) -> None:
     pins: list[str] = spec["pins"]
 
     def run(session: nox.Session) -> None:
-        session.install(*(f"-e{p}" for p in install), *_test_group(), *pins)
+        # --upgrade: a reused environment still gets the newest releases the pins allow.
+        session.install("--upgrade", *(f"-e{p}" for p in install), *_test_group(), *pins)
         session.run(*PYTEST, *table["tests"], *session.posargs)
 
     run.__doc__ = f"{', '.join(table['tests'])} with {', '.join(pins)}"
