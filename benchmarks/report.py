@@ -46,7 +46,7 @@ def core(m: dict[str, float]) -> Iterator[tuple[str, str, str, bool]]:
     per_chunk = (m["stream.traced"] - m["stream.plain"] - added) / CHUNKS
     yield "stream: added per chunk beyond a chat", f"{per_chunk:.2f} µs", "<= 1 µs", per_chunk <= 1
     for call in ("chat", "stream"):
-        share = (m[f"no_logger.{call}.traced"] / m[f"{call}.plain"] - 1) * 100
+        share = (m[f"no_logger.{call}.traced"] / m[f"no_logger.{call}.plain"] - 1) * 100
         yield f"no logger: added to a {call}", f"{share:.1f} %", "<= 2 %", share <= 2
 
 
