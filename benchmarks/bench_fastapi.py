@@ -6,7 +6,7 @@ One FastAPI app (`GET /chat/{user}?q=...`, an `async def` endpoint answering JSO
 in-process through ASGI: no server, no sockets, each request run to completion on this thread.
 The floor is the plain app whose request also logs one bare Braintrust span with the
 middleware's own payload (in situ), and that span alone (tight loop). Spans go to Braintrust's
-in-memory logger, emptied after each timed batch (untimed); times are thread CPU time.
+in-memory logger, emptied after each request (untimed); times are thread CPU time.
 """
 
 from __future__ import annotations
