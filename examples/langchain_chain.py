@@ -8,7 +8,8 @@ a copy to the local store); without it, to the local trace store only. Either wa
 `braintrust-ollama traces show last`.
 Set OLLAMA_HOST / OLLAMA_MODEL to use another server or model.
 
-Each run is one trace: `RunnableSequence` > `ChatOllama` > `ollama.chat`. The `ollama.chat` span
+Each run makes two traces, one per `invoke`. The chain's: `answer` (its run name) > `ChatOllama` >
+`ollama.chat`. The `ollama.chat` span
 carries the tokens (prompt, completion, time to first token) and the `ChatOllama` span keeps
 what LangChain knows (prompt messages, run name, tags, invocation params), with no tokens, so
 Braintrust's totals count each call once. The agent run adds one `ChatOllama` > `ollama.chat`

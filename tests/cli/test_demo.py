@@ -221,10 +221,3 @@ def test_braintrust_ollama_home_moves_the_store(new_user: Cli, tmp_path: Path) -
     assert result.stdout == (
         f"No traces yet in {tmp_path / 'elsewhere' / 'traces.db'}. Make one: braintrust-ollama demo\n"
     )
-
-
-def test_traces_show_without_traces_says_so_in_one_line(new_user: Cli) -> None:
-    result = new_user.run("traces", "show", "last")
-    assert result.returncode == 1
-    assert result.stdout == ""
-    assert result.stderr == f"braintrust-ollama: no trace 'last' in {new_user.store}\n"

@@ -7,7 +7,7 @@
     braintrust-ollama traces push [ID|last|--since WHEN] --project NAME
                                             send stored traces to Braintrust (no duplicates)
 
-Exit codes: 0 success, 1 a demo call failed or a trace was not found, 2 bad usage.
+Exit codes: 0 success, 1 a demo call failed or no single trace matched, 2 bad usage.
 Errors are one line on stderr, never a traceback.
 """
 
@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from braintrust_ollama.local.store import (
@@ -31,6 +32,8 @@ from braintrust_ollama.local.view import make_console, trace_table, trace_tree
 
 __all__ = ["main"]
 
+_CANDIDATES = 5  # an ambiguous prefix lists this many of the traces it matches
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -38,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Braintrust tracing for Ollama: a demo and the local trace store.",
         epilog=f"Local traces live in {default_store_path()} (set {HOME_ENV} to move them).",
     )
+    parser.add_argument("--version", action="version", version=_versions())
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser(
@@ -54,7 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     traces = commands.add_parser(
         "traces", help="list recent local traces, show one, or push them to Braintrust"
     )
-    traces.add_argument("-n", "--limit", type=int, default=20, help="how many (default 20)")
+    traces.add_argument(
+        "-n", "--limit", type=_positive_int, default=20, help="how many (default 20)"
+    )
     traces.add_argument("--json", action="store_true", help="print JSON instead of a table")
     actions = traces.add_subparsers(dest="action", metavar="{show,push}")
     show = actions.add_parser("show", help="print one trace as a tree")
@@ -81,6 +87,31 @@ def _parser() -> argparse.ArgumentParser:
     )
     push.add_argument("--project", required=True, help="the Braintrust project to send them to")
     return parser
+
+
+def _versions() -> str:
+    """`braintrust-ollama X (ollama Y, braintrust Z)`: what a bug report needs."""
+
+    def of(package: str) -> str:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return (
+        f"braintrust-ollama {of('braintrust-ollama')}"
+        f" (ollama {of('ollama')}, braintrust {of('braintrust')})"
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of traces, at least 1: {text!r}")
+    return number
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -118,7 +149,7 @@ def _show(trace: str, *, as_json: bool, save_attachments: Path | None = None) ->
     store = LocalStore()
     root_span_id = store.resolve(trace)
     if root_span_id is None:
-        print(f"braintrust-ollama: no trace {trace!r} in {store.path}", file=sys.stderr)
+        print(f"braintrust-ollama: {_not_found(store, trace)}", file=sys.stderr)
         return 1
     rows = store.rows(root_span_id)
     if as_json:
@@ -170,6 +201,17 @@ def _since(when: str) -> float:
     except ValueError:
         raise ValueError(f"--since {when!r}: expected a date, a time or an age like 2h") from None
     return moment.astimezone().timestamp()
+
+
+def _not_found(store: LocalStore, trace: str) -> str:
+    """Why `trace` names no single trace: an empty store, an ambiguous prefix, or no match."""
+    if not store.trace_ids(limit=1):
+        return f"the local store {store.path} is empty. Make a trace: braintrust-ollama demo"
+    candidates = store.trace_ids(trace, limit=_CANDIDATES + 1) if trace != "last" else []
+    if len(candidates) > 1:
+        shown = candidates[:_CANDIDATES] + (["..."] if len(candidates) > _CANDIDATES else [])
+        return f"{trace!r} matches more than one trace: " + ", ".join(shown)
+    return f"no trace {trace!r} in {store.path}"
 
 
 if __name__ == "__main__":

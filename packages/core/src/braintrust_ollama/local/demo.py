@@ -120,10 +120,23 @@ def _live_models(client: ollama.Client, chat: str | None, embed: str | None) -> 
     return Models(chat=chat, generate=chat, embed=embed or next(iter(embedders), chat))
 
 
-@braintrust.traced(type=SpanTypeAttribute.TOOL)
 def get_current_weather(city: str) -> str:
     """The demo's tool: a fixed forecast (it is the call, not the weather, that is traced)."""
     return f"{city}: 18 C, light rain"
+
+
+def _call_weather_tool(arguments: dict[str, Any]) -> str:
+    """Run the demo's tool under a tool span holding the arguments the model chose.
+
+    A model may name other arguments than the tool declares: the `TypeError` is recorded on the
+    tool span (its error) and raised to the demo's step, which shows it and goes on.
+    """
+    with braintrust.start_span(
+        name="get_current_weather", type=SpanTypeAttribute.TOOL, input=arguments
+    ) as span:
+        result = get_current_weather(**arguments)
+        span.log(output=result)
+        return result
 
 
 def _run_app(client: ollama.Client, models: Models, console: Console) -> tuple[int, str]:
@@ -133,8 +146,8 @@ def _run_app(client: ollama.Client, models: Models, console: Console) -> tuple[i
         nonlocal failures
         try:
             shown = call()
-        except (ollama.ResponseError, ConnectionError, httpx.HTTPError) as error:
-            failures += 1
+        except (ollama.ResponseError, ConnectionError, httpx.HTTPError, TypeError) as error:
+            failures += 1  # TypeError: the model called the tool with other arguments
             shown = f"error: {error}"
         console.print(f"  {label:<14} {model:<16} {_one_line(shown)}", markup=False)
 
@@ -162,7 +175,7 @@ def _run_app(client: ollama.Client, models: Models, console: Console) -> tuple[i
         if not calls:
             return f"(no tool call) {response.message.content or ''}"
         arguments = dict(calls[0].function.arguments)
-        result = get_current_weather(**arguments)
+        result = _call_weather_tool(arguments)
         return f"{calls[0].function.name}({json.dumps(arguments)}) -> {result}"
 
     def streamed_chat() -> str:

@@ -231,6 +231,18 @@ class LocalStore:
             ).fetchall()
         return [r[0] for r in found]
 
+    def trace_ids(self, prefix: str = "", limit: int = 10) -> list[str]:
+        """Root span ids starting with `prefix` (at most `limit`, sorted): what a prefix matches."""
+        if not self.path.exists():
+            return []
+        with self._reading() as db:
+            found = db.execute(
+                "SELECT DISTINCT root_span_id FROM spans WHERE substr(root_span_id, 1, ?) = ?"
+                " ORDER BY root_span_id LIMIT ?",
+                (len(prefix), prefix, limit),
+            ).fetchall()
+        return [r[0] for r in found]
+
     def rows(self, root_span_id: str) -> list[dict[str, Any]]:
         """Every span row of one trace, earliest start first."""
         with self._reading() as db:
