@@ -14,7 +14,7 @@ import ollama
 import pytest
 from support.chat_schema import chat_schema_errors
 from support.ollama_server import Chat, Generate
-from support.sdk import HAS_THINK, think
+from support.sdk import HAS_THINK, sync_generate_think, think
 from support.spans import by_name
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
@@ -131,7 +131,11 @@ def test_generate_logs_system_prompt_and_images_as_messages(memory_logger, ollam
     client = ollama.Client(host=ollama_server.url)
     with braintrust.start_span(name="describe"):
         client.generate(
-            model="llava", prompt="Describe", system="Be short.", images=[PNG], **think()
+            model="llava",
+            prompt="Describe",
+            system="Be short.",
+            images=[PNG],
+            **sync_generate_think(),
         )
     (span,) = by_name(memory_logger.pop(), "ollama.generate")
     (attachment,) = memory_logger.uploaded_attachments

@@ -15,6 +15,15 @@ def think(value: bool = True) -> dict[str, bool]:
     return {"think": value} if HAS_THINK else {}
 
 
+# ollama 0.5.0's `Client.generate` lacks the `think` its chat and `AsyncClient.generate` take.
+HAS_SYNC_GENERATE_THINK = "think" in inspect.signature(ollama.Client.generate).parameters
+
+
+def sync_generate_think(value: bool = True) -> dict[str, bool]:
+    """`think=value` for `Client.generate` where it takes it."""
+    return {"think": value} if HAS_SYNC_GENERATE_THINK else {}
+
+
 def _accepts_schema_format() -> bool:
     try:
         ollama._types.ChatRequest(model="m", format={"type": "object"})
