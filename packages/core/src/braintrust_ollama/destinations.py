@@ -54,9 +54,9 @@ def init_logger(
     - With no key: to the local store only, as `init_local_logger()`.
 
     Never blocks on Braintrust: the login runs in a background thread; `braintrust.flush()` and
-    exit wait for Braintrust at most `timeout_s` each, and not at all once it is away. When Braintrust is away
-    (unreachable, silent, failing, rejecting the key) one line on stderr says so, and the local
-    copy holds every span. Prints one line saying where traces go.
+    exit wait for Braintrust at most `timeout_s` each, and not at all once it is away. When
+    Braintrust is away (unreachable, silent, failing, rejecting the key) one line on stderr says
+    so, and the local copy holds every span. Prints one line saying where traces go.
     """
     key = api_key or os.environ.get("BRAINTRUST_API_KEY")
     if not key:
@@ -74,13 +74,14 @@ def init_logger(
     # swaps in the real id (`logger._lazy_metadata`, which logs in) on Braintrust's copy.
     logger._lazy_id = _LocalProjectId(project)
     real = logger._lazy_metadata
-    uplink.add_project(project, lambda: real.get().project.id)
     where = f"Braintrust (project {project})"
     if store is not None:
         where += (
             f" and to the local store {store.path} (view them: braintrust-ollama traces show last)"
         )
+    # Said before the login starts, so that it comes before any line about Braintrust being away.
     print(f"braintrust-ollama: traces go to {where}", file=sys.stderr)
+    uplink.add_project(project, lambda: real.get().project.id)
     return logger
 
 
