@@ -183,8 +183,7 @@ def test_failure_in_our_patch_never_breaks_the_call(
         raise RuntimeError("boom")
 
     monkeypatch.setattr(patchers, "tokens_counted_under", broken)
-    monkeypatch.setattr(patchers, "_warned", set())
-    with caplog.at_level(logging.WARNING, logger="braintrust_ollama.langchain"):
+    with caplog.at_level(logging.WARNING, logger="braintrust_ollama_langchain"):
         assert chat.invoke("Hi", config=registration).content
         assert chat.invoke("Hi", config=registration).content
 

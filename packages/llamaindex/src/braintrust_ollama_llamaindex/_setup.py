@@ -15,8 +15,9 @@ from types import ModuleType
 
 import wrapt
 from braintrust_ollama import setup_ollama
+from braintrust_ollama._warn import warn_once
 
-_log = logging.getLogger("braintrust_ollama_llamaindex")
+_log = logging.getLogger(__name__)
 
 CORE_MODULE = "llama_index.core"
 # What to patch once each module is imported. Braintrust's handler is patched when its own module
@@ -103,11 +104,7 @@ def _hook(patcher: str) -> Callable[[ModuleType], None]:
 
             getattr(_patchers, patcher)()
         except Exception:
-            _log.warning(
-                "braintrust-ollama-llamaindex: patching %s failed; LlamaIndex is not affected",
-                module.__name__,
-                exc_info=True,
-            )
+            warn_once(_log, f"could not patch {module.__name__}", unaffected="LlamaIndex")
 
     return hook
 
