@@ -15,7 +15,7 @@ from braintrust import start_span
 from braintrust_ollama import setup_ollama, unpatch_ollama
 from braintrust_ollama_langchain import BraintrustCallbackHandler, patchers, setup_langchain
 from braintrust_ollama_langchain import integration as integration_module
-from braintrust_ollama_langchain.handlers import handler_homes
+from braintrust_ollama_langchain._handlers import handler_homes
 from langchain_ollama import ChatOllama
 from support.ollama_server import Chat, Error, FakeOllama
 from support.spans import by_name, only, span_tree, token_sums

@@ -38,7 +38,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from braintrust_ollama_fastapi._body import BodyRecorder
 from braintrust_ollama_fastapi._redact import redact_text
-from braintrust_ollama_fastapi._request import (
+from braintrust_ollama_fastapi.tracing import (
     client_address,
     has_secret_path_params,
     query_params,

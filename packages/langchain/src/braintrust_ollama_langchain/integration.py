@@ -12,7 +12,7 @@ import wrapt
 from braintrust.logger import NOOP_SPAN, current_span, init_logger
 from braintrust_ollama._warn import warn_once
 
-from .handlers import CONTEXT_MODULES, handler_homes
+from ._handlers import CONTEXT_MODULES, handler_homes
 from .patchers import install_home, registered_handler, uninstall_home
 
 __all__ = ["install_ollama_handoff", "setup_langchain", "unpatch_langchain"]
@@ -85,7 +85,7 @@ def setup_langchain(
         if (api_key or project_id or project_name) and current_span() == NOOP_SPAN:
             init_logger(project=project_name, api_key=api_key, project_id=project_id)
         if registered_handler() is None:
-            from .callbacks import BraintrustCallbackHandler
+            from ._callbacks import BraintrustCallbackHandler
 
             _registered = BraintrustCallbackHandler()
             homes[0].global_handler.set(_registered)

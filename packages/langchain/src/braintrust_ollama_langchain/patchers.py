@@ -26,7 +26,7 @@ import wrapt
 from braintrust_ollama import tokens_counted_under
 from braintrust_ollama._warn import warn_once
 
-from .global_handler import ProcessWideHandler
+from ._global_handler import ProcessWideHandler
 from .tracing import metrics_without_tokens
 
 __all__ = [

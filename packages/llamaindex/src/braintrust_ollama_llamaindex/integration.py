@@ -60,9 +60,9 @@ def setup_llamaindex(
     if not LlamaIndexIntegration.setup():
         return False
     setup_ollama()
-    from . import _patchers
+    from . import patchers
 
-    return _patchers.patch()
+    return patchers.patch()
 
 
 def install_ollama_handoff() -> bool:
@@ -93,16 +93,16 @@ def install_ollama_handoff() -> bool:
 
 
 def _hook(patcher: str) -> Callable[[ModuleType], None]:
-    """A post-import hook running `_patchers.<patcher>()`; a failure is logged, never raised into
+    """A post-import hook running `patchers.<patcher>()`; a failure is logged, never raised into
     the user's import."""
 
     def hook(module: ModuleType) -> None:
         if not _llamaindex_loaded():
             return  # Braintrust's integration module loads without llama-index-core too
         try:
-            from . import _patchers
+            from . import patchers
 
-            getattr(_patchers, patcher)()
+            getattr(patchers, patcher)()
         except Exception:
             warn_once(_log, f"could not patch {module.__name__}", unaffected="LlamaIndex")
 
@@ -120,6 +120,6 @@ def unpatch_llamaindex() -> None:
     """
     if not _llamaindex_loaded():
         return  # never imported, so never patched
-    from . import _patchers
+    from . import patchers
 
-    _patchers.unpatch()
+    patchers.unpatch()
