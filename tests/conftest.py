@@ -14,6 +14,7 @@ import pytest
 from braintrust import logger as bt_logger
 from braintrust.test_helpers import init_test_logger
 from braintrust.util import LazyValue
+from braintrust_ollama._warn import reset_warnings
 from braintrust_ollama.tracing import ENDPOINTS
 from support.chat_schema import chat_schema_errors
 from support.ollama_server import FakeOllama
@@ -82,3 +83,11 @@ def ollama_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOllama]:
     with FakeOllama() as server:
         monkeypatch.setenv("OLLAMA_HOST", server.url)
         yield server
+
+
+@pytest.fixture(autouse=True)
+def _warn_again() -> Iterator[None]:
+    """Failures are logged once per kind per process; each test starts with none logged."""
+    reset_warnings()
+    yield
+    reset_warnings()

@@ -103,13 +103,3 @@ collect_ignore = (
     if _installed("braintrust_ollama_langchain") and _installed("braintrust_ollama_llamaindex")
     else ["test_with_adapters.py"]
 )
-
-
-@pytest.fixture(autouse=True)
-def _warn_again() -> Iterator[None]:
-    """The middleware warns once per kind of failure; each test starts with none warned."""
-    from braintrust_ollama_fastapi import middleware
-
-    middleware._warned.clear()
-    yield
-    middleware._warned.clear()

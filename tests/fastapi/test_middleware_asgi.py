@@ -10,7 +10,7 @@ import braintrust
 import pytest
 from braintrust_ollama_fastapi import BraintrustMiddleware
 from braintrust_ollama_fastapi._redact import is_secret_name
-from braintrust_ollama_fastapi._request import query_params
+from braintrust_ollama_fastapi.tracing import query_params
 from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.requests import Request

@@ -12,7 +12,7 @@ from braintrust_ollama_langchain import (
     setup_langchain,
     unpatch_langchain,
 )
-from braintrust_ollama_langchain.handlers import handler_homes
+from braintrust_ollama_langchain._handlers import handler_homes
 from langchain_ollama import ChatOllama, OllamaEmbeddings, OllamaLLM
 from support.ollama_server import MODEL, FakeOllama
 

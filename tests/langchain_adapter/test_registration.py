@@ -15,7 +15,7 @@ from braintrust import start_span
 from braintrust_ollama import setup_ollama, unpatch_ollama
 from braintrust_ollama_langchain import BraintrustCallbackHandler, patchers, setup_langchain
 from braintrust_ollama_langchain import integration as integration_module
-from braintrust_ollama_langchain.handlers import handler_homes
+from braintrust_ollama_langchain._handlers import handler_homes
 from langchain_ollama import ChatOllama
 from support.ollama_server import Chat, Error, FakeOllama
 from support.spans import by_name, only, span_tree, token_sums
@@ -183,8 +183,7 @@ def test_failure_in_our_patch_never_breaks_the_call(
         raise RuntimeError("boom")
 
     monkeypatch.setattr(patchers, "tokens_counted_under", broken)
-    monkeypatch.setattr(patchers, "_warned", set())
-    with caplog.at_level(logging.WARNING, logger="braintrust_ollama.langchain"):
+    with caplog.at_level(logging.WARNING, logger="braintrust_ollama_langchain"):
         assert chat.invoke("Hi", config=registration).content
         assert chat.invoke("Hi", config=registration).content
 

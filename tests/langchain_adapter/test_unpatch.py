@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from braintrust_ollama import setup_ollama, unpatch_ollama
 from braintrust_ollama_langchain import setup_langchain, unpatch_langchain
-from braintrust_ollama_langchain.handlers import handler_homes
+from braintrust_ollama_langchain._handlers import handler_homes
 from langchain_core.callbacks import manager as callback_manager
 from langchain_ollama import ChatOllama
 from support.ollama_server import FakeOllama

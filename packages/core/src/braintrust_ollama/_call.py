@@ -26,8 +26,9 @@ import braintrust
 from braintrust.logger import NOOP_SPAN, get_span_parent_object, stringify_exception
 
 from . import tracing
+from ._warn import warn_once
 
-_log = logging.getLogger("braintrust_ollama")
+_log = logging.getLogger(__name__)
 
 # Set on a Braintrust span once a traced Ollama call has been made under it: the SDK span owns
 # that call's tokens, so an adapter's span for the same call must not count them again.
@@ -63,15 +64,8 @@ def has_destination() -> bool:
     try:
         return get_span_parent_object() is not NOOP_SPAN
     except Exception:
-        warn_failure("looking up the current Braintrust span")
+        warn_once(_log, "could not look up the current Braintrust span")
         return False
-
-
-def warn_failure(what: str) -> None:
-    """Log a failure inside our own code once, with its traceback; the user's call goes on."""
-    _log.warning(
-        "braintrust-ollama: %s failed; the Ollama call is not affected", what, exc_info=True
-    )
 
 
 # Where a client (instance or class) says whether its spans hold inputs and outputs.
@@ -144,7 +138,7 @@ class OllamaCall:
                 caller=_caller_location(),
             )
         except Exception:
-            warn_failure("starting a span")
+            warn_once(_log, "could not start a span")
             return None
 
     def finish_response(self, response: Any) -> None:
@@ -156,7 +150,7 @@ class OllamaCall:
             extra = self.endpoint.response_metadata(response) if self._content else None
             self.write(output, response, end, first_token=end, extra_metadata=extra)
         except Exception:
-            warn_failure("recording a response")
+            warn_once(_log, "could not record a response")
 
     def stream(self) -> CallStream:
         """The accumulator a traced stream feeds: see `CallStream`."""
@@ -213,7 +207,7 @@ class OllamaCall:
         try:
             self.write(None, None, time.time(), first_token=None, error=error)
         except Exception:
-            warn_failure("recording an error")
+            warn_once(_log, "could not record an error")
 
 
 class CallStream:
@@ -237,7 +231,7 @@ class CallStream:
 
     def stop_reading(self) -> None:
         """After a failure in our own code: log it once, and keep the output seen so far."""
-        warn_failure("reading a stream chunk")
+        warn_once(_log, "could not read a stream chunk")
         self.add = _ignore
 
     def finish(self, error: BaseException | None = None, *, at_exit: bool = False) -> None:
@@ -260,7 +254,7 @@ class CallStream:
                 extra_metadata=extra,
             )
         except Exception:
-            warn_failure("recording a stream")
+            warn_once(_log, "could not record a stream")
 
 
 def _ignore(chunk: Any) -> None:

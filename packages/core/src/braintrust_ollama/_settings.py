@@ -18,7 +18,7 @@ import os
 RECORD_CONTENT_ENV = "BRAINTRUST_OLLAMA_RECORD_CONTENT"
 DISABLED_ENV = "BRAINTRUST_OLLAMA_DISABLED"
 
-_log = logging.getLogger("braintrust_ollama")
+_log = logging.getLogger(__name__)
 _FALSE = frozenset({"0", "false", "no", "off"})
 _TRUE = frozenset({"1", "true", "yes", "on"})
 

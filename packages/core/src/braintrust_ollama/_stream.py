@@ -16,6 +16,7 @@ endpoint's `Stream`) keeps joined fragments and the last chunk, never every chun
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import threading
 import types
@@ -23,7 +24,10 @@ import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from typing import Any
 
-from ._call import CallStream, OllamaCall, warn_failure
+from ._call import CallStream, OllamaCall
+from ._warn import warn_once
+
+_log = logging.getLogger(__name__)
 
 
 def traced_stream(chunks: Iterator[Any], call: OllamaCall) -> Generator[Any, Any, None]:
@@ -131,7 +135,7 @@ class _LiveStreams:
         try:
             self._watched[acc] = weakref.ref(stream, lambda _: _end(acc))
         except Exception:
-            warn_failure("watching a stream")
+            warn_once(_log, "could not watch a stream")
 
     def forget(self, acc: CallStream) -> None:
         self._watched.pop(acc, None)
@@ -152,7 +156,7 @@ class _LiveStreams:
                 try:
                     stream.close()
                 except Exception:  # running in another thread, say: left as it is
-                    warn_failure("closing a stream at exit")
+                    warn_once(_log, "could not close a stream at exit")
         self._watched.clear()
 
 

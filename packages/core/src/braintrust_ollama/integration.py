@@ -12,8 +12,9 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 from . import _settings, patchers
+from ._warn import warn_once
 
-_log = logging.getLogger("braintrust_ollama")
+_log = logging.getLogger(__name__)
 
 MIN_OLLAMA = (0, 4)
 ClientT = TypeVar("ClientT")
@@ -116,9 +117,7 @@ def install_adapter_handoffs() -> None:
         try:
             adapter.install_ollama_handoff()
         except Exception:
-            if module_name not in _failed_handoffs:
-                _failed_handoffs.add(module_name)
-                _log.warning("braintrust-ollama: hand-off to %s failed", module_name, exc_info=True)
+            warn_once(_log, f"could not hand off to {module_name}", unaffected="Ollama tracing")
 
 
 @functools.cache
@@ -129,11 +128,10 @@ def _installed_adapter(module_name: str) -> ModuleType | None:
     try:
         return importlib.import_module(module_name)
     except Exception:
-        _log.warning("braintrust-ollama: could not import %s", module_name, exc_info=True)
+        warn_once(_log, f"could not import {module_name}", unaffected="Ollama tracing")
         return None
 
 
-_failed_handoffs: set[str] = set()
 _ADAPTERS = {
     "langchain": ("braintrust_ollama_langchain", "setup_langchain"),
     "llamaindex": ("braintrust_ollama_llamaindex", "setup_llamaindex"),
@@ -168,6 +166,6 @@ def auto_instrument(*, ollama: bool = True, **flags: Any) -> dict[str, bool]:
         try:
             results[f"{flag}_ollama"] = bool(getattr(module, setup_name)())
         except Exception:
-            _log.warning("braintrust-ollama: setting up %s failed", module_name, exc_info=True)
+            warn_once(_log, f"could not set up {module_name}", unaffected="Ollama tracing")
             results[f"{flag}_ollama"] = False
     return results

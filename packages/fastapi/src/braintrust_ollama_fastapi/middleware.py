@@ -32,12 +32,13 @@ import braintrust
 from braintrust.logger import Span
 from braintrust.propagation import DEFAULT_TRACE_FLAGS, parse_traceparent
 from braintrust.span_types import SpanTypeAttribute
+from braintrust_ollama._warn import warn_once
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from braintrust_ollama_fastapi._body import BodyRecorder
 from braintrust_ollama_fastapi._redact import redact_text
-from braintrust_ollama_fastapi._request import (
+from braintrust_ollama_fastapi.tracing import (
     client_address,
     has_secret_path_params,
     query_params,
@@ -47,7 +48,6 @@ from braintrust_ollama_fastapi._request import (
 )
 
 _log = logging.getLogger(__name__)
-_warned: set[str] = set()
 
 _BODY_LIMIT = 64 * 1024
 _SHUTDOWN_MESSAGES = frozenset({"lifespan.shutdown.complete", "lifespan.shutdown.failed"})
@@ -104,7 +104,11 @@ class BraintrustMiddleware:
             try:
                 self._secret_paths = has_secret_path_params(scope.get("app"))
             except Exception:
-                _warn_once("could not read the app's routes; recording no raw paths")
+                warn_once(
+                    _log,
+                    "could not read the app's routes; recording no raw paths",
+                    unaffected="the request",
+                )
                 self._secret_paths = True
         return self._secret_paths
 
@@ -114,7 +118,9 @@ class BraintrustMiddleware:
                 scope, receive, send, self._options, self._paths_may_hold_secrets(scope)
             )
         except Exception:
-            _warn_once("could not start the request span; serving untraced")
+            warn_once(
+                _log, "could not start the request span; serving untraced", unaffected="the request"
+            )
             await self.app(scope, receive, send)
             return
         exchange.make_current()
@@ -233,14 +239,14 @@ class _Exchange:
             elif self._request_body is not None and message["type"] == "http.request":
                 self._request_body.add(message.get("body", b""))
         except Exception:
-            _warn_once("could not observe a received ASGI message")
+            warn_once(_log, "could not observe a received ASGI message", unaffected="the request")
         return message
 
     async def send(self, message: Message) -> None:
         try:
             message = self._on_send(message)
         except Exception:
-            _warn_once("could not observe a sent ASGI message")
+            warn_once(_log, "could not observe a sent ASGI message", unaffected="the request")
         try:
             await self._send(message)
         except OSError:
@@ -276,7 +282,7 @@ class _Exchange:
         try:
             self.span.set_current()
         except Exception:
-            _warn_once("could not make the request span current")
+            warn_once(_log, "could not make the request span current", unaffected="the request")
 
     def failed(self, exc: BaseException) -> None:
         """Record an exception escaping the app (the caller re-raises it unchanged)."""
@@ -287,12 +293,12 @@ class _Exchange:
         try:
             error = braintrust.stringify_exception(type(exc), exc, exc.__traceback__)
         except Exception:
-            _warn_once("could not record the request's error")
+            warn_once(_log, "could not record the request's error", unaffected="the request")
             error = f"{type(exc).__name__}: {exc}"
         try:
             self._error = redact_text(error)  # messages quote URLs and headers
         except Exception:
-            _warn_once("could not redact the request's error")
+            warn_once(_log, "could not redact the request's error", unaffected="the request")
             self._error = type(exc).__name__
 
     def close(self) -> None:
@@ -301,15 +307,15 @@ class _Exchange:
         try:
             self.span.unset_current()
         except Exception:
-            _warn_once("could not unset the request span")
+            warn_once(_log, "could not unset the request span", unaffected="the request")
         try:
             self.span.log(**self._closing_row())
         except Exception:
-            _warn_once("could not close the request span")
+            warn_once(_log, "could not close the request span", unaffected="the request")
             try:
                 self.span.end()
             except Exception:
-                _warn_once("could not end the request span")
+                warn_once(_log, "could not end the request span", unaffected="the request")
 
     def _closing_row(self) -> dict[str, Any]:
         """Only what the start row lacks: the route is known once routing is done, the rest
@@ -357,7 +363,9 @@ class _Exchange:
             try:
                 return self._options.span_name(Request(self._scope))
             except Exception:
-                _warn_once("span_name raised; using the default name")
+                warn_once(
+                    _log, "span_name raised; using the default name", unaffected="the request"
+                )
         return f"{self._scope['method']} {route}" if route else self._name
 
 
@@ -381,23 +389,8 @@ def _recorded(body: BodyRecorder, content: tuple[str | None, str | None]) -> Any
     try:
         return body.render(*content)
     except Exception:
-        _warn_once("could not record a body")
+        warn_once(_log, "could not record a body", unaffected="the request")
         return f"[body, {body.size} bytes, not recorded]"
-
-
-def _warn_once(what: str) -> None:
-    """Log a failure inside the middleware with its traceback, at warning level the first
-    time for each kind and at debug level after that, so that a broken tracer cannot flood
-    the application's logs. The request goes on as if untraced."""
-    if what in _warned:
-        _log.debug("braintrust-ollama-fastapi: %s", what, exc_info=True)
-        return
-    _warned.add(what)
-    _log.warning(
-        "braintrust-ollama-fastapi: %s (the request is not affected; logged once)",
-        what,
-        exc_info=True,
-    )
 
 
 def _content_type(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str | None, str | None]:
@@ -420,7 +413,11 @@ def _flush_before_shutdown_reply(send: Send) -> Send:
             try:
                 await anyio.to_thread.run_sync(braintrust.flush)
             except Exception:
-                _warn_once("could not flush Braintrust's logger at shutdown")
+                warn_once(
+                    _log,
+                    "could not flush Braintrust's logger at shutdown",
+                    unaffected="the shutdown",
+                )
         await send(message)
 
     return send_after_flush

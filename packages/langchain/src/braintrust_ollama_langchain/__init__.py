@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .integration import install_ollama_handoff, setup_langchain, unpatch_langchain
 
 if TYPE_CHECKING:
-    from .callbacks import BraintrustCallbackHandler
+    from ._callbacks import BraintrustCallbackHandler
 
 __all__ = [
     "BraintrustCallbackHandler",
@@ -31,7 +31,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "BraintrustCallbackHandler":  # imports langchain-core and Braintrust's handler
-        from .callbacks import BraintrustCallbackHandler
+        from ._callbacks import BraintrustCallbackHandler
 
         return BraintrustCallbackHandler
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

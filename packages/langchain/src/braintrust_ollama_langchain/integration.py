@@ -10,13 +10,14 @@ from typing import Any
 
 import wrapt
 from braintrust.logger import NOOP_SPAN, current_span, init_logger
+from braintrust_ollama._warn import warn_once
 
-from .handlers import CONTEXT_MODULES, handler_homes
+from ._handlers import CONTEXT_MODULES, handler_homes
 from .patchers import install_home, registered_handler, uninstall_home
 
 __all__ = ["install_ollama_handoff", "setup_langchain", "unpatch_langchain"]
 
-_log = logging.getLogger("braintrust_ollama.langchain")
+_log = logging.getLogger(__name__)
 
 _handoff_on = False  # read by the post-import hooks, which wrapt cannot unregister
 _hooked: set[str] = set()
@@ -53,7 +54,7 @@ def _install(context: ModuleType) -> None:
     try:
         install_home(context)
     except Exception:
-        _log.warning("braintrust-ollama: could not patch %s", context.__name__, exc_info=True)
+        warn_once(_log, f"could not patch {context.__name__}", unaffected="LangChain")
 
 
 def setup_langchain(
@@ -84,13 +85,13 @@ def setup_langchain(
         if (api_key or project_id or project_name) and current_span() == NOOP_SPAN:
             init_logger(project=project_name, api_key=api_key, project_id=project_id)
         if registered_handler() is None:
-            from .callbacks import BraintrustCallbackHandler
+            from ._callbacks import BraintrustCallbackHandler
 
             _registered = BraintrustCallbackHandler()
             homes[0].global_handler.set(_registered)
         return True
     except Exception:
-        _log.warning("braintrust-ollama: could not set up LangChain tracing", exc_info=True)
+        warn_once(_log, "could not set up LangChain tracing", unaffected="LangChain")
         return False
 
 
@@ -110,5 +111,5 @@ def unpatch_langchain() -> None:
             try:
                 uninstall_home(context, unregister=_registered)
             except Exception:
-                _log.warning("braintrust-ollama: could not unpatch %s", name, exc_info=True)
+                warn_once(_log, f"could not unpatch {name}", unaffected="LangChain")
     _registered = None

@@ -24,8 +24,9 @@ from typing import Any
 
 import wrapt
 from braintrust_ollama import tokens_counted_under
+from braintrust_ollama._warn import warn_once
 
-from .global_handler import ProcessWideHandler
+from ._global_handler import ProcessWideHandler
 from .tracing import metrics_without_tokens
 
 __all__ = [
@@ -40,8 +41,7 @@ __all__ = [
 _MARKER = "__braintrust_ollama_patched__"
 _MANAGER_MODULE = "langchain_core.callbacks.manager"
 _VARIABLE = "braintrust_callback_handler_var"  # in Braintrust's context module
-_log = logging.getLogger("braintrust_ollama.langchain")
-_warned: set[str] = set()
+_log = logging.getLogger(__name__)
 
 # The handler classes and global-handler variables of every home installed (design state: the
 # configure patch must recognise Braintrust's handlers without importing anything per run).
@@ -121,7 +121,7 @@ def _end_span(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[s
     try:
         args, kwargs = _tokens_left_to_the_sdk_span(wrapped, instance, args, kwargs)
     except Exception:
-        _warn_once("could not adjust a LangChain span's metrics")
+        warn_once(_log, "could not adjust a LangChain span's metrics", unaffected="the run")
     return wrapped(*args, **kwargs)
 
 
@@ -202,7 +202,9 @@ def _configured(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict
     try:
         one_braintrust_handler(manager)
     except Exception:
-        _warn_once("could not choose the Braintrust handler of a LangChain run")
+        warn_once(
+            _log, "could not choose the Braintrust handler of a LangChain run", unaffected="the run"
+        )
     return manager
 
 
@@ -221,9 +223,3 @@ def _unpatch_configure() -> None:
     patched: Any = manager_module.__dict__.get("_configure")
     if _is_ours(patched):
         manager_module._configure = patched.__wrapped__
-
-
-def _warn_once(what: str) -> None:
-    if what not in _warned:
-        _warned.add(what)
-        _log.warning("braintrust-ollama: %s", what, exc_info=True)

@@ -12,6 +12,6 @@ for chunk in Ollama(model="llama3.2").stream_complete("Why is the sky blue?"):
 Importing this package does not import LlamaIndex.
 """
 
-from ._setup import install_ollama_handoff, setup_llamaindex, unpatch_llamaindex
+from .integration import install_ollama_handoff, setup_llamaindex, unpatch_llamaindex
 
 __all__ = ["install_ollama_handoff", "setup_llamaindex", "unpatch_llamaindex"]

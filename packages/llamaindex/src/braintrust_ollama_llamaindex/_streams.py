@@ -18,9 +18,10 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
+from braintrust_ollama._warn import warn_once
 from llama_index.core.instrumentation.span import active_span_id
 
-_log = logging.getLogger("braintrust_ollama_llamaindex")
+_log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -46,15 +47,6 @@ def register_nested(stream: Any) -> None:
     nested = _nested_streams.get()
     if nested is not None:
         nested.append(stream)
-
-
-def warn_failure(what: str) -> None:
-    """Log a failure inside this adapter; the user's LlamaIndex call is not affected."""
-    _log.warning(
-        "braintrust-ollama-llamaindex: %s failed; the LlamaIndex call is not affected",
-        what,
-        exc_info=True,
-    )
 
 
 class StreamSpan:
@@ -131,7 +123,9 @@ class StreamSpan:
                     err=error,
                 )
         except Exception:
-            warn_failure("ending a streamed LlamaIndex span")
+            warn_once(
+                _log, "could not end a streamed LlamaIndex span", unaffected="the LlamaIndex call"
+            )
 
 
 def keep_open(stream: Iterator[T], span: StreamSpan) -> Iterator[T]:

@@ -68,7 +68,7 @@ MAX_PENDING_ROWS = 100_000
 _BATCH_ROWS = 2_000
 _RETRY_S = 1.0
 
-_log = logging.getLogger("braintrust_ollama.local")
+_log = logging.getLogger(__name__)
 _install_lock = threading.Lock()
 _installed: LocalBackgroundLogger | None = None
 _instances: weakref.WeakSet[LocalBackgroundLogger] = weakref.WeakSet()

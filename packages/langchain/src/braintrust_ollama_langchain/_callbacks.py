@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .handlers import handler_homes
+from ._handlers import handler_homes
 from .integration import install_ollama_handoff
 
 __all__ = ["BraintrustCallbackHandler"]

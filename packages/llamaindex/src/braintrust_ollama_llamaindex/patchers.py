@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import logging
 import sys
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -30,6 +31,7 @@ from typing import Any
 
 import wrapt
 from braintrust_ollama import output_under
+from braintrust_ollama._warn import warn_once
 from llama_index.core.base.llms.base import BaseLLM
 from llama_index.core.base.llms.types import ChatResponse
 from llama_index.core.base.response.schema import (
@@ -47,8 +49,9 @@ from ._streams import (
     collecting_nested,
     keep_open,
     register_nested,
-    warn_failure,
 )
+
+_log = logging.getLogger(__name__)
 
 # Streaming methods per class (found by module and name), sync and async.
 STREAMING_METHODS: dict[tuple[str, str], tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -127,7 +130,7 @@ def _new_span(
         if _is_llm_helper(id_, instance):
             return BaseSpan(id_=id_, parent_id=parent_id)
     except Exception:
-        warn_failure("opening a LlamaIndex span")
+        warn_once(_log, "could not open a LlamaIndex span", unaffected="the LlamaIndex call")
     return wrapped(*args, **kwargs)
 
 
@@ -140,7 +143,7 @@ def _drop_span(
         if _is_llm_helper(id_, instance):
             return handler.open_spans.get(id_)
     except Exception:
-        warn_failure("dropping a LlamaIndex span")
+        warn_once(_log, "could not drop a LlamaIndex span", unaffected="the LlamaIndex call")
     return wrapped(*args, **kwargs)
 
 
@@ -173,7 +176,7 @@ def _exit_span(
                 return wrapped(*args, **{**kwargs, "result": None})
             return wrapped(*args[:3], None, *args[4:], **kwargs)
     except Exception:
-        warn_failure("ending a LlamaIndex span")
+        warn_once(_log, "could not end a LlamaIndex span", unaffected="the LlamaIndex call")
     return wrapped(*args, **kwargs)
 
 
@@ -282,7 +285,7 @@ def _hand_over(claim: _Claim, stream: Any, keep: Callable[[Any, StreamSpan], Any
         register_nested(kept)
         return kept
     except Exception:
-        warn_failure("wrapping a LlamaIndex stream")
+        warn_once(_log, "could not wrap a LlamaIndex stream", unaffected="the LlamaIndex call")
         span.finish()
         return stream
 

@@ -15,8 +15,9 @@ from types import ModuleType
 
 import wrapt
 from braintrust_ollama import setup_ollama
+from braintrust_ollama._warn import warn_once
 
-_log = logging.getLogger("braintrust_ollama_llamaindex")
+_log = logging.getLogger(__name__)
 
 CORE_MODULE = "llama_index.core"
 # What to patch once each module is imported. Braintrust's handler is patched when its own module
@@ -59,9 +60,9 @@ def setup_llamaindex(
     if not LlamaIndexIntegration.setup():
         return False
     setup_ollama()
-    from . import _patchers
+    from . import patchers
 
-    return _patchers.patch()
+    return patchers.patch()
 
 
 def install_ollama_handoff() -> bool:
@@ -92,22 +93,18 @@ def install_ollama_handoff() -> bool:
 
 
 def _hook(patcher: str) -> Callable[[ModuleType], None]:
-    """A post-import hook running `_patchers.<patcher>()`; a failure is logged, never raised into
+    """A post-import hook running `patchers.<patcher>()`; a failure is logged, never raised into
     the user's import."""
 
     def hook(module: ModuleType) -> None:
         if not _llamaindex_loaded():
             return  # Braintrust's integration module loads without llama-index-core too
         try:
-            from . import _patchers
+            from . import patchers
 
-            getattr(_patchers, patcher)()
+            getattr(patchers, patcher)()
         except Exception:
-            _log.warning(
-                "braintrust-ollama-llamaindex: patching %s failed; LlamaIndex is not affected",
-                module.__name__,
-                exc_info=True,
-            )
+            warn_once(_log, f"could not patch {module.__name__}", unaffected="LlamaIndex")
 
     return hook
 
@@ -123,6 +120,6 @@ def unpatch_llamaindex() -> None:
     """
     if not _llamaindex_loaded():
         return  # never imported, so never patched
-    from . import _patchers
+    from . import patchers
 
-    _patchers.unpatch()
+    patchers.unpatch()
