@@ -1,15 +1,25 @@
 """A stand-in for Braintrust's HTTP API on 127.0.0.1: the part the SDK uses to log, and its faults.
 
 `FakeBraintrust(mode)` listens on a free loopback port in a background thread; point the SDK at it
-with `BRAINTRUST_APP_URL` / `BRAINTRUST_API_URL` (`fake.url`). Modes:
+with `BRAINTRUST_APP_URL` / `BRAINTRUST_API_URL` (`fake.url`). It takes any API key. Modes:
 
-- `"ok"`: answers like Braintrust: `POST /api/apikey/login` (one org whose `api_url` is this
-  server), `POST /api/project/register` (or `/v1/project`), `GET /version`, `POST /logs3` (rows kept in `fake.rows`).
+- `"ok"`: answers like Braintrust:
+  - `POST /api/apikey/login`: one organisation whose API and proxy URLs are this server.
+  - `POST /api/project/register` (older SDKs), `POST /v1/project` (newer): a project id per
+    name, kept in `fake.projects`; the first project registered gets `PROJECT_ID`.
+  - `GET /version`, `GET /ping`: what the SDK asks before logging.
+  - `POST /logs3` (`{"rows": [...], "api_version": 2}`): rows kept as received in `fake.rows`,
+    and per project merged by `id` the way Braintrust merges them (a row replaces the stored
+    one unless marked `_is_merge`): `fake.project_rows(name)`.
+  - `POST /attachment` → a signed URL on this server; `PUT` it stores the bytes in
+    `fake.uploads`; `POST /attachment/status` records the upload's status.
+  - anything else answers 404, and is recorded in `fake.unknown`.
 - `"500"`: every request gets `500 Internal Server Error`.
 - `"401"`: every request gets `401 Unauthorized` (a rejected API key).
 - `"hang"`: every request is read and never answered (until the server stops, at most
   `HANG_LIMIT_S`): an address that accepts and stays silent.
-- `"logs-500"`: logs in and registers projects like `"ok"`, then answers `/logs3` with 500.
+- `"logs-500"`: logs in and registers projects like `"ok"`, then answers `/logs3` with 500 (and
+  keeps none of its rows).
 
 Every request's method and path is kept in `fake.requests`; `fake.first_request` is set once any
 request arrived. Hand-made from the SDK's requests (braintrust 0.10 - 0.48), not recorded.
@@ -19,11 +29,13 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["PROJECT_ID", "FakeBraintrust"]
+__all__ = ["API_KEY", "PROJECT_ID", "FakeBraintrust"]
 
+API_KEY = "sk-local-test"  # any key is taken; this one reads as a test's
 PROJECT_ID = "8f6b2a3c-1d4e-4f5a-9b6c-7d8e9f0a1b2c"
 ORG_ID = "5e4d3c2b-1a09-4f8e-8d7c-6b5a4f3e2d1c"
 HANG_LIMIT_S = 120.0
@@ -36,8 +48,12 @@ class FakeBraintrust:
     def __init__(self, mode: str = "ok") -> None:
         assert mode in MODES, mode
         self.mode = mode
-        self.requests: list[tuple[str, str]] = []
-        self.rows: list[dict[str, Any]] = []
+        self.requests: list[tuple[str, str]] = []  # (method, path without query), as received
+        self.rows: list[dict[str, Any]] = []  # rows taken by /logs3, as received
+        self.projects: dict[str, str] = {}  # name -> id
+        self.merged: dict[str, dict[str, dict[str, Any]]] = {}  # project id -> row id -> row
+        self.uploads: dict[str, bytes] = {}  # attachment key -> bytes
+        self.unknown: list[str] = []  # "METHOD /path?query" of requests answered 404
         self.first_request = threading.Event()
         self.stopped = threading.Event()
         self._lock = threading.Lock()
@@ -67,31 +83,71 @@ class FakeBraintrust:
         with self._lock:
             return [path for _, path in self.requests]
 
-    def _record(self, method: str, path: str, body: bytes) -> None:
+    def project_rows(self, name: str) -> list[dict[str, Any]]:
+        """The rows Braintrust keeps for project `name`: one per row id, merged."""
+        with self._lock:
+            return list(self.merged.get(self.projects.get(name, ""), {}).values())
+
+    def _record(self, method: str, path: str) -> None:
         with self._lock:
             self.requests.append((method, path))
-            if path == "/logs3" and body and self.mode == "ok":
-                self.rows.extend(json.loads(body).get("rows", []))
         self.first_request.set()
 
-    def answer(self, method: str, path: str) -> tuple[int, Any]:
-        """The status and JSON body for one request, by mode."""
+    def answer(self, method: str, target: str, body: bytes) -> tuple[int, Any]:
+        """The status and JSON body for one request (`target`: path and query), by mode."""
         if self.mode == "500":
             return 500, {"error": "Internal Server Error"}
         if self.mode == "401":
             return 401, {"error": "Invalid API key"}
-        if path == "/api/apikey/login":
+        path = target.split("?", 1)[0].rstrip("/")
+        if method == "POST" and path == "/api/apikey/login":
             org = {"id": ORG_ID, "name": "test-org", "api_url": self.url, "proxy_url": self.url}
             return 200, {"org_info": [{**org, "git_metadata": None}]}
-        if path == "/api/project/register":  # braintrust < 0.4x
-            return 200, {"project": {"id": PROJECT_ID, "name": "", "org_id": ORG_ID}}
-        if path == "/v1/project":  # newer braintrust: the OpenAPI client
-            return 200, {"id": PROJECT_ID, "name": "", "org_id": ORG_ID}
-        if path == "/version":
+        if method == "POST" and path in ("/api/project/register", "/v1/project"):
+            sent = json.loads(body or b"{}")
+            name = sent.get("project_name") or sent.get("name") or ""  # older SDKs, newer SDKs
+            project = {"id": self._project_id(name), "name": name, "org_id": ORG_ID}
+            # braintrust < 0.4x wraps it; newer braintrust (the OpenAPI client) does not
+            return 200, {"project": project} if path.startswith("/api") else project
+        if method == "GET" and path == "/version":
             return 200, {"logs3_payload_max_bytes": 6 * 1024 * 1024}
-        if path == "/logs3":
-            return (500, {"error": "logs3 is down"}) if self.mode == "logs-500" else (200, {})
+        if method == "GET" and path == "/ping":
+            return 200, {}
+        if method == "POST" and path == "/logs3":
+            if self.mode == "logs-500":
+                return 500, {"error": "database unavailable"}
+            self._insert(json.loads(body)["rows"])
+            return 200, {}
+        if method == "POST" and path == "/attachment":
+            key = json.loads(body)["key"]
+            return 200, {"signedUrl": f"{self.url}/upload/{key}", "headers": {}}
+        if method == "PUT" and path.startswith("/upload/"):
+            with self._lock:
+                self.uploads[path.removeprefix("/upload/")] = body
+            return 200, {}
+        if method == "POST" and path == "/attachment/status":
+            return 200, {}
+        with self._lock:
+            self.unknown.append(f"{method} {target}")
         return 404, {"error": f"not served by FakeBraintrust: {method} {path}"}
+
+    def _project_id(self, name: str) -> str:
+        with self._lock:
+            if name not in self.projects:
+                self.projects[name] = str(uuid.uuid4()) if self.projects else PROJECT_ID
+            return self.projects[name]
+
+    def _insert(self, rows: list[dict[str, Any]]) -> None:
+        with self._lock:
+            for row in rows:
+                self.rows.append(row)
+                kept = {k: v for k, v in row.items() if k != "_is_merge"}
+                table = self.merged.setdefault(row["project_id"], {})
+                stored = table.get(row["id"])
+                if stored is not None and row.get("_is_merge"):
+                    stored.update(kept)
+                else:
+                    table[row["id"]] = kept
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -101,20 +157,15 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet test output
         pass
 
-    def _serve(self, method: str) -> None:
+    def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        path = self.path.split("?", 1)[0]
-        self.fake._record(method, path, body)
+        self.fake._record(self.command, self.path.split("?", 1)[0])
         if self.fake.mode == "hang":
             self.fake.stopped.wait(HANG_LIMIT_S)
             self.close_connection = True
             return
-        status, answer = self.fake.answer(method, path)
-        if status == 200 and path in ("/api/project/register", "/v1/project"):
-            sent = json.loads(body or b"{}")
-            project = answer.get("project", answer)
-            project["name"] = sent.get("project_name") or sent.get("name") or ""
+        status, answer = self.fake.answer(self.command, self.path, body)
         data = json.dumps(answer).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -122,8 +173,4 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
+    do_GET = do_POST = do_PUT = _serve
