@@ -3,37 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import cast
 
 import braintrust
 import pytest
-from braintrust import logger as bt_logger
 from braintrust.logger import SpanImpl
 from braintrust.span_types import SpanTypeAttribute
 from braintrust_ollama.local import logger as local_logger
 from braintrust_ollama.local.replay import load_recordings, replay_client
 from braintrust_ollama.local.store import LocalStore, default_store_path
 from support.spans import children_of, only
-
-
-@pytest.fixture
-def restore_braintrust(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Undo what init_local_logger does to the process: background logger and current logger."""
-    state = bt_logger._state
-    # Where the current logger lives differs across braintrust versions.
-    for name in ("_global_bg_logger", "_local_logger", "current_logger"):
-        if name in vars(state):
-            monkeypatch.setattr(state, name, getattr(state, name))
-    monkeypatch.setattr(local_logger, "_installed", None)
-    current = getattr(state, "_cv_logger", None)
-    token = current.set(current.get()) if current is not None else None
-    yield
-    if current is not None and token is not None:
-        current.reset(token)
-    state.reset_parent_state()
 
 
 def test_init_local_logger_stores_one_merged_row_per_span(
