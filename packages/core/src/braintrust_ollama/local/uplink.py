@@ -110,14 +110,14 @@ class BraintrustUplink:
         if not self._worker.is_alive() and self._worker.ident is None:
             self._requests.put(lambda: lazy.get())
             self._worker.start()
-            # Runs at exit before Python 3.12+ forbids new threads (atexit handlers run after).
+            # Runs at exit before the atexit handlers, so the exit flush shares its wait.
             with contextlib.suppress(AttributeError, RuntimeError):
                 threading._register_atexit(self._end_login_before_exit)  # type: ignore[attr-defined]
 
     def _end_login_before_exit(self) -> None:
-        """At interpreter exit, while threads can still start: a login still under way (Braintrust
-        starts a thread of its own to look the project up) gets what is left of the exit wait,
-        `timeout_s`, which the exit flush then shares."""
+        """At interpreter exit: a login still under way gets the exit wait, `timeout_s`, which the
+        exit flush then shares. (On Python 3.12+ no thread starts at exit, and Braintrust's login
+        starts some: such a login fails at once, and the one line says the program ended first.)"""
         self._exit_deadline = time.monotonic() + self.timeout_s
         if not self._logged_in.wait(self.timeout_s):
             self._give_up(f"no answer from {self.app_url} within {self.timeout_s:g} s")
