@@ -173,26 +173,60 @@ def test_children_forked_while_the_parent_writes_never_hang(program: Program) ->
     assert names.count("busy") > 0
 
 
-# Leaving `with Pool()` terminates the workers (SIGTERM) while the parent holds their task lock.
+# Leaving `with Pool()` terminates the workers (SIGTERM) while the parent holds their task lock;
+# so does `pool.terminate()`. A worker's rows are stored before its results reach the parent, so
+# none is lost however the pool is left, and every worker still ends by SIGTERM, as untraced.
 TERMINATED_POOLS = """
-import json, multiprocessing
-import braintrust
-from braintrust_ollama import init_local_logger
+import json, multiprocessing, sys
+import braintrust, ollama
+from braintrust_ollama import init_local_logger, setup_ollama
 
 init_local_logger("terminated")
+setup_ollama()
 
 def task(n):
     with braintrust.start_span(name=f"task {n}"):
+        ollama.generate(model="llama3.2:1b", prompt=f"task {n}")
         return n
 
 if __name__ == "__main__":
+    context = multiprocessing.get_context(sys.argv[1])
     done = []
-    for _ in range(10):
-        with multiprocessing.get_context("fork").Pool(4) as pool:
-            done.append(sum(pool.map(task, range(8))))
+    for round in range(int(sys.argv[2])):
+        tasks = range(8 * round, 8 * round + 8)
+        if round % 3 == 0:
+            with context.Pool(4) as pool:
+                done.append(sum(pool.map(task, tasks)))
+        elif round % 3 == 1:
+            with context.Pool(4) as pool:
+                done.append(sum(pool.imap_unordered(task, tasks)))
+        else:
+            pool = context.Pool(4)
+            done.append(sum(r.get(60) for r in [pool.apply_async(task, (n,)) for n in tasks]))
+            pool.terminate()
     print(json.dumps({"done": done}))
 """
 
 
-def test_terminated_pool_workers_never_hang(program: Program) -> None:
-    assert report(program.run(TERMINATED_POOLS)) == {"done": [28] * 10}
+def _check_terminated_pools(program: Program, method: str, rounds: int) -> None:
+    started = time.perf_counter()
+    result = report(program.run(TERMINATED_POOLS, method, str(rounds)))
+    elapsed = time.perf_counter() - started
+    print(f"\n{rounds} terminated pools of 4 ({method}): {elapsed:.2f} s")
+    assert result == {"done": [sum(range(8 * r, 8 * r + 8)) for r in range(rounds)]}
+    rows = all_rows(program.store)
+    names = [r["span_attributes"]["name"] for r in rows]
+    assert sorted(n for n in names if n != "ollama.generate") == sorted(
+        f"task {n}" for n in range(8 * rounds)
+    )
+    assert names.count("ollama.generate") == 8 * rounds
+    for row in rows:
+        assert row["metrics"].get("end"), row["span_attributes"]["name"]
+
+
+def test_terminated_pools_lose_no_row_and_never_hang_fork(program: Program) -> None:
+    _check_terminated_pools(program, "fork", rounds=12)
+
+
+def test_terminated_pools_lose_no_row_and_never_hang_spawn(program: Program) -> None:
+    _check_terminated_pools(program, "spawn", rounds=3)

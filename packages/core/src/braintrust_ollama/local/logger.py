@@ -12,8 +12,8 @@ When rows are written, and what the traced program pays:
   `WRITE_EVERY_S` seconds, or as soon as `WRITE_EVERY_ROWS` rows are pending.
 - `braintrust.flush()` waits until every row logged before it is written, at most
   `FLUSH_TIMEOUT_S` seconds. At interpreter exit the same happens, bounded by
-  `EXIT_FLUSH_TIMEOUT_S`; rows a child of `multiprocessing` logged are written when it exits
-  (not when it is killed: see `_in_multiprocessing_child`).
+  `EXIT_FLUSH_TIMEOUT_S`; a `multiprocessing` child's rows are written when it exits, and a
+  `Pool` worker's before each result it sends back (see `_in_multiprocessing_child`).
 - At most `MAX_PENDING_ROWS` rows wait in memory (`BRAINTRUST_OLLAMA_MAX_PENDING_ROWS`): past
   that, new rows are dropped and counted, said once when it starts and once with the count.
 
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import multiprocessing.pool
 import multiprocessing.util
 import os
 import sys
@@ -42,6 +43,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import braintrust
+import wrapt
 from braintrust.logger import (
     Attachment,
     BaseAttachment,
@@ -103,6 +105,8 @@ class LocalBackgroundLogger(_MemoryBackgroundLogger):
         self.max_pending_rows = max_pending_rows or _max_pending_rows()
         self._reset()
         _instances.add(self)
+        # Runs in a child `multiprocessing` starts, at its start, before its target.
+        multiprocessing.util.register_after_fork(self, _in_multiprocessing_child)
 
     def _reset(self) -> None:
         """Fresh state: at creation, and in a forked child (whose copy of the parent's locks may
@@ -122,6 +126,7 @@ class LocalBackgroundLogger(_MemoryBackgroundLogger):
         self._closed = False
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
+        self._child_hooks_pid = 0
 
     # --- Braintrust's background-logger interface ------------------------------------------
 
@@ -447,17 +452,44 @@ def _after_fork_in_child() -> None:
 
 
 def _in_multiprocessing_child(background: LocalBackgroundLogger) -> None:
-    """In a `multiprocessing` child (fork or spawn), when its writer starts: write pending rows
-    when it exits.
+    """In a `multiprocessing` child (fork or spawn), once: its rows are written when it exits,
+    and a `Pool` worker's before each of its results goes back.
 
-    A forked child leaves through `os._exit()`, which skips `atexit`; multiprocessing's own
-    finalizers run instead. A child ended by SIGTERM (`Pool.terminate()`, which leaving a
-    `with Pool()` block calls) runs neither: rows it logged in its last `WRITE_EVERY_S` may be
-    lost; `pool.close(); pool.join()` first lets the workers exit and write them. (A Python
-    SIGTERM handler cannot help: a worker blocked on the pool's task-queue lock, which the
-    terminating parent holds, may never run it, and would never exit.)
+    A child leaves through `os._exit()`, which skips `atexit`: multiprocessing's own finalizers
+    run instead. A `Pool` worker is not let exit: as soon as the parent has its results, leaving
+    a `with Pool()` block (or `pool.terminate()`) ends it by SIGTERM, which runs nothing, so it
+    must not hold a row by then. (A SIGTERM handler cannot do it safely: Python runs handlers
+    only between bytecodes, and a worker blocked on the pool's task lock may sleep through the
+    signal and then never end.)
     """
+    if background._child_hooks_pid == os.getpid():
+        return
+    background._child_hooks_pid = os.getpid()
     multiprocessing.util.Finalize(background, background.close, exitpriority=100)
+    process: Any = multiprocessing.current_process()
+    pool_worker = getattr(multiprocessing.pool, "worker", None)  # its task loop
+    if pool_worker is not None and getattr(process, "_target", None) is pool_worker:
+        try:
+            results = process._args[1]  # worker(inqueue, outqueue, ...)
+            results._writer = _RowsBeforeResults(results._writer, background)
+        except Exception:  # another Python's pool: rows are written at exit only
+            _log.debug("braintrust-ollama: could not hook a pool worker", exc_info=True)
+
+
+class _RowsBeforeResults(wrapt.ObjectProxy):
+    """A `Pool` worker's result pipe: rows logged before a result are written before it is sent
+    (at most `EXIT_FLUSH_TIMEOUT_S`); then the parent may end the worker."""
+
+    def __init__(self, pipe: Any, background: LocalBackgroundLogger) -> None:
+        super().__init__(pipe)
+        self._self_background = background
+
+    def send_bytes(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            self._self_background._wait_written(EXIT_FLUSH_TIMEOUT_S)
+        except Exception:  # never costs the task its result
+            _log.debug("braintrust-ollama: could not write rows before a result", exc_info=True)
+        self.__wrapped__.send_bytes(*args, **kwargs)
 
 
 def _close_all(timeout: float) -> None:
