@@ -185,7 +185,9 @@ def test_uvicorn_with_4_workers_stores_every_request_as_one_trace(
     assert server.returncode == 0, errors
     ours = [line for line in errors.splitlines() if not line.startswith("INFO:")]
     assert len(ours) == WORKERS, errors  # one line per worker, no traceback, no warning
-    assert all(line.startswith("braintrust-ollama: traces go to the local store") for line in ours), ours
+    assert all(
+        line.startswith("braintrust-ollama: traces go to the local store") for line in ours
+    ), ours
     assert len(rows) == 2 * REQUESTS  # no row lost...
     assert len({r["id"] for r in rows}) == len(rows)  # ...none twice
     traces = roots(rows)
