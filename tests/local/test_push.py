@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from braintrust_ollama.local.store import attachment_keys
@@ -51,14 +52,17 @@ def test_push_twice_sends_each_span_once(program: Program) -> None:
     assert stored is not None and stored.data == PNG
 
     pushes = [("last",), (root[:8],), ("--since", "1h")]
-    results, uploads = [], []
+    results, uploads, seconds = [], [], []
     with FakeBraintrust() as api:
         for push in pushes:
+            started = time.perf_counter()
             results.append(_push(program, api, *push, "--project", "from-my-laptop"))
+            seconds.append(time.perf_counter() - started)
             assert results[-1].returncode == 0, results[-1].stderr
             uploads.append(dict(api.uploads))  # what this push uploaded, by key
             api.uploads.clear()
 
+    print(f"\npushes (3 spans, 1 attachment) took {', '.join(f'{t:.2f}' for t in seconds)} s")
     (project_id,) = api.projects.values()
     expected = (
         f"pushed {root}\n"
