@@ -55,6 +55,7 @@ def _stored(tmp_path: Path, *batches: list[dict[str, Any]]) -> dict[str, Any]:
         pytest.param([[CHILD_LOG], [START, PARENT_END]], id="start row batched with its end"),
         pytest.param([[START], [CHILD_LOG], [START], [PARENT_END]], id="start row again"),
         pytest.param([[START], [CHILD_LOG], [PARENT_END], [START]], id="everything, then again"),
+        pytest.param([[CHILD_LOG], [START], [CHILD_LOG], [PARENT_END]], id="a log again"),
     ],
 )
 def test_a_span_is_merged_whatever_order_its_rows_arrive_in(
