@@ -562,9 +562,12 @@ def init_local_logger(
     # without login the same way: by giving it resolved project metadata.
     logger._lazy_metadata = LazyValue(lambda: metadata, use_mutex=False)
     logger._lazy_id.get()  # resolved now, so exported spans name the project, not a login
+    # The line and its newline in one write: the lines of several worker processes (uvicorn
+    # --workers) sharing one stderr never run into each other.
     print(
         f"braintrust-ollama: traces go to the local store {background.store.path}"
-        " (view them: braintrust-ollama traces show last)",
+        " (view them: braintrust-ollama traces show last)\n",
+        end="",
         file=sys.stderr,
     )
     return logger

@@ -4,7 +4,9 @@ Rows go through the `braintrust` SDK's own HTTP logger (login, project registrat
 retries, attachment upload), exactly as a traced program's rows would. Each stored span is sent
 as one whole row with its own `id`, span ids and parents; Braintrust keeps one row per `id`, so
 pushing a trace twice replaces it instead of duplicating it. Attachments stored with the trace
-are uploaded again with it.
+are uploaded with it under the key, file name and content type they were stored with, so the
+rows reference them as the local copy does and a second push writes the same objects again
+instead of new ones.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ def _for_braintrust(
                 stored = store.attachment(value["key"])
                 if stored is not None:
                     found += 1
-                    return _attachment(stored)
+                    return _KeptAttachment(stored, value)
                 return value
             return {k: visit(v) for k, v in value.items()}
         if isinstance(value, list):
@@ -110,5 +112,16 @@ def _ready(row: dict[str, Any]) -> LazyValue[dict[str, Any]]:
     return LazyValue(lambda: row, use_mutex=False)
 
 
-def _attachment(stored: StoredAttachment) -> Attachment:
-    return Attachment(data=stored.data, filename=stored.filename, content_type=stored.content_type)
+class _KeptAttachment(Attachment):
+    """A stored attachment, uploaded by the SDK under the reference the stored row holds (its
+    key, file name and content type), where a new `Attachment` would get a new random key."""
+
+    def __init__(self, stored: StoredAttachment, reference: dict[str, Any]) -> None:
+        super().__init__(
+            data=stored.data,
+            filename=reference.get("filename") or stored.filename,
+            content_type=reference.get("content_type") or stored.content_type,
+        )
+        # braintrust 0.10 to today: `reference` returns `_reference`, whose key the upload sends.
+        reference_to_send: Any = self._reference
+        reference_to_send["key"] = stored.key

@@ -18,7 +18,9 @@ these are tightened when the store is opened.
 Several processes share one store: SQLite's write-ahead log lets readers run beside a writer,
 and each write merges its rows inside one `BEGIN IMMEDIATE` transaction (read, merge, write per
 span id), so partial rows of one span written by two processes merge instead of replacing each
-other. A row that cannot be stored is skipped and reported; the others are written.
+other, in any order: a span's start row written after a forked child's logs on that span (the
+parent's writer was slower) goes under them, keeping both. A row that cannot be stored is
+skipped and reported; the others are written.
 """
 
 from __future__ import annotations
@@ -386,12 +388,32 @@ def _tighten(path: Path, mode: int) -> None:
 
 
 def _merge(stored: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
-    """Braintrust's rule: a row marked `_is_merge` is deep-merged into the stored row (whose
-    identity fields win), any other row replaces it."""
-    if not row.get(_IS_MERGE):
-        return dict(row)
-    update = {k: v for k, v in row.items() if k not in _KEPT_ON_MERGE}
-    return merge_dicts(stored, update)
+    """Braintrust's rule, for rows that several processes write in any order.
+
+    A row marked `_is_merge` (a span's later logs and its end) is deep-merged into the stored
+    row, whose identity fields win. Any other row replaces the stored row, except a span's
+    creation row (the one with `created`) arriving after rows of its own span: the stored row
+    holds only later logs of it (written first by another process, a forked child logging on a
+    span its parent had not written yet), or this same creation row already (written again).
+    Then the creation row goes under what is stored: each stored field wins (deep), the creation
+    row's identity fields and the fields nothing logged later are kept, and writing it again
+    changes nothing.
+    """
+    if row.get(_IS_MERGE):
+        update = {k: v for k, v in row.items() if k not in _KEPT_ON_MERGE}
+        return merge_dicts(stored, update)
+    if _is_creation_of(row, stored):
+        later = {k: v for k, v in stored.items() if k not in _KEPT_ON_MERGE}
+        return merge_dicts(json.loads(_encode(row)), later)  # a copy: `row` is the caller's
+    return dict(row)
+
+
+def _is_creation_of(row: dict[str, Any], stored: dict[str, Any]) -> bool:
+    """Whether `row` is the creation row of the span `stored` holds logs of (or holds already).
+
+    Braintrust writes `created` in a span's first row only; merges never change it."""
+    created = row.get("created")
+    return created is not None and stored.get("created") in (None, created)
 
 
 def attachment_keys(value: Any) -> list[str]:
