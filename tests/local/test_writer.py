@@ -198,3 +198,23 @@ def test_rows_past_the_pending_cap_are_dropped_and_said_once(
         f" {store.path}; new rows are dropped (and counted) until the writer catches up",
         "braintrust-ollama: 195 trace rows were dropped (more than 5 waiting)",
     ]
+
+
+def test_a_store_file_removed_while_the_program_runs_is_made_again(tmp_path: Path) -> None:
+    """The writer keeps its connection between writes; one to a removed file would write rows
+    nowhere. The next write after `rm traces.db` makes the file again and stores its rows."""
+    path = tmp_path / "store" / "traces.db"
+    store = LocalStore(path)
+
+    def row(name: str) -> dict[str, object]:
+        return {"id": name, "span_id": name, "root_span_id": name,
+                "span_attributes": {"name": name}, "metrics": {"start": 1.0, "end": 2.0}}  # fmt: skip
+
+    store.write([row("before")])
+    for leftover in path.parent.iterdir():  # the file, and SQLite's -wal and -shm beside it
+        leftover.unlink()
+    store.write([row("after")])
+
+    assert [r["id"] for r in LocalStore(path).rows("after")] == ["after"]
+    assert LocalStore(path).rows("before") == []
+    assert path.stat().st_mode & 0o777 == 0o600

@@ -159,37 +159,68 @@ class LocalStore:
         self, rows: list[dict[str, Any]], attachments: list[StoredAttachment]
     ) -> WriteResult:
         result = WriteResult()
-        with self._connect(timeout=_BUSY_RETRY_S) as db:
+        db = self._write_connection()
+        try:
             db.execute("BEGIN IMMEDIATE")
-            try:
-                for attachment in attachments:
-                    db.execute(
-                        "INSERT OR IGNORE INTO attachments (key, content_type, filename, data)"
-                        " VALUES (?, ?, ?, ?)",
-                        (
-                            attachment.key,
-                            attachment.content_type,
-                            attachment.filename,
-                            attachment.data,
-                        ),
-                    )
-                for row in rows:
-                    if not row.get("id"):
-                        continue
-                    db.execute("SAVEPOINT row")
-                    try:
-                        _merge_into(db, row)
-                    except (sqlite3.DataError, sqlite3.InterfaceError, TypeError, ValueError) as e:
-                        db.execute("ROLLBACK TO row")
-                        result.failed.append((row, e))
-                    else:
-                        result.written += 1
-                    db.execute("RELEASE row")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        except sqlite3.OperationalError as error:
+            if not _is_busy(error):
+                _drop_write_connection(db)
+            raise
+        try:
+            for attachment in attachments:
+                db.execute(
+                    "INSERT OR IGNORE INTO attachments (key, content_type, filename, data)"
+                    " VALUES (?, ?, ?, ?)",
+                    (
+                        attachment.key,
+                        attachment.content_type,
+                        attachment.filename,
+                        attachment.data,
+                    ),
+                )
+            for row in rows:
+                if not row.get("id"):
+                    continue
+                db.execute("SAVEPOINT row")
+                try:
+                    _merge_into(db, row)
+                except (sqlite3.DataError, sqlite3.InterfaceError, TypeError, ValueError) as e:
+                    db.execute("ROLLBACK TO row")
+                    result.failed.append((row, e))
+                else:
+                    result.written += 1
+                db.execute("RELEASE row")
             db.execute("COMMIT")
+        except BaseException:
+            _drop_write_connection(db)  # its transaction rolled back with it
+            raise
         return result
+
+    def _write_connection(self) -> sqlite3.Connection:
+        """This process's write connection to the store file, opened at its first write and kept
+        (opening and closing one per write cost more than the write: each close checkpoints the
+        write-ahead log). A new one when the file was replaced or removed. Used under `_in_sqlite`
+        only, so by one thread at a time."""
+        try:
+            found = os.stat(self.path)
+            db = _write_connections.get((found.st_dev, found.st_ino))
+            if db is not None:
+                return db
+        except FileNotFoundError:
+            pass
+        _make_private(self.path)
+        found = os.stat(self.path)
+        db = sqlite3.connect(
+            self.path, timeout=_BUSY_RETRY_S, isolation_level=None, check_same_thread=False
+        )
+        _prepare_database(db)
+        # In WAL mode, NORMAL keeps every write through any crash of the program (not of the
+        # machine) without a disk sync per write.
+        db.execute("PRAGMA synchronous = NORMAL")
+        _write_connections[(found.st_dev, found.st_ino)] = db
+        while len(_write_connections) > _KEPT_WRITE_CONNECTIONS:  # the oldest: a file long unused
+            _drop_write_connection(next(iter(_write_connections.values())))
+        return db
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -284,11 +315,15 @@ class LocalStore:
         """A new connection per use, so no connection crosses a `fork()`."""
         _make_private(self.path)
         with closing(sqlite3.connect(self.path, timeout=timeout, isolation_level=None)) as db:
-            if db.execute("PRAGMA user_version").fetchone()[0] != _SCHEMA_VERSION:
-                db.execute("PRAGMA journal_mode = WAL")
-                db.executescript(_SCHEMA)
-                db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+            _prepare_database(db)
             yield db
+
+
+def _prepare_database(db: sqlite3.Connection) -> None:
+    if db.execute("PRAGMA user_version").fetchone()[0] != _SCHEMA_VERSION:
+        db.execute("PRAGMA journal_mode = WAL")
+        db.executescript(_SCHEMA)
+        db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
 
 
 def _empty_database() -> sqlite3.Connection:
@@ -319,6 +354,23 @@ def _after_fork_in_parent() -> None:
 def _after_fork_in_child() -> None:
     global _in_sqlite
     _in_sqlite = threading.Lock()
+    # SQLite forbids using, or closing, a connection a fork copied: kept aside, never touched.
+    _copied_by_fork.extend(_write_connections.values())
+    _write_connections.clear()
+
+
+def _drop_write_connection(db: sqlite3.Connection) -> None:
+    for key, kept in list(_write_connections.items()):
+        if kept is db:
+            del _write_connections[key]
+    db.close()
+
+
+# This process's write connection per store file, by (device, inode), oldest first. (An open
+# connection keeps its file's inode: no other file can take its number while it is kept.)
+_KEPT_WRITE_CONNECTIONS = 4
+_write_connections: dict[tuple[int, int], sqlite3.Connection] = {}
+_copied_by_fork: list[sqlite3.Connection] = []
 
 
 if hasattr(os, "register_at_fork"):
