@@ -159,6 +159,13 @@ class LocalBackgroundLogger(_MemoryBackgroundLogger):
         if self.forward is not None:
             self.forward.flush(batch_size)
 
+    def write_now(self, timeout: float) -> bool:
+        """Write every row logged so far from this thread, without waiting for the writer thread
+        to wake (at most `timeout` seconds); returns whether all are written."""
+        deadline = time.monotonic() + timeout
+        self._write_inline(deadline)
+        return self._wait_written(max(0.0, deadline - time.monotonic()))
+
     def pop(self) -> list[dict[str, Any]]:
         """Rows are not kept for popping: they go to the store."""
         return []
@@ -486,7 +493,7 @@ class _RowsBeforeResults(wrapt.ObjectProxy):
 
     def send_bytes(self, *args: Any, **kwargs: Any) -> None:
         try:
-            self._self_background._wait_written(EXIT_FLUSH_TIMEOUT_S)
+            self._self_background.write_now(EXIT_FLUSH_TIMEOUT_S)
         except Exception:  # never costs the task its result
             _log.debug("braintrust-ollama: could not write rows before a result", exc_info=True)
         self.__wrapped__.send_bytes(*args, **kwargs)
