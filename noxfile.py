@@ -123,3 +123,4 @@ def bench(session: nox.Session) -> None:
         session.run("python", str(script), "--quiet", "-o", str(result), *session.posargs)
         results.append(str(result))
     session.run("python", str(ROOT / "benchmarks" / "report.py"), *results)
+    session.run("python", str(ROOT / "benchmarks" / "pool_workers.py"))
