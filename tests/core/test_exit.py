@@ -43,3 +43,36 @@ def test_streams_left_unfinished_at_exit_are_stored_without_a_traceback(tmp_path
         assert span["span_parents"] == [program["span_id"]]
         assert span["metadata"]["unfinished_at_exit"] is True
         assert span.get("error") is None
+
+
+def test_streams_left_unfinished_in_multiprocessing_children_are_stored(tmp_path: Path):
+    env = {**os.environ, "BRAINTRUST_OLLAMA_HOME": str(tmp_path)}
+    env.pop("BRAINTRUST_API_KEY", None)
+    done = subprocess.run(
+        [sys.executable, str(PROGRAM.with_name("streams_left_in_a_child.py"))],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "fork: one ",
+        "fork exit code: 0",
+        "spawn: uno ",
+        "spawn exit code: 0",
+    ]
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+
+    store = LocalStore(tmp_path / "traces.db")
+    for method, first_chunk in (("fork", "one "), ("spawn", "uno ")):
+        (trace,) = [t for t in store.traces() if t.name == f"{method} child"]
+        rows = store.rows(trace.root_span_id)
+        (root,) = [r for r in rows if r["span_attributes"]["name"] == f"{method} child"]
+        (chat,) = [r for r in rows if r["span_attributes"]["name"] == "ollama.chat"]
+        assert chat["span_parents"] == [root["span_id"]]
+        assert chat["output"] == {"role": "assistant", "content": first_chunk}
+        assert chat["metadata"]["unfinished_at_exit"] is True
+        assert chat["metrics"]["end"] >= chat["metrics"]["start"]
+        assert root["metrics"]["end"] >= root["metrics"]["start"]

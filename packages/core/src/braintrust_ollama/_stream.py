@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import multiprocessing.util
 import os
 import threading
 import types
@@ -26,6 +27,9 @@ from typing import Any
 
 from ._call import CallStream, OllamaCall
 from ._warn import warn_once
+
+# multiprocessing runs exit finalizers by decreasing priority; the local store closes at 100.
+_BEFORE_STORE_CLOSE = 101
 
 _log = logging.getLogger(__name__)
 
@@ -119,7 +123,8 @@ class _LiveStreams:
     `atexit` pass, which therefore runs after those threads have finished and before every
     `atexit` callback registered earlier (they run last-in, first-out): Braintrust's
     background-logger flush and the local store's, whenever they were set up. A forked child
-    starts with none (its parent writes its own streams).
+    starts with none (its parent writes its own streams); a `multiprocessing` child, which skips
+    `atexit`, writes its own from multiprocessing's exit finalizers, before the local store's.
     """
 
     def __init__(self) -> None:
@@ -130,6 +135,12 @@ class _LiveStreams:
             atexit.register(self.finish_at_exit)
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=self._watched.clear)
+        # A `multiprocessing` child skips `atexit` (it leaves through `os._exit()`): its streams
+        # are written by multiprocessing's own exit finalizers, before the local store's flush.
+        multiprocessing.util.register_after_fork(self, _LiveStreams._in_multiprocessing_child)
+
+    def _in_multiprocessing_child(self) -> None:
+        multiprocessing.util.Finalize(self, self.finish_at_exit, exitpriority=_BEFORE_STORE_CLOSE)
 
     def watch(self, stream: Any, acc: CallStream) -> None:
         try:
