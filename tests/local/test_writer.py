@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import braintrust
@@ -218,3 +221,40 @@ def test_a_store_file_removed_while_the_program_runs_is_made_again(tmp_path: Pat
     assert [r["id"] for r in LocalStore(path).rows("after")] == ["after"]
     assert LocalStore(path).rows("before") == []
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+# Its only rows are logged at exit (a stream the exit pass finishes: on Python 3.12+ no writer
+# thread can start then, so they are written inline), and its store cannot be written.
+STREAM_LEFT_ON_AN_UNWRITABLE_STORE = """
+import ollama
+from braintrust_ollama import init_local_logger, setup_ollama
+
+init_local_logger("unwritable")
+setup_ollama()
+stream = ollama.chat(model="llama3.2:1b", messages=[{"role": "user", "content": "Hi"}], stream=True)
+next(stream)
+print("exiting", flush=True)
+"""
+
+
+def test_an_unwritable_store_at_exit_costs_the_exit_bound_at_most(program: Program) -> None:
+    not_a_directory = program.home / "store-home"
+    not_a_directory.parent.mkdir(parents=True, exist_ok=True)
+    not_a_directory.write_text("a file where the store's directory should be")
+    script = program.write(STREAM_LEFT_ON_AN_UNWRITABLE_STORE)
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        env={**program.env, "BRAINTRUST_OLLAMA_HOME": str(not_a_directory)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    elapsed = time.perf_counter() - started
+    print(f"\nexit with an unwritable store: {elapsed:.2f} s")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "exiting\n"
+    assert elapsed < local_logger.EXIT_FLUSH_TIMEOUT_S + 3
+    assert "Traceback" not in done.stderr
+    assert "trace rows not written" in done.stderr

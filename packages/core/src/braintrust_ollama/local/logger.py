@@ -55,7 +55,7 @@ from braintrust.logger import (
 )
 from braintrust.util import LazyValue
 
-from braintrust_ollama.local.store import LocalStore, StoredAttachment
+from braintrust_ollama.local.store import BUSY_TIMEOUT_S, LocalStore, StoredAttachment
 from braintrust_ollama.local.uplink import carry_masking
 
 __all__ = ["LocalBackgroundLogger", "init_local_logger", "install_local_store"]
@@ -159,13 +159,6 @@ class LocalBackgroundLogger(_MemoryBackgroundLogger):
         if self.forward is not None:
             self.forward.flush(batch_size)
 
-    def write_now(self, timeout: float) -> bool:
-        """Write every row logged so far from this thread, without waiting for the writer thread
-        to wake (at most `timeout` seconds); returns whether all are written."""
-        deadline = time.monotonic() + timeout
-        self._write_inline(deadline)
-        return self._wait_written(max(0.0, deadline - time.monotonic()))
-
     def pop(self) -> list[dict[str, Any]]:
         """Rows are not kept for popping: they go to the store."""
         return []
@@ -256,7 +249,7 @@ class LocalBackgroundLogger(_MemoryBackgroundLogger):
                 batch = self._take_batch()
             if not batch:
                 return
-            self._write_batch(batch)
+            self._write_batch(batch, deadline)
 
     # --- the writer thread -----------------------------------------------------------------
 
@@ -297,12 +290,14 @@ class LocalBackgroundLogger(_MemoryBackgroundLogger):
         self._oldest_at = time.monotonic()
         return batch
 
-    def _write_batch(self, batch: list[Any]) -> None:
-        """Resolve, merge, mask and store one batch; retried while the store cannot be written."""
+    def _write_batch(self, batch: list[Any], deadline: float | None = None) -> None:
+        """Resolve, merge, mask and store one batch; retried while the store cannot be written,
+        until `deadline` if given (then its rows count as not written)."""
         rows, attachments = self._prepare(batch)
         while True:
             try:
-                result = self.store.write(rows, attachments)
+                timeout = BUSY_TIMEOUT_S if deadline is None else deadline - time.monotonic()
+                result = self.store.write(rows, attachments, timeout=max(0.0, timeout))
             except Exception as error:
                 if not self._store_failing:
                     self._store_failing = True
@@ -312,8 +307,8 @@ class LocalBackgroundLogger(_MemoryBackgroundLogger):
                         error,
                     )
                 with self._cond:
-                    if self._closed:  # exit time is over: what is left is reported by close()
-                        return
+                    if self._closed or (deadline is not None and time.monotonic() >= deadline):
+                        return  # exit time is over: what is left is reported by close()
                     self._cond.wait(_RETRY_S)
                 continue
             break
@@ -493,7 +488,7 @@ class _RowsBeforeResults(wrapt.ObjectProxy):
 
     def send_bytes(self, *args: Any, **kwargs: Any) -> None:
         try:
-            self._self_background.write_now(EXIT_FLUSH_TIMEOUT_S)
+            self._self_background._wait_written(EXIT_FLUSH_TIMEOUT_S)
         except Exception:  # never costs the task its result
             _log.debug("braintrust-ollama: could not write rows before a result", exc_info=True)
         self.__wrapped__.send_bytes(*args, **kwargs)

@@ -136,16 +136,18 @@ class LocalStore:
         self,
         rows: Iterable[dict[str, Any]],
         attachments: Iterable[StoredAttachment] = (),
+        *,
+        timeout: float = BUSY_TIMEOUT_S,
     ) -> WriteResult:
         """Merge `rows` (Braintrust log rows, possibly partial) into the store, with the
         attachments they reference, in one transaction.
 
         Each row is merged and stored on its own: a row that cannot be (not encodable, say)
         is rolled back alone and returned in `failed`. Raises only when the store itself
-        cannot be written (locked past `BUSY_TIMEOUT_S`, disk full): then nothing was written.
+        cannot be written (locked past `timeout` seconds, disk full): then nothing was written.
         """
         rows, attachments = list(rows), list(attachments)
-        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        deadline = time.monotonic() + timeout
         while True:
             try:
                 with _in_sqlite:
