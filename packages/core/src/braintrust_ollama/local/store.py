@@ -25,6 +25,7 @@ skipped and reported; the others are written.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -201,8 +202,8 @@ class LocalStore:
     def _write_connection(self) -> sqlite3.Connection:
         """This process's write connection to the store file, opened at its first write and kept
         (opening and closing one per write cost more than the write: each close checkpoints the
-        write-ahead log). A new one when the file was replaced or removed. Used under `_in_sqlite`
-        only, so by one thread at a time."""
+        write-ahead log). A new one when the file was replaced or removed, and after a fork
+        (closed before it). Used under `_in_sqlite` only, so by one thread at a time."""
         try:
             found = os.stat(self.path)
             db = _write_connections.get((found.st_dev, found.st_ino))
@@ -347,6 +348,12 @@ _BUSY_RETRY_S = 0.05
 
 def _before_fork() -> None:
     _in_sqlite.acquire()
+    # SQLite forbids a connection to cross a fork (the child would share its lock bookkeeping
+    # without holding the locks): the kept ones are closed, and opened again at the next write.
+    for db in _write_connections.values():
+        with contextlib.suppress(sqlite3.Error):
+            db.close()
+    _write_connections.clear()
 
 
 def _after_fork_in_parent() -> None:
@@ -356,9 +363,6 @@ def _after_fork_in_parent() -> None:
 def _after_fork_in_child() -> None:
     global _in_sqlite
     _in_sqlite = threading.Lock()
-    # SQLite forbids using, or closing, a connection a fork copied: kept aside, never touched.
-    _copied_by_fork.extend(_write_connections.values())
-    _write_connections.clear()
 
 
 def _drop_write_connection(db: sqlite3.Connection) -> None:
@@ -372,7 +376,6 @@ def _drop_write_connection(db: sqlite3.Connection) -> None:
 # connection keeps its file's inode: no other file can take its number while it is kept.)
 _KEPT_WRITE_CONNECTIONS = 4
 _write_connections: dict[tuple[int, int], sqlite3.Connection] = {}
-_copied_by_fork: list[sqlite3.Connection] = []
 
 
 if hasattr(os, "register_at_fork"):
