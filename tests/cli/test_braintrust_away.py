@@ -64,6 +64,7 @@ class Run:
     stdout: str
     stderr_lines: list[str]
     body_s: float
+    done_at: float  # time.time() when the program's last line ran
     exit_lag_s: float
     store: Path
 
@@ -120,6 +121,7 @@ def run_program(
         stdout=result.stdout,
         stderr_lines=result.stderr.splitlines(),
         body_s=timing["body_s"],
+        done_at=timing["done_at"],
         exit_lag_s=timing["exit_handlers_done_at"] - timing["done_at"],
         store=home / "traces.db",
     )
@@ -366,3 +368,21 @@ def test_with_a_key_rows_still_pending_at_exit_reach_braintrust(
     stored = assert_full_trace_stored(run)
     assert {r["id"] for r in sent} == {r["id"] for r in stored}
     assert run.exit_lag_s < SHUTDOWN_S
+
+
+def test_a_program_ending_before_its_login_is_over_sends_every_span(
+    tmp_path: Path, ollama: FakeOllama
+) -> None:
+    """A short script with no `braintrust.flush()`: it ends while the login to Braintrust is still
+    under way (answered `LOGIN_DELAY_S` late). Exit waits for the login (at most the timeout) and
+    Braintrust gets every span, on Python 3.12+ too, where no thread can start at exit."""
+    with FakeBraintrust("slow-login") as braintrust:
+        run = run_program(tmp_path, ollama, **braintrust_at(braintrust.url))
+        sent = list(braintrust.rows)
+        login_answered_at = braintrust.login_answered_at
+    assert login_answered_at is not None and login_answered_at > run.done_at  # ended first
+    assert run.stderr_lines == [both_line(run)]  # no traceback, no "nothing was sent"
+    stored = assert_full_trace_stored(run)
+    assert {r["id"] for r in sent} == {r["id"] for r in stored}
+    assert {r["project_id"] for r in sent} == {PROJECT_ID}
+    assert run.exit_lag_s < TIMEOUT_S + SHUTDOWN_S
