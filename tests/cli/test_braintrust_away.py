@@ -15,10 +15,13 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from braintrust_ollama.local.store import LocalStore
 from support.fake_braintrust import PROJECT_ID, FakeBraintrust
 from support.ollama_server import Chat, FakeOllama, Generate
 from support.spans import children_of, names, only, roots
@@ -386,3 +389,87 @@ def test_a_program_ending_before_its_login_is_over_sends_every_span(
     assert {r["id"] for r in sent} == {r["id"] for r in stored}
     assert {r["project_id"] for r in sent} == {PROJECT_ID}
     assert run.exit_lag_s < TIMEOUT_S + SHUTDOWN_S
+
+
+# The parent sends a first span (its login is then over, and Braintrust's request pool has had
+# work), then each child makes a traced Ollama call under the parent's span, still open (its
+# rows pending) while they run. Children inherit the login: they must neither log in again nor
+# send the parent's rows. (The parent calls no Ollama before forking: children sharing its open
+# connection to Ollama would fail untraced too.)
+FORKED_CHILDREN = textwrap.dedent(
+    """
+    import json, multiprocessing
+    import braintrust, ollama
+    import braintrust_ollama
+
+    def ask(n):
+        with braintrust.start_span(name=f"child {n}"):
+            ollama.chat(model="llama3.2", messages=[{"role": "user", "content": f"Question {n}"}])
+        return n
+
+    if __name__ == "__main__":
+        braintrust_ollama.init_logger(project="my-project")
+        braintrust_ollama.setup_ollama()
+        with braintrust.start_span(name="prepare"):
+            pass
+        braintrust.flush()
+        fork = multiprocessing.get_context("fork")
+        with braintrust.start_span(name="parent") as parent:
+            parent.log(input="fan out")
+            processes = [fork.Process(target=ask, args=(n,)) for n in (1, 2)]
+            for process in processes:
+                process.start()
+            for process in processes:
+                process.join()
+            pool = fork.Pool(2)
+            answered = pool.map(ask, [3, 4, 5])
+            pool.close()  # the workers exit (and flush) instead of being killed
+            pool.join()
+            parent.log(output={"exitcodes": [p.exitcode for p in processes], "pool": answered})
+        print(json.dumps({"exitcodes": [p.exitcode for p in processes], "pool": answered}))
+    """
+)
+
+
+def test_forked_children_send_their_spans_once_and_not_the_parents_again(
+    tmp_path: Path, ollama: FakeOllama
+) -> None:
+    ollama.reply("/api/chat", Chat("Rayleigh scattering.", prompt_eval_count=14, eval_count=4))
+    home = tmp_path / "home"
+    home.mkdir()
+    script = tmp_path / "children.py"
+    script.write_text(FORKED_CHILDREN)
+    with FakeBraintrust("ok") as braintrust:
+        started = time.monotonic()
+        result = subprocess.run(
+            [sys.executable, str(script)],
+            env=_env(home, OLLAMA_HOST=ollama.url, **braintrust_at(braintrust.url)),
+            cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        elapsed = time.monotonic() - started
+        sent = list(braintrust.rows)
+        received = braintrust.project_rows(PROJECT)
+        logins = braintrust.paths().count("/api/apikey/login")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"exitcodes": [0, 0], "pool": [3, 4, 5]}
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        f"braintrust-ollama: traces go to Braintrust (project {PROJECT}) and to the local store"
+        f" {home / 'traces.db'} (view them: braintrust-ollama traces show last)"
+    ]
+    assert elapsed < 60  # no hang (each process's exit waits at most TIMEOUT_S for Braintrust)
+
+    store = LocalStore(home / "traces.db")
+    stored = [row for trace in store.traces() for row in store.rows(trace.root_span_id)]
+    expected = ["prepare", "parent", *(f"child {n}" for n in range(1, 6)), *["ollama.chat"] * 5]
+    assert sorted(names(stored)) == sorted(expected)
+    # Braintrust holds what the local copy holds: every span of the parent and of each child...
+    assert sorted(names(received)) == sorted(expected)
+    assert {r["id"] for r in received} == {r["id"] for r in stored}
+    assert {r["id"] for r in sent} == {r["id"] for r in stored}
+    assert all(r["metrics"].get("end") for r in received)
+    # ... each sent once: no row twice, one first row per span (the rest are merges into it).
+    assert len({json.dumps(r, sort_keys=True) for r in sent}) == len(sent)
+    first_rows = Counter(r["id"] for r in sent if not r.get("_is_merge"))
+    assert set(first_rows.values()) == {1}
+    assert logins == 1  # the children used the parent's login

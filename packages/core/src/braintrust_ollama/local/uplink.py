@@ -43,9 +43,11 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from braintrust import logger as braintrust_logger
 from braintrust.logger import (
     HTTPConnection,
     RetryRequestExceptionsAdapter,
@@ -483,8 +485,21 @@ def app_url(explicit: str | None) -> str:
 
 
 def _after_fork_in_child() -> None:
-    for uplink in list(_uplinks):
+    uplinks = list(_uplinks)
+    if uplinks:
+        _fresh_request_pool()
+    for uplink in uplinks:
         uplink._after_fork_in_child()
+
+
+def _fresh_request_pool() -> None:
+    """Braintrust's HTTP logger posts batches through a module-wide thread pool, which `fork()`
+    copies with idle workers that do not exist in the child: a batch given to it would never be
+    posted, and the flush would wait for it forever. The child gets a pool of its own."""
+    previous = braintrust_logger.HTTP_REQUEST_THREAD_POOL
+    braintrust_logger.HTTP_REQUEST_THREAD_POOL = ThreadPoolExecutor(
+        max_workers=previous._max_workers
+    )
 
 
 if hasattr(os, "register_at_fork"):
