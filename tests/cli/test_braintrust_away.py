@@ -55,9 +55,8 @@ PROGRAM = textwrap.dedent(
     {epilogue}
     """
 )
-# What Braintrust's docs tell short scripts to end with. On Python 3.12+ it is needed when the
-# program may end before the login (a background thread) is over: Python starts no thread at
-# exit, and Braintrust's login starts some, so such a program's spans stay in the local copy.
+# What Braintrust's docs tell short scripts to end with (not needed: exit waits for a login still
+# under way). Tests use it to have the login and the upload done before exit.
 FLUSH = "braintrust.flush()"
 
 
@@ -373,22 +372,32 @@ def test_with_a_key_rows_still_pending_at_exit_reach_braintrust(
     assert run.exit_lag_s < SHUTDOWN_S
 
 
+@pytest.mark.parametrize("local_copy", [True, False])
 def test_a_program_ending_before_its_login_is_over_sends_every_span(
-    tmp_path: Path, ollama: FakeOllama
+    tmp_path: Path, ollama: FakeOllama, local_copy: bool
 ) -> None:
     """A short script with no `braintrust.flush()`: it ends while the login to Braintrust is still
     under way (answered `LOGIN_DELAY_S` late). Exit waits for the login (at most the timeout) and
     Braintrust gets every span, on Python 3.12+ too, where no thread can start at exit."""
+    init = f'project="my-project", local_copy={local_copy}'
     with FakeBraintrust("slow-login") as braintrust:
-        run = run_program(tmp_path, ollama, **braintrust_at(braintrust.url))
+        run = run_program(tmp_path, ollama, init=init, **braintrust_at(braintrust.url))
         sent = list(braintrust.rows)
+        received = braintrust.project_rows(PROJECT)
         login_answered_at = braintrust.login_answered_at
     assert login_answered_at is not None and login_answered_at > run.done_at  # ended first
+    assert run.exit_lag_s < TIMEOUT_S + SHUTDOWN_S
+    assert {r["project_id"] for r in sent} == {PROJECT_ID}
+    assert sorted(names(received)) == ["answer", "ollama.chat", "ollama.generate"]
+    assert all(r["metrics"].get("end") for r in received)
+    if not local_copy:
+        assert run.stderr_lines == [
+            f"braintrust-ollama: traces go to Braintrust (project {PROJECT})"
+        ]
+        return
     assert run.stderr_lines == [both_line(run)]  # no traceback, no "nothing was sent"
     stored = assert_full_trace_stored(run)
-    assert {r["id"] for r in sent} == {r["id"] for r in stored}
-    assert {r["project_id"] for r in sent} == {PROJECT_ID}
-    assert run.exit_lag_s < TIMEOUT_S + SHUTDOWN_S
+    assert {r["id"] for r in received} == {r["id"] for r in stored}
 
 
 # The parent sends a first span (its login is then over, and Braintrust's request pool has had
@@ -431,14 +440,20 @@ FORKED_CHILDREN = textwrap.dedent(
 )
 
 
+@pytest.mark.parametrize("local_copy", [True, False])
 def test_forked_children_send_their_spans_once_and_not_the_parents_again(
-    tmp_path: Path, ollama: FakeOllama
+    tmp_path: Path, ollama: FakeOllama, local_copy: bool
 ) -> None:
-    ollama.reply("/api/chat", Chat("Rayleigh scattering.", prompt_eval_count=14, eval_count=4))
+    ollama.reply("/api/chat", *[Chat("Rayleigh scattering.", prompt_eval_count=14)] * 5)
     home = tmp_path / "home"
     home.mkdir()
     script = tmp_path / "children.py"
-    script.write_text(FORKED_CHILDREN)
+    # A masking function set first applies to the children's rows too.
+    mask = "braintrust.set_masking_function(lambda v: json.loads(json.dumps(v).replace('Rayleigh', '<masked>')))"
+    code = FORKED_CHILDREN.replace('    braintrust_ollama.init_logger(project="my-project")',
+                                   f"    {mask}\n    braintrust_ollama.init_logger("
+                                   f'project="my-project", local_copy={local_copy})')  # fmt: skip
+    script.write_text(code)
     with FakeBraintrust("ok") as braintrust:
         started = time.monotonic()
         result = subprocess.run(
@@ -452,24 +467,28 @@ def test_forked_children_send_their_spans_once_and_not_the_parents_again(
         logins = braintrust.paths().count("/api/apikey/login")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"exitcodes": [0, 0], "pool": [3, 4, 5]}
-    assert "Traceback" not in result.stderr
-    assert result.stderr.splitlines() == [
-        f"braintrust-ollama: traces go to Braintrust (project {PROJECT}) and to the local store"
-        f" {home / 'traces.db'} (view them: braintrust-ollama traces show last)"
-    ]
+    where = f"Braintrust (project {PROJECT})"
+    if local_copy:
+        where += f" and to the local store {home / 'traces.db'} (view them: braintrust-ollama traces show last)"
+    assert result.stderr.splitlines() == [f"braintrust-ollama: traces go to {where}"]
     assert elapsed < 60  # no hang (each process's exit waits at most TIMEOUT_S for Braintrust)
 
-    store = LocalStore(home / "traces.db")
-    stored = [row for trace in store.traces() for row in store.rows(trace.root_span_id)]
+    # Braintrust holds every span of the parent and of each child, masked...
     expected = ["prepare", "parent", *(f"child {n}" for n in range(1, 6)), *["ollama.chat"] * 5]
-    assert sorted(names(stored)) == sorted(expected)
-    # Braintrust holds what the local copy holds: every span of the parent and of each child...
     assert sorted(names(received)) == sorted(expected)
-    assert {r["id"] for r in received} == {r["id"] for r in stored}
-    assert {r["id"] for r in sent} == {r["id"] for r in stored}
+    assert {r["id"] for r in sent} == {r["id"] for r in received}
     assert all(r["metrics"].get("end") for r in received)
+    chats = [r for r in received if r["span_attributes"]["name"] == "ollama.chat"]
+    assert [r["output"] for r in chats] == [
+        {"role": "assistant", "content": "<masked> scattering."}
+    ] * 5
+    assert "Rayleigh" not in json.dumps(sent)
     # ... each sent once: no row twice, one first row per span (the rest are merges into it).
     assert len({json.dumps(r, sort_keys=True) for r in sent}) == len(sent)
     first_rows = Counter(r["id"] for r in sent if not r.get("_is_merge"))
     assert set(first_rows.values()) == {1}
     assert logins == 1  # the children used the parent's login
+    if local_copy:  # the local copy holds the same spans
+        store = LocalStore(home / "traces.db")
+        stored = [row for trace in store.traces() for row in store.rows(trace.root_span_id)]
+        assert {r["id"] for r in stored} == {r["id"] for r in received}

@@ -108,8 +108,6 @@ class BraintrustUplink:
         self._login: _Login | None = None
         self._project_names: dict[str, str] = {}  # local id -> project name
         self._project_ids: dict[str, str] = {}  # local id -> Braintrust's id, once registered
-        # set_masking_function's argument, if it was called
-        self._masking: tuple[Callable[[Any], Any] | None] | None = None
         self._queue_limit: bool | None = None
         self._away: str | None = None
         self._reported = False
@@ -122,6 +120,7 @@ class BraintrustUplink:
     def _fresh_state(self) -> None:
         """Locks, queues, Braintrust's HTTP logger and the uplink's thread, all new: at creation,
         and in a forked child, where the parent's may be held by threads that do not exist."""
+        previous: _HTTPBackgroundLogger | None = getattr(self, "_http", None)
         self._lock = threading.Lock()
         self._register_lock = threading.Lock()
         self._http = _HTTPBackgroundLogger(LazyValue(self._connection, use_mutex=True))
@@ -129,8 +128,8 @@ class BraintrustUplink:
         # wait is bounded instead.
         atexit.unregister(self._http._finalize)
         self._http.outfile = _OneLineSink(self)
-        if self._masking is not None:
-            self._http.set_masking_function(self._masking[0])
+        if previous is not None:  # a forked child masks as the parent does
+            carry_masking(previous, self._http)
         if self._queue_limit is not None:
             self._http.enforce_queue_size_limit(self._queue_limit)
         self._publishing = False  # Braintrust's publisher thread runs
@@ -209,7 +208,6 @@ class BraintrustUplink:
             self._give_up(f"no answer from {self.app_url} within {self.timeout_s:g} s")
 
     def set_masking_function(self, masking_function: Callable[[Any], Any] | None) -> None:
-        self._masking = (masking_function,)
         self._http.set_masking_function(masking_function)
 
     def enforce_queue_size_limit(self, enforce: bool) -> None:
@@ -259,7 +257,7 @@ class BraintrustUplink:
     def _flush_when_child_exits(self) -> None:
         """In a `multiprocessing` child, which leaves through `os._exit()` (no `atexit`): flush
         at its exit, after the local store's last write (which hands its rows over here)."""
-        if self._finalizer_pid == os.getpid() or multiprocessing.parent_process() is None:
+        if multiprocessing.parent_process() is None or self._finalizer_pid == os.getpid():
             return
         self._finalizer_pid = os.getpid()
         multiprocessing.util.Finalize(self, self.flush, exitpriority=_CHILD_FLUSH_PRIORITY)
