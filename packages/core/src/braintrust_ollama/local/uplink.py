@@ -228,6 +228,7 @@ class BraintrustUplink:
         if not rows or self._away is not None:
             return
         try:
+            self._flush_when_child_exits()
             with self._lock:
                 if not self._ready:
                     room = MAX_WAITING_ROWS - len(self._waiting)
@@ -241,7 +242,6 @@ class BraintrustUplink:
     def _hand_over(self, rows: list[LazyValue[Row]]) -> None:
         """Give rows to Braintrust's HTTP logger. Its publisher thread uploads them; when none can
         start (the interpreter is exiting), the exit flush does, in the uplink's thread."""
-        self._flush_when_child_exits()
         if not self._publishing:
             try:
                 self._http.log()  # starts the publisher thread
@@ -361,9 +361,11 @@ class BraintrustUplink:
         """After the login: the waiting rows handed over, and from now on every row at once."""
         with self._lock:
             waiting, self._waiting = self._waiting, []
-            self._ready = self._away is None
-        if self._ready:  # starts the publisher now, unless the interpreter is exiting
-            self._hand_over([self._for_braintrust(row) for row in waiting])
+            if self._away is None:
+                # Before `_ready`: no row logged meanwhile overtakes them. Starts the publisher
+                # now, unless the interpreter is exiting.
+                self._hand_over([self._for_braintrust(row) for row in waiting])
+                self._ready = True
         if self._dropped:
             self._report(f"{self._dropped} rows logged before the login were not kept for it")
 
