@@ -342,8 +342,8 @@ def test_demo_with_braintrust_unreachable_prints_its_tree_from_the_local_copy(
 
 
 def test_a_program_ending_before_the_login_is_over_says_so_not_unreachable(capsys) -> None:
-    """Python 3.12+ starts no thread at exit and Braintrust's login starts some: the login of a
-    program that ends first fails with this RuntimeError, which is not Braintrust being away."""
+    """Python 3.12+ starts no thread at exit: an `init_logger()` called then (in an exit handler)
+    cannot start its login's thread, which is not Braintrust being away."""
     from braintrust_ollama.local.uplink import BraintrustUplink, _reason
 
     uplink = BraintrustUplink(app_url="http://127.0.0.1:9", kept_where="traces stay here")

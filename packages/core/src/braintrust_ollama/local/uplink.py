@@ -440,8 +440,8 @@ def _reason(error: BaseException) -> str:
         meaning = "the API key was rejected" if code in (401, 403) else "the login failed"
         return f"HTTP {code} at login: {meaning}"
     if isinstance(error, RuntimeError) and "interpreter shutdown" in text:
-        # Python 3.12+ starts no thread at exit, and Braintrust's login starts some: a program
-        # that ends before its login is over cannot send (`braintrust.flush()` before exit can).
+        # Python 3.12+ starts no thread at exit: an uplink created then (`init_logger()` in an
+        # exit handler) cannot start the thread its login runs in.
         return _ENDED_BEFORE_LOGIN
     if isinstance(error, TimeoutError):
         return _short(str(error))
