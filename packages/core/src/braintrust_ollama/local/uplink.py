@@ -35,6 +35,11 @@ import contextlib
 import io
 import logging
 import multiprocessing.util
+
+# requests imports `netrc` at its first request (here, the login in the uplink's thread): a fork
+# during that import would leave the module's import lock held in the child, whose uploads would
+# then wait for it forever. Imported now, before any thread of ours.
+import netrc  # noqa: F401
 import os
 import queue
 import re
