@@ -492,19 +492,20 @@ def app_url(explicit: str | None) -> str:
 def _after_fork_in_child() -> None:
     uplinks = list(_uplinks)
     if uplinks:
-        _fresh_request_pool()
+        _shut_request_pool()
     for uplink in uplinks:
         uplink._after_fork_in_child()
 
 
-def _fresh_request_pool() -> None:
+def _shut_request_pool() -> None:
     """Braintrust's HTTP logger posts batches through a module-wide thread pool, which `fork()`
     copies with idle workers that do not exist in the child: a batch given to it would never be
-    posted, and the flush would wait for it forever. The child gets a pool of its own."""
-    previous = braintrust_logger.HTTP_REQUEST_THREAD_POOL
-    braintrust_logger.HTTP_REQUEST_THREAD_POOL = ThreadPoolExecutor(
-        max_workers=previous._max_workers
-    )
+    posted, and the flush would wait for it forever. The child's pool is one already shut down:
+    Braintrust then posts each batch in the thread that flushes (the uplink's, or Braintrust's
+    publisher: daemon threads, which the child's exit does not wait for beyond its bound)."""
+    pool = ThreadPoolExecutor(max_workers=1)
+    pool.shutdown()
+    braintrust_logger.HTTP_REQUEST_THREAD_POOL = pool
 
 
 if hasattr(os, "register_at_fork"):
