@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from braintrust_ollama.local.store import LocalStore
 from support.fake_braintrust import PROJECT_ID, FakeBraintrust
 from support.ollama_server import Chat, FakeOllama, Generate
 from support.spans import children_of, names, only, roots
@@ -52,9 +57,8 @@ PROGRAM = textwrap.dedent(
     {epilogue}
     """
 )
-# What Braintrust's docs tell short scripts to end with. On Python 3.12+ it is needed when the
-# program may end before the login (a background thread) is over: Python starts no thread at
-# exit, and Braintrust's login starts some, so such a program's spans stay in the local copy.
+# What Braintrust's docs tell short scripts to end with (not needed: exit waits for a login still
+# under way). Tests use it to have the login and the upload done before exit.
 FLUSH = "braintrust.flush()"
 
 
@@ -64,6 +68,7 @@ class Run:
     stdout: str
     stderr_lines: list[str]
     body_s: float
+    done_at: float  # time.time() when the program's last line ran
     exit_lag_s: float
     store: Path
 
@@ -120,6 +125,7 @@ def run_program(
         stdout=result.stdout,
         stderr_lines=result.stderr.splitlines(),
         body_s=timing["body_s"],
+        done_at=timing["done_at"],
         exit_lag_s=timing["exit_handlers_done_at"] - timing["done_at"],
         store=home / "traces.db",
     )
@@ -338,8 +344,8 @@ def test_demo_with_braintrust_unreachable_prints_its_tree_from_the_local_copy(
 
 
 def test_a_program_ending_before_the_login_is_over_says_so_not_unreachable(capsys) -> None:
-    """Python 3.12+ starts no thread at exit and Braintrust's login starts some: the login of a
-    program that ends first fails with this RuntimeError, which is not Braintrust being away."""
+    """Python 3.12+ starts no thread at exit: an `init_logger()` called then (in an exit handler)
+    cannot start its login's thread, which is not Braintrust being away."""
     from braintrust_ollama.local.uplink import BraintrustUplink, _reason
 
     uplink = BraintrustUplink(app_url="http://127.0.0.1:9", kept_where="traces stay here")
@@ -366,3 +372,151 @@ def test_with_a_key_rows_still_pending_at_exit_reach_braintrust(
     stored = assert_full_trace_stored(run)
     assert {r["id"] for r in sent} == {r["id"] for r in stored}
     assert run.exit_lag_s < SHUTDOWN_S
+
+
+@pytest.mark.parametrize("local_copy", [True, False])
+def test_a_program_ending_before_its_login_is_over_sends_every_span(
+    tmp_path: Path, ollama: FakeOllama, local_copy: bool
+) -> None:
+    """A short script with no `braintrust.flush()`: it ends while the login to Braintrust is still
+    under way (answered `LOGIN_DELAY_S` late). Exit waits for the login (at most the timeout) and
+    Braintrust gets every span, on Python 3.12+ too, where no thread can start at exit."""
+    init = f'project="my-project", local_copy={local_copy}'
+    with FakeBraintrust("slow-login") as braintrust:
+        run = run_program(tmp_path, ollama, init=init, **braintrust_at(braintrust.url))
+        sent = list(braintrust.rows)
+        received = braintrust.project_rows(PROJECT)
+        login_answered_at = braintrust.login_answered_at
+    assert login_answered_at is not None and login_answered_at > run.done_at  # ended first
+    assert run.exit_lag_s < TIMEOUT_S + SHUTDOWN_S
+    assert {r["project_id"] for r in sent} == {PROJECT_ID}
+    assert sorted(names(received)) == ["answer", "ollama.chat", "ollama.generate"]
+    assert all(r["metrics"].get("end") for r in received)
+    if not local_copy:
+        assert run.stderr_lines == [
+            f"braintrust-ollama: traces go to Braintrust (project {PROJECT})"
+        ]
+        return
+    assert run.stderr_lines == [both_line(run)]  # no traceback, no "nothing was sent"
+    stored = assert_full_trace_stored(run)
+    assert {r["id"] for r in received} == {r["id"] for r in stored}
+
+
+# The parent sends a first span (its login is then over, and Braintrust's request pool has had
+# work; `{prepare}`, left out to fork during the login), then each child makes a traced Ollama
+# call under the parent's span, still open (its rows pending) while they run. Children must not
+# send the parent's rows. (The parent calls no Ollama before forking: children sharing its open
+# connection to Ollama would fail untraced too.)
+FORKED_CHILDREN = textwrap.dedent(
+    """
+    import json, multiprocessing
+    import braintrust, ollama
+    import braintrust_ollama
+
+    def ask(n):
+        with braintrust.start_span(name=f"child {n}"):
+            ollama.chat(model="llama3.2", messages=[{"role": "user", "content": f"Question {n}"}])
+        return n
+
+    if __name__ == "__main__":
+        braintrust_ollama.setup_ollama()
+        braintrust_ollama.init_logger(project="my-project")
+        {prepare}
+        fork = multiprocessing.get_context("fork")
+        with braintrust.start_span(name="parent") as parent:
+            parent.log(input="fan out")
+            processes = [fork.Process(target=ask, args=(n,)) for n in (1, 2)]
+            for process in processes:
+                process.start()
+            for process in processes:
+                process.join()
+            pool = fork.Pool(2)
+            answered = pool.map(ask, [3, 4, 5])
+            pool.close()  # the workers exit (and flush) instead of being killed
+            pool.join()
+            parent.log(output={"exitcodes": [p.exitcode for p in processes], "pool": answered})
+        print(json.dumps({"exitcodes": [p.exitcode for p in processes], "pool": answered}))
+    """
+)
+HANG_S = 60  # a program of forked children still running after this long hangs
+PREPARE = 'with braintrust.start_span(name="prepare"):\n        pass\n    braintrust.flush()'
+
+
+@pytest.mark.parametrize(
+    ("when", "local_copy"),
+    [("after the login", True), ("after the login", False),
+     ("during the login", True), ("during the login", False)],
+)  # fmt: skip
+def test_forked_children_send_their_spans_once_and_not_the_parents_again(
+    tmp_path: Path, ollama: FakeOllama, when: str, local_copy: bool
+) -> None:
+    """Children forked once the parent's login is over use it; children forked while it is under
+    way log in themselves."""
+    after_login = when == "after the login"
+    ollama.reply("/api/chat", *[Chat("Rayleigh scattering.", prompt_eval_count=14)] * 5)
+    home = tmp_path / "home"
+    home.mkdir()
+    script = tmp_path / "children.py"
+    # A masking function set first applies to the children's rows too.
+    mask = "braintrust.set_masking_function(lambda v: json.loads(json.dumps(v).replace('Rayleigh', '<masked>')))"
+    code = FORKED_CHILDREN.replace('    braintrust_ollama.init_logger(project="my-project")',
+                                   f"    {mask}\n    braintrust_ollama.init_logger("
+                                   f'project="my-project", local_copy={local_copy})')  # fmt: skip
+    script.write_text(code.replace("{prepare}", PREPARE if after_login else ""))
+    with FakeBraintrust("ok" if after_login else "slow-login") as braintrust:
+        started = time.monotonic()
+        result = _run_process_group(
+            [sys.executable, str(script)],
+            env=_env(home, OLLAMA_HOST=ollama.url, **braintrust_at(braintrust.url)),
+            cwd=tmp_path,
+        )
+        elapsed = time.monotonic() - started
+        sent = list(braintrust.rows)
+        received = braintrust.project_rows(PROJECT)
+        logins = braintrust.paths().count("/api/apikey/login")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"exitcodes": [0, 0], "pool": [3, 4, 5]}
+    where = f"Braintrust (project {PROJECT})"
+    if local_copy:
+        where += f" and to the local store {home / 'traces.db'} (view them: braintrust-ollama traces show last)"
+    assert result.stderr.splitlines() == [f"braintrust-ollama: traces go to {where}"]
+    assert elapsed < HANG_S  # each process's exit waits at most TIMEOUT_S for Braintrust
+
+    # Braintrust holds every span of the parent and of each child, masked...
+    expected = ["parent", *(f"child {n}" for n in range(1, 6)), *["ollama.chat"] * 5]
+    expected += ["prepare"] if after_login else []
+    assert sorted(names(received)) == sorted(expected)
+    assert {r["id"] for r in sent} == {r["id"] for r in received}
+    assert all(r["metrics"].get("end") for r in received)
+    chats = [r for r in received if r["span_attributes"]["name"] == "ollama.chat"]
+    assert [r["output"] for r in chats] == [
+        {"role": "assistant", "content": "<masked> scattering."}
+    ] * 5
+    assert "Rayleigh" not in json.dumps(sent)
+    # ... each sent once: no row twice, one first row per span (the rest are merges into it).
+    assert len({json.dumps(r, sort_keys=True) for r in sent}) == len(sent)
+    first_rows = Counter(r["id"] for r in sent if not r.get("_is_merge"))
+    assert set(first_rows.values()) == {1}
+    if after_login:
+        assert logins == 1  # the children used the parent's login
+    else:  # each process logged in at most once: the parent, 2 children, 2 pool workers
+        assert 1 <= logins <= 5
+    if local_copy:  # the local copy holds the same spans
+        store = LocalStore(home / "traces.db")
+        stored = [row for trace in store.traces() for row in store.rows(trace.root_span_id)]
+        assert {r["id"] for r in stored} == {r["id"] for r in received}
+
+
+def _run_process_group(args: list[str], **popen: Any) -> subprocess.CompletedProcess[str]:
+    """Run a program that forks; if it hangs, end it and every process it forked, and fail."""
+    process = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        **popen,
+    )  # fmt: skip
+    try:
+        stdout, stderr = process.communicate(timeout=HANG_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        pytest.fail(f"hung for {HANG_S} s:\n{stderr}")
+    return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)

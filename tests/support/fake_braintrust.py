@@ -20,6 +20,8 @@ with `BRAINTRUST_APP_URL` / `BRAINTRUST_API_URL` (`fake.url`). It takes any API 
   `HANG_LIMIT_S`): an address that accepts and stays silent.
 - `"logs-500"`: logs in and registers projects like `"ok"`, then answers `/logs3` with 500 (and
   keeps none of its rows).
+- `"slow-login"`: like `"ok"`, but answers the login `LOGIN_DELAY_S` after it arrived (when:
+  `fake.login_answered_at`, a `time.time()`): a program can end while its login is under way.
 
 Every request's method and path is kept in `fake.requests`; `fake.first_request` is set once any
 request arrived. Hand-made from the SDK's requests (braintrust 0.10 - 0.48), not recorded.
@@ -29,17 +31,19 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["API_KEY", "PROJECT_ID", "FakeBraintrust"]
+__all__ = ["API_KEY", "LOGIN_DELAY_S", "PROJECT_ID", "FakeBraintrust"]
 
 API_KEY = "sk-local-test"  # any key is taken; this one reads as a test's
 PROJECT_ID = "8f6b2a3c-1d4e-4f5a-9b6c-7d8e9f0a1b2c"
 ORG_ID = "5e4d3c2b-1a09-4f8e-8d7c-6b5a4f3e2d1c"
 HANG_LIMIT_S = 120.0
-MODES = ("ok", "500", "401", "hang", "logs-500")
+LOGIN_DELAY_S = 0.5
+MODES = ("ok", "500", "401", "hang", "logs-500", "slow-login")
 
 
 class FakeBraintrust:
@@ -55,6 +59,7 @@ class FakeBraintrust:
         self.uploads: dict[str, bytes] = {}  # attachment key -> bytes
         self.unknown: list[str] = []  # "METHOD /path?query" of requests answered 404
         self.first_request = threading.Event()
+        self.login_answered_at: float | None = None
         self.stopped = threading.Event()
         self._lock = threading.Lock()
         handler = type("_Handler", (_Handler,), {"fake": self})
@@ -165,6 +170,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.fake.stopped.wait(HANG_LIMIT_S)
             self.close_connection = True
             return
+        if self.fake.mode == "slow-login" and self.path.startswith("/api/apikey/login"):
+            self.fake.stopped.wait(LOGIN_DELAY_S)  # bounded: the server stopping ends it early
+            self.fake.login_answered_at = time.time()
         status, answer = self.fake.answer(self.command, self.path, body)
         data = json.dumps(answer).encode()
         self.send_response(status)

@@ -62,7 +62,7 @@ def init_logger(
     if not key:
         return init_local_logger(project, path=path)
     store = LocalStore(path) if local_copy else None
-    uplink = _braintrust_uplink(app_url, timeout_s, store)
+    uplink = _braintrust_uplink(app_url, key, org_name, timeout_s, store)
     if store is not None:
         install_local_store(store, forward=uplink)
     else:
@@ -71,9 +71,8 @@ def init_logger(
         project=project, api_key=api_key, app_url=app_url, org_name=org_name, set_current=True
     )
     # Rows name the project by a local id, known at once: no row waits for a login. The uplink
-    # swaps in the real id (`logger._lazy_metadata`, which logs in) on Braintrust's copy.
+    # swaps in the real id (it logs in and registers the project) on Braintrust's copy.
     logger._lazy_id = _LocalProjectId(project)
-    real = logger._lazy_metadata
     where = f"Braintrust (project {project})"
     if store is not None:
         where += (
@@ -81,7 +80,7 @@ def init_logger(
         )
     # Said before the login starts, so that it comes before any line about Braintrust being away.
     print(f"braintrust-ollama: traces go to {where}", file=sys.stderr)
-    uplink.add_project(project, lambda: real.get().project.id)
+    uplink.add_project(project, project)
     return logger
 
 
@@ -100,7 +99,7 @@ class _LocalProjectId(LazyValue[str]):
 
 
 def _braintrust_uplink(
-    url: str | None, timeout_s: float, store: LocalStore | None
+    url: str | None, key: str, org_name: str | None, timeout_s: float, store: LocalStore | None
 ) -> BraintrustUplink:
     """The process's uplink (one: Braintrust's logger must be the only one sending rows)."""
     global _uplink
@@ -114,6 +113,8 @@ def _braintrust_uplink(
             kept = "traces are not kept (init_logger(local_copy=False))"
         _uplink = BraintrustUplink(
             app_url=app_url(url),
+            api_key=key,
+            org_name=org_name,
             timeout_s=timeout_s,
             kept_where=kept,
             register_exit=store is None,
