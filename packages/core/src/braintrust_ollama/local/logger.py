@@ -473,25 +473,57 @@ def _in_multiprocessing_child(background: LocalBackgroundLogger) -> None:
     if pool_worker is not None and getattr(process, "_target", None) is pool_worker:
         try:
             results = process._args[1]  # worker(inqueue, outqueue, ...)
-            results._writer = _RowsBeforeResults(results._writer, background)
+            # Its lock, taken around each send (so the wait is not spent holding it), or the
+            # pipe itself where sends need no lock (Windows).
+            if results._wlock is not None:
+                results._wlock = _RowsBeforeResults(results._wlock, background)
+            else:
+                results._writer = _RowsBeforeResults(results._writer, background)
         except Exception:  # another Python's pool: rows are written at exit only
             _log.debug("braintrust-ollama: could not hook a pool worker", exc_info=True)
 
 
 class _RowsBeforeResults(wrapt.ObjectProxy):
-    """A `Pool` worker's result pipe: rows logged before a result are written before it is sent
-    (at most `EXIT_FLUSH_TIMEOUT_S`); then the parent may end the worker."""
+    """A `Pool` worker's result lock (or pipe): the rows it logged are written before a result
+    is sent, since the parent may end the worker as soon as it has them.
 
-    def __init__(self, pipe: Any, background: LocalBackgroundLogger) -> None:
-        super().__init__(pipe)
+    Each wait lasts at most `EXIT_FLUSH_TIMEOUT_S`. When one runs out (another process holds the
+    store's write lock), one line says so and results go on without waiting until the store has
+    taken those rows."""
+
+    def __init__(self, wrapped: Any, background: LocalBackgroundLogger) -> None:
+        super().__init__(wrapped)
         self._self_background = background
+        self._self_stuck_until = 0  # rows logged when a wait ran out: none until they are written
+        self._self_warned = False
+
+    def __enter__(self) -> Any:
+        self._self_write_rows()
+        return self.__wrapped__.__enter__()
 
     def send_bytes(self, *args: Any, **kwargs: Any) -> None:
+        self._self_write_rows()
+        self.__wrapped__.send_bytes(*args, **kwargs)
+
+    def _self_write_rows(self) -> None:
+        background = self._self_background
         try:
-            self._self_background._wait_written(EXIT_FLUSH_TIMEOUT_S)
+            if background._done < self._self_stuck_until:
+                return
+            self._self_stuck_until = 0
+            if not background._wait_written(EXIT_FLUSH_TIMEOUT_S):
+                self._self_stuck_until = background._queued
+                if not self._self_warned:
+                    self._self_warned = True
+                    _log.warning(
+                        "braintrust-ollama: %s took no rows for %.0f s (another process holds its"
+                        " write lock?): this Pool worker's results go back without waiting for"
+                        " their rows, which are lost if the pool ends the worker first",
+                        background.store.path,
+                        EXIT_FLUSH_TIMEOUT_S,
+                    )
         except Exception:  # never costs the task its result
             _log.debug("braintrust-ollama: could not write rows before a result", exc_info=True)
-        self.__wrapped__.send_bytes(*args, **kwargs)
 
 
 def _close_all(timeout: float) -> None:
