@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import subprocess
 import sys
 import time
@@ -313,3 +314,37 @@ def test_a_pool_on_a_locked_store_waits_once_per_worker_and_says_so(program: Pro
     assert 1.0 <= result["map_s"] < 2.5
     assert stderr.count("took no rows for 1 s") == 2  # one line per worker
     assert "Traceback" not in stderr
+
+
+# Daemon threads that never stop logging, still running when the program ends.
+DAEMONS_LOGGING_AT_EXIT = """
+import threading, time
+import braintrust
+from braintrust_ollama import init_local_logger
+
+init_local_logger("daemons-at-exit")
+
+def busy():
+    while True:
+        with braintrust.start_span(name="busy") as span:
+            span.log(input="x")
+
+for _ in range(2):
+    threading.Thread(target=busy, daemon=True).start()
+time.sleep(1.0)
+print(time.time(), flush=True)
+"""
+
+
+def test_threads_still_logging_at_exit_cost_the_exit_bound_at_most(program: Program) -> None:
+    done = program.run(DAEMONS_LOGGING_AT_EXIT)
+    ended = time.time()
+    exit_wait = ended - float(done.stdout.split()[0])
+    print(f"\nexit wait with two threads logging: {exit_wait:.2f} s")
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    # The exit's bound, plus the interpreter's own teardown; before, rows the threads logged
+    # after the exit flush each waited again, and exit took 5 - 9 s.
+    assert exit_wait < local_logger.EXIT_FLUSH_TIMEOUT_S + 1.0
+    with sqlite3.connect(program.store_path) as db:
+        assert db.execute("SELECT count(*) FROM spans").fetchone()[0] > 0

@@ -123,6 +123,7 @@ class LocalBackgroundLogger(_MemoryBackgroundLogger):
         self._unstorable = 0
         self._store_failing = False
         self._exiting = False
+        self._exit_deadline = 0.0
         self._closed = False
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
@@ -136,6 +137,8 @@ class LocalBackgroundLogger(_MemoryBackgroundLogger):
         with self._cond:
             if self._pid != os.getpid():  # forked without the at-fork hook (os.fork in C code)
                 self._reset_locked_state()
+            if self._exiting and time.monotonic() >= self._exit_deadline:
+                return  # threads still logging once exit's bound is over: said by close()
             for row in args:
                 if len(self._queue) >= self.max_pending_rows:
                     dropped_now += 1
@@ -150,8 +153,9 @@ class LocalBackgroundLogger(_MemoryBackgroundLogger):
         self._start_writer()
         if dropped_now:
             self._count_dropped(dropped_now)
-        if exiting:  # logged after the exit flush (a stream closed at teardown): write it now
-            self._wait_written(EXIT_FLUSH_TIMEOUT_S)
+        if exiting:  # logged after the exit flush (a stream closed at teardown): write it now,
+            # within what is left of the exit's bound
+            self._wait_written(max(0.0, self._exit_deadline - time.monotonic()))
 
     def flush(self, batch_size: int | None = None) -> None:
         """Wait until every row logged so far is written (at most `FLUSH_TIMEOUT_S`)."""
@@ -174,7 +178,9 @@ class LocalBackgroundLogger(_MemoryBackgroundLogger):
 
         Returns whether everything was written; if not, says how many rows were not. Then
         `forward` (Braintrust, with a local copy) gets its own bounded flush of what was handed
-        to it, so the rows written last reach Braintrust too."""
+        to it, so the rows written last reach Braintrust too. Rows logged after it (by threads
+        still running at exit, say) are written within the same `timeout`, counted from now."""
+        self._exit_deadline = time.monotonic() + timeout
         written = self._wait_written(timeout)
         if self.forward is not None:
             try:
@@ -185,10 +191,13 @@ class LocalBackgroundLogger(_MemoryBackgroundLogger):
             self._closed = True
             self._exiting = True
             pending = self._queued - self._done
+            if not written:  # exit's bound is over: not kept for a writer that stops now
+                self._queue.clear()
             self._cond.notify_all()
         if not written and pending:
             _log.warning(
-                "braintrust-ollama: %d trace rows not written to %s within %.0f s",
+                "braintrust-ollama: %d trace rows not written to %s within %.0f s"
+                " (rows logged after that are not written either)",
                 pending,
                 self.store.path,
                 timeout,
