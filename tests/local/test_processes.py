@@ -230,3 +230,44 @@ def test_terminated_pools_lose_no_row_and_never_hang_fork(program: Program) -> N
 
 def test_terminated_pools_lose_no_row_and_never_hang_spawn(program: Program) -> None:
     _check_terminated_pools(program, "spawn", rounds=3)
+
+
+# A child forked from a thread, whose thread then returns: untraced, the child ends there (its
+# last thread ended, with no exit code run). Traced, the store's writer must not keep it alive.
+FORKED_FROM_A_THREAD = """
+import json, os, threading, time
+import braintrust
+from braintrust_ollama import init_local_logger
+
+init_local_logger("forked-from-a-thread")
+statuses = []
+
+def work(n):
+    pid = os.fork()
+    if pid == 0:
+        with braintrust.start_span(name=f"child {n}"):
+            pass
+        return  # the child's only thread ends here
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            statuses.append(status)
+            return
+        time.sleep(0.05)  # polling a child with a deadline: no hang if it never ends
+    os.kill(pid, 9)
+    statuses.append("hung")
+
+threads = [threading.Thread(target=work, args=(n,)) for n in range(2)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(json.dumps({"statuses": statuses}))
+"""
+
+
+def test_children_forked_from_a_thread_end_when_their_thread_does(program: Program) -> None:
+    assert report(program.run(FORKED_FROM_A_THREAD)) == {"statuses": [0, 0]}
+    names = sorted(r["span_attributes"]["name"] for r in all_rows(program.store))
+    assert names == ["child 0", "child 1"]

@@ -68,6 +68,7 @@ EXIT_FLUSH_TIMEOUT_S = 5.0
 MAX_PENDING_ROWS_ENV = "BRAINTRUST_OLLAMA_MAX_PENDING_ROWS"
 MAX_PENDING_ROWS = 100_000
 _BATCH_ROWS = 2_000
+_IDLE_CHECK_S = 1.0  # how often an idle writer checks that its process goes on
 _RETRY_S = 1.0
 
 _log = logging.getLogger(__name__)
@@ -266,7 +267,7 @@ class LocalBackgroundLogger(_MemoryBackgroundLogger):
         while True:
             with self._cond:
                 while not self._due():
-                    if self._closed and not self._queue:
+                    if not self._queue and (self._closed or _main_thread_gone_for_good()):
                         return
                     self._cond.wait(self._wait_s())
                 batch = self._take_batch()
@@ -288,9 +289,9 @@ class LocalBackgroundLogger(_MemoryBackgroundLogger):
             or time.monotonic() - self._oldest_at >= WRITE_EVERY_S
         )
 
-    def _wait_s(self) -> float | None:
+    def _wait_s(self) -> float:
         if not self._queue:
-            return None
+            return _IDLE_CHECK_S
         return max(0.0, WRITE_EVERY_S - (time.monotonic() - self._oldest_at))
 
     def _take_batch(self) -> list[Any]:
@@ -404,6 +405,13 @@ class LocalBackgroundLogger(_MemoryBackgroundLogger):
         self._thread = None
         self._pid = os.getpid()
         self._queued = self._done = self._flush_upto = 0
+
+
+def _main_thread_gone_for_good() -> bool:
+    """The program's main thread ended and the interpreter is not shutting down: a child forked
+    from another thread, whose thread returned. Such a process ends when its last thread does,
+    running no exit code: the writer, having written everything, must not keep it alive."""
+    return not threading.main_thread().is_alive() and not getattr(threading, "_SHUTTING_DOWN", True)
 
 
 def _resolved(row: dict[str, Any]) -> LazyValue[dict[str, Any]]:
