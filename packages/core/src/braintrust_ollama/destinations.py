@@ -79,7 +79,7 @@ def init_logger(
             f" and to the local store {store.path} (view them: braintrust-ollama traces show last)"
         )
     # Said before the login starts, so that it comes before any line about Braintrust being away.
-    print(f"braintrust-ollama: traces go to {where}", file=sys.stderr)
+    print(f"braintrust-ollama: traces go to {where}\n", end="", file=sys.stderr)  # one write
     uplink.add_project(project, project)
     return logger
 

@@ -406,7 +406,7 @@ class BraintrustUplink:
         else:
             line = f"Braintrust did not take some traces ({reason}): {self.kept_where}"
         with contextlib.suppress(OSError, ValueError):  # stderr closed at exit
-            print(f"braintrust-ollama: {line}", file=sys.stderr, flush=True)
+            print(f"braintrust-ollama: {line}\n", end="", file=sys.stderr, flush=True)  # one write
 
 
 class _OneLineSink(io.TextIOBase):
