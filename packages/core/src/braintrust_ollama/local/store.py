@@ -188,12 +188,7 @@ class LocalStore:
                     [(a.key, a.content_type, a.filename, a.data) for a in attachments],
                 )
             stored = _stored_rows(db, [span.key for span in spans])
-            merges = [
-                _merge_span_rows(span.key, span.rows, stored[span.key])
-                if span.key in stored
-                else span.fresh
-                for span in spans
-            ]
+            merges = [span.merged(stored.get(span.key)) for span in spans]
             _store_spans(db, merges)
             db.execute("COMMIT")
         except BaseException:
@@ -414,17 +409,24 @@ class _Merged:
 @dataclass(frozen=True)
 class _Span:
     """One span's rows of a write, in arrival order with their positions, and `fresh`: what
-    they merge into when the store holds nothing of the span yet (merged before locking)."""
+    they merge into when the store holds nothing of the span yet, merged before the store is
+    locked when the span starts in this write (None when its first row is a merge: the store
+    most likely holds it already, and the merge is done with the stored row)."""
 
     key: str
     rows: tuple[tuple[int, dict[str, Any]], ...]
-    fresh: _Merged
+    fresh: _Merged | None
+
+    def merged(self, stored: str | None) -> _Merged:
+        """The span's rows merged into its `stored` row text (None: nothing stored)."""
+        if stored is None and self.fresh is not None:
+            return self.fresh
+        return _merge_span_rows(self.key, self.rows, stored)
 
 
 def _spans(rows: Iterable[dict[str, Any]]) -> tuple[list[_Span], list[_Failure]]:
-    """The rows of a write by span, in order of first arrival, each span merged as if the
-    store held nothing of it; and the rows refused for their id. Rows without an id are
-    skipped."""
+    """The rows of a write by span, in order of first arrival; and the rows refused for their
+    id. Rows without an id are skipped."""
     by_key: dict[str, list[tuple[int, dict[str, Any]]]] = {}
     refused: list[_Failure] = []
     for position, row in enumerate(rows):
@@ -438,7 +440,8 @@ def _spans(rows: Iterable[dict[str, Any]]) -> tuple[list[_Span], list[_Failure]]
             by_key.setdefault(key, []).append((position, row))
     spans = []
     for key, span_rows in by_key.items():
-        fresh = _merge_span_rows(key, span_rows, None)
+        starts_here = not span_rows[0][1].get(_IS_MERGE)
+        fresh = _merge_span_rows(key, span_rows, None) if starts_here else None
         spans.append(_Span(key, tuple(span_rows), fresh))
     return spans, refused
 
@@ -517,12 +520,13 @@ def _bindable(value: Any) -> Any:
     """`value`, when SQLite can take it as a statement parameter; else raises, as binding would."""
     if value is None or isinstance(value, (float, bytes)):
         return value
+    if isinstance(value, str):
+        if not value.isascii():
+            value.encode("utf-8")  # a lone surrogate cannot be bound: UnicodeEncodeError
+        return value
     if isinstance(value, int):
         if not -(2**63) <= value < 2**63:
             raise OverflowError("Python int too large to convert to SQLite INTEGER")
-        return value
-    if isinstance(value, str):
-        value.encode("utf-8")  # a lone surrogate cannot be bound: UnicodeEncodeError
         return value
     raise TypeError(f"type {type(value).__name__!r} cannot be stored in a column")
 
