@@ -193,8 +193,9 @@ def _mixed_batch() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     shaped like Braintrust's)."""
     start = {"created": CREATED, "span_parents": None, "_is_merge": False}
     earlier = [
-        _span("old", **start, input="q", metrics={"start": 1.0}),
+        _span("old", **start, input="q 🦙 ¿", metrics={"start": 1.0}),
         _span("logged early", metadata={"worker": "child"}, _is_merge=True),
+        _span("id: 2 é", **start, input="an id with a colon and an accent"),
         _span("replaced", **start, input="first"),
     ]
     circular: dict[str, Any] = {"note": "refers to itself"}
@@ -217,15 +218,28 @@ def _mixed_batch() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         {"id": 7, "root_span_id": "trace", "input": "an integer id"},
         {"id": "7", "output": "merged into the integer id's row", "_is_merge": True},
         _span("old", metadata={"last": True}, _is_merge=True),  # last: its rowid comes last
+        _span("id: 2 é", output="merged 🦙", _is_merge=True),
     ]
     return earlier, batch
 
 
-@pytest.mark.parametrize("ids_per_statement", [500, 2], ids=["one chunk", "chunks of 2 ids"])
+@pytest.mark.parametrize(
+    ("ids_per_statement", "read_as_one"),
+    [
+        pytest.param(500, True, id="one chunk"),
+        pytest.param(2, True, id="chunks of 2 ids"),
+        # SQLite refuses a text longer than its limit ("string or blob too big"): the stored
+        # rows of a chunk too long to read as one text are read row by row.
+        pytest.param(500, False, id="stored rows too long to read as one"),
+    ],
+)
 def test_one_write_stores_what_writing_its_rows_one_by_one_stores(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ids_per_statement: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ids_per_statement: int, read_as_one: bool
 ) -> None:
     monkeypatch.setattr(store_module, "_CHUNK_IDS", ids_per_statement)
+    if not read_as_one:
+        too_long = "SELECT zeroblob(2000000000) WHERE '' NOT IN ({})"
+        monkeypatch.setattr(store_module, "_STORED_ROWS_AS_ONE", too_long)
     earlier, batch = _mixed_batch()
     reference = tmp_path / "row-by-row.db"
     assert _row_by_row(reference, earlier) == []
@@ -260,7 +274,7 @@ def test_a_write_calls_sqlite_a_fixed_number_of_times_whatever_its_rows(tmp_path
     result = store.write(ends + more)
 
     assert result.written == 800 and result.failed == []
-    # BEGIN, a SELECT and an INSERT per 500 span ids, COMMIT
+    # BEGIN, a SELECT (one step: the rows as one text) and an INSERT per 500 span ids, COMMIT
     assert [s.split()[0] for s in statements] == [
         "BEGIN",
         *["SELECT"] * 2,
