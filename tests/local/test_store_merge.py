@@ -3,11 +3,15 @@ processes write them in: a span's creation row arriving after later logs of it n
 
 from __future__ import annotations
 
+import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
-from braintrust_ollama.local.store import LocalStore
+from braintrust_ollama.local import store as store_module
+from braintrust_ollama.local.store import LocalStore, _encode, _merge, _metric
 from local.programs import Program, report
 
 CREATED = "2026-11-25T23:00:00.000000+00:00"
@@ -131,3 +135,150 @@ def test_a_forked_childs_logs_on_a_pending_parent_span_survive_its_start_row(
     assert row["metrics"]["end"] >= row["metrics"]["start"]
     assert row["span_parents"] in (None, []) and row["root_span_id"] == outcome["root"]
     assert "Traceback" not in result.stderr
+
+
+# --- One write of many rows: the rows writing them one by one gives, at a fixed SQLite cost ----
+
+
+def _row_by_row(path: Path, rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
+    """The store's earlier write, kept as the reference: each row merged into its span on its
+    own (read, merge, write), inside a savepoint that a row which cannot be stored rolls back.
+    Returns the failed rows' positions and error types."""
+    store = LocalStore(path)
+    store.write([])  # the schema
+    failed = []
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.execute("BEGIN IMMEDIATE")
+        for position, row in enumerate(rows):
+            if not row.get("id"):
+                continue
+            db.execute("SAVEPOINT row")
+            try:
+                found = db.execute("SELECT row FROM spans WHERE id = ?", (row["id"],)).fetchone()
+                merged = _merge(json.loads(found[0]), row) if found is not None else dict(row)
+                merged.pop("_is_merge", None)
+                db.execute(
+                    "INSERT OR REPLACE INTO spans (id, root_span_id, span_id, start, row)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (
+                        row["id"],
+                        merged.get("root_span_id") or row["id"],
+                        merged.get("span_id"),
+                        _metric(merged, "start"),
+                        _encode(merged),
+                    ),
+                )
+            except (sqlite3.DataError, sqlite3.InterfaceError, TypeError, ValueError) as e:
+                db.execute("ROLLBACK TO row")
+                failed.append((position, type(e).__name__))
+            db.execute("RELEASE row")
+        db.execute("COMMIT")
+    return failed
+
+
+def _table(path: Path) -> list[tuple[Any, ...]]:
+    """The spans table as stored, in rowid order (what `rows()` and `traces()` order ties by)."""
+    with closing(sqlite3.connect(path)) as db:
+        return db.execute(
+            "SELECT id, root_span_id, span_id, start, row FROM spans ORDER BY rowid"
+        ).fetchall()
+
+
+def _span(name: str, **fields: Any) -> dict[str, Any]:
+    return {"id": name, "span_id": name, "root_span_id": "trace", **fields}
+
+
+def _mixed_batch() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Rows already stored, then one batch of every kind of row a write meets (hand-made rows
+    shaped like Braintrust's)."""
+    start = {"created": CREATED, "span_parents": None, "_is_merge": False}
+    earlier = [
+        _span("old", **start, input="q 🦙 ¿", metrics={"start": 1.0}),
+        _span("logged early", metadata={"worker": "child"}, _is_merge=True),
+        _span("id: 2 é", **start, input="an id with a colon and an accent"),
+        _span("replaced", **start, input="first"),
+    ]
+    circular: dict[str, Any] = {"note": "refers to itself"}
+    circular["self"] = circular  # not encodable as JSON: this row alone cannot be stored
+    batch = [
+        _span("new", **start, input="q", metrics={"start": 2.0}),
+        _span("old", output="a", metrics={"end": 3.0}, _is_merge=True),  # into a stored span
+        _span("repeated", **start, input="q", metrics={"start": 4.0}),
+        _span("repeated", metadata={"step": 1}, _is_merge=True),
+        _span("repeated", metadata=circular, _is_merge=True),  # fails; the next merges anyway
+        _span("repeated", metadata={"step": 2}, output="a", _is_merge=True),
+        _span("logged early", **start, input="q", metadata={"model": "m"}),  # its start, late
+        _span("logged late", metadata={"worker": "child"}, _is_merge=True),
+        _span("logged late", **start, input="q"),  # after its logs, in the same batch
+        _span("logged late", **start, input="q"),  # the same start row again: no change
+        {"input": "a row without an id is skipped"},
+        _span("surrogate", **start, output="half an emoji: \ud83d"),  # kept as a JSON escape
+        {**_span("replaced", **start, input="second"), "created": "2026-11-25T23:05:00+00:00"},
+        _span("new", output="a", metrics={"end": 5.0}, _is_merge=True),
+        {"id": 7, "root_span_id": "trace", "input": "an integer id"},
+        {"id": "7", "output": "merged into the integer id's row", "_is_merge": True},
+        _span("old", metadata={"last": True}, _is_merge=True),  # last: its rowid comes last
+        _span("id: 2 é", output="merged 🦙", _is_merge=True),
+    ]
+    return earlier, batch
+
+
+@pytest.mark.parametrize(
+    ("ids_per_statement", "read_as_one"),
+    [
+        pytest.param(500, True, id="one chunk"),
+        pytest.param(2, True, id="chunks of 2 ids"),
+        # SQLite refuses a text longer than its limit ("string or blob too big"): the stored
+        # rows of a chunk too long to read as one text are read row by row.
+        pytest.param(500, False, id="stored rows too long to read as one"),
+    ],
+)
+def test_one_write_stores_what_writing_its_rows_one_by_one_stores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ids_per_statement: int, read_as_one: bool
+) -> None:
+    monkeypatch.setattr(store_module, "_CHUNK_IDS", ids_per_statement)
+    if not read_as_one:
+        too_long = "SELECT zeroblob(2000000000) WHERE '' NOT IN ({})"
+        monkeypatch.setattr(store_module, "_STORED_ROWS_AS_ONE", too_long)
+    earlier, batch = _mixed_batch()
+    reference = tmp_path / "row-by-row.db"
+    assert _row_by_row(reference, earlier) == []
+    expected_failures = _row_by_row(reference, batch)
+
+    store = LocalStore(tmp_path / "traces.db")
+    assert store.write(earlier).failed == []
+    result = store.write(batch)
+
+    assert _table(store.path) == _table(reference)
+    assert [(batch.index(row), type(e).__name__) for row, e in result.failed] == [
+        (4, "ValueError")  # the circular row, alone
+    ]
+    assert expected_failures == [(4, "ValueError")]
+    assert result.written == len(batch) - 2  # all but the failed row and the row without id
+    (repeated,) = [r for r in store.rows("trace") if r["id"] == "repeated"]
+    assert repeated["metadata"] == {"step": 2} and repeated["output"] == "a"
+
+
+def test_a_write_calls_sqlite_a_fixed_number_of_times_whatever_its_rows(tmp_path: Path) -> None:
+    """Each SQLite call lets the program's other threads take the GIL, and getting it back can
+    wait their whole switch interval while the store's process lock holds up any fork: a
+    write makes a few calls per 500 span ids, not some per row."""
+    store = LocalStore(tmp_path / "traces.db")
+    started = [_span(f"span {i}", created=CREATED, input="q", _is_merge=False) for i in range(400)]
+    store.write(started)
+    statements: list[str] = []
+    store._write_connection().set_trace_callback(statements.append)
+
+    ends = [_span(f"span {i}", output="a", _is_merge=True) for i in range(400)]
+    more = [_span(f"more {i}", created=CREATED, input="q", _is_merge=False) for i in range(400)]
+    result = store.write(ends + more)
+
+    assert result.written == 800 and result.failed == []
+    # BEGIN, a SELECT (one step: the rows as one text) and an INSERT per 500 span ids, COMMIT
+    assert [s.split()[0] for s in statements] == [
+        "BEGIN",
+        *["SELECT"] * 2,
+        *["INSERT"] * 2,
+        "COMMIT",
+    ]
+    assert len(store.rows("trace")) == 800

@@ -16,11 +16,11 @@ directory the store creates, and the default per-user directory, are 0700. Loose
 these are tightened when the store is opened.
 
 Several processes share one store: SQLite's write-ahead log lets readers run beside a writer,
-and each write merges its rows inside one `BEGIN IMMEDIATE` transaction (read, merge, write per
-span id), so partial rows of one span written by two processes merge instead of replacing each
-other, in any order: a span's start row written after a forked child's logs on that span (the
-parent's writer was slower) goes under them, keeping both. A row that cannot be stored is
-skipped and reported; the others are written.
+and each write merges its rows inside one `BEGIN IMMEDIATE` transaction (read the stored rows of
+its span ids, merge in Python, write them back), so partial rows of one span written by two
+processes merge instead of replacing each other, in any order: a span's start row written after a
+forked child's logs on that span (the parent's writer was slower) goes under them, keeping both.
+A row that cannot be stored is skipped and reported; the others are written.
 """
 
 from __future__ import annotations
@@ -143,25 +143,36 @@ class LocalStore:
         """Merge `rows` (Braintrust log rows, possibly partial) into the store, with the
         attachments they reference, in one transaction.
 
-        Each row is merged and stored on its own: a row that cannot be (not encodable, say)
-        is rolled back alone and returned in `failed`. Raises only when the store itself
-        cannot be written (locked past `timeout` seconds, disk full): then nothing was written.
+        The stored rows are those writing `rows` one by one would give (several rows of one
+        span merge in arrival order). A row that cannot be stored (not encodable, say) is left
+        out alone and returned in `failed`. Raises only when the store itself cannot be written
+        (locked past `timeout` seconds, disk full): then nothing was written.
+
+        Cost: the merges are done in Python before the store is locked (again inside it, only
+        for the spans it already holds), and SQLite is called a fixed number of times per
+        chunk of span ids, not per row: each call lets the program's other threads take the
+        GIL, getting it back can wait their whole switch interval, and this process's forks
+        wait for the write (`_in_sqlite`).
         """
-        rows, attachments = list(rows), list(attachments)
+        spans, refused = _spans(rows)
+        attachments = list(attachments)
         deadline = time.monotonic() + timeout
         while True:
             try:
                 with _in_sqlite:
-                    return self._write_once(rows, attachments)
+                    merges = self._write_once(spans, attachments)
+                break
             except sqlite3.OperationalError as error:
                 if not _is_busy(error) or time.monotonic() >= deadline:
                     raise
             time.sleep(_BUSY_RETRY_S)  # out of SQLite: a fork() may happen meanwhile
+        failed = sorted([*refused, *(f for merge in merges for f in merge.failed)])
+        return WriteResult(
+            written=sum(merge.written for merge in merges),
+            failed=[(row, error) for _, row, error in failed],
+        )
 
-    def _write_once(
-        self, rows: list[dict[str, Any]], attachments: list[StoredAttachment]
-    ) -> WriteResult:
-        result = WriteResult()
+    def _write_once(self, spans: list[_Span], attachments: list[StoredAttachment]) -> list[_Merged]:
         db = self._write_connection()
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -170,34 +181,20 @@ class LocalStore:
                 _drop_write_connection(db)
             raise
         try:
-            for attachment in attachments:
-                db.execute(
+            if attachments:
+                db.executemany(
                     "INSERT OR IGNORE INTO attachments (key, content_type, filename, data)"
                     " VALUES (?, ?, ?, ?)",
-                    (
-                        attachment.key,
-                        attachment.content_type,
-                        attachment.filename,
-                        attachment.data,
-                    ),
+                    [(a.key, a.content_type, a.filename, a.data) for a in attachments],
                 )
-            for row in rows:
-                if not row.get("id"):
-                    continue
-                db.execute("SAVEPOINT row")
-                try:
-                    _merge_into(db, row)
-                except (sqlite3.DataError, sqlite3.InterfaceError, TypeError, ValueError) as e:
-                    db.execute("ROLLBACK TO row")
-                    result.failed.append((row, e))
-                else:
-                    result.written += 1
-                db.execute("RELEASE row")
+            stored = _stored_rows(db, [span.key for span in spans])
+            merges = [span.merged(stored.get(span.key)) for span in spans]
+            _store_spans(db, merges)
             db.execute("COMMIT")
         except BaseException:
             _drop_write_connection(db)  # its transaction rolled back with it
             raise
-        return result
+        return merges
 
     def _write_connection(self) -> sqlite3.Connection:
         """This process's write connection to the store file, opened at its first write and kept
@@ -386,23 +383,176 @@ if hasattr(os, "register_at_fork"):
     )
 
 
-def _merge_into(db: sqlite3.Connection, row: dict[str, Any]) -> None:
-    """Merge one partial row into the stored row of its span (read, merge, write)."""
-    row_id = row["id"]
-    found = db.execute("SELECT row FROM spans WHERE id = ?", (row_id,)).fetchone()
-    merged = _merge(json.loads(found[0]), row) if found is not None else dict(row)
+# Span ids per SQLite statement of a write (a `SELECT ... WHERE id IN (...)`, a multi-row
+# `INSERT` of 5 parameters a span): within SQLite's limit on a statement's parameters, 999
+# before SQLite 3.32 and 32766 since.
+_CHUNK_IDS = 500 if sqlite3.sqlite_version_info >= (3, 32, 0) else 199
+# SQLite's default longest string (SQLITE_MAX_LENGTH), in bytes: a longer row cannot be stored.
+_MAX_TEXT_BYTES = 1_000_000_000
+# What merging or encoding one row can raise: that row is left out, the others are stored.
+_ROW_ERRORS = (TypeError, ValueError, OverflowError, RecursionError, sqlite3.DataError)
+_SpanRecord = tuple[str, Any, Any, "float | None", str]  # id, root_span_id, span_id, start, row
+_Failure = tuple[int, dict[str, Any], Exception]  # the row's position in the write, the row, why
+
+
+@dataclass(frozen=True)
+class _Merged:
+    """What a span's rows of one write merge into: its record for the spans table (None when
+    no row of it could be stored), and which rows could not."""
+
+    record: _SpanRecord | None
+    last: int  # position in the write of the last row stored (orders the INSERT, as rowids)
+    written: int
+    failed: tuple[_Failure, ...]
+
+
+@dataclass(frozen=True)
+class _Span:
+    """One span's rows of a write, in arrival order with their positions, and `fresh`: what
+    they merge into when the store holds nothing of the span yet, merged before the store is
+    locked when the span starts in this write (None when its first row is a merge: the store
+    most likely holds it already, and the merge is done with the stored row)."""
+
+    key: str
+    rows: tuple[tuple[int, dict[str, Any]], ...]
+    fresh: _Merged | None
+
+    def merged(self, stored: str | None) -> _Merged:
+        """The span's rows merged into its `stored` row text (None: nothing stored)."""
+        if stored is None and self.fresh is not None:
+            return self.fresh
+        return _merge_span_rows(self.key, self.rows, stored)
+
+
+def _spans(rows: Iterable[dict[str, Any]]) -> tuple[list[_Span], list[_Failure]]:
+    """The rows of a write by span, in order of first arrival; and the rows refused for their
+    id. Rows without an id are skipped."""
+    by_key: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    refused: list[_Failure] = []
+    for position, row in enumerate(rows):
+        if not row.get("id"):
+            continue
+        try:
+            key = _span_key(row["id"])
+        except _ROW_ERRORS as error:
+            refused.append((position, row, error))
+        else:
+            by_key.setdefault(key, []).append((position, row))
+    spans = []
+    for key, span_rows in by_key.items():
+        starts_here = not span_rows[0][1].get(_IS_MERGE)
+        fresh = _merge_span_rows(key, span_rows, None) if starts_here else None
+        spans.append(_Span(key, tuple(span_rows), fresh))
+    return spans, refused
+
+
+def _merge_span_rows(
+    key: str, rows: Iterable[tuple[int, dict[str, Any]]], stored: str | None
+) -> _Merged:
+    """Merge one span's rows in order into its `stored` row text (None: nothing stored), each
+    row against what the rows before it left, as writing them one by one does. A row that
+    cannot be merged or encoded leaves the span as it was, and is returned as failed."""
+    record: _SpanRecord | None = None
+    last, written, failed = -1, 0, []
+    for position, row in rows:
+        try:
+            record = _span_record(key, row, record[4] if record is not None else stored)
+        except _ROW_ERRORS as error:
+            failed.append((position, row, error))
+        else:
+            last, written = position, written + 1
+    return _Merged(record, last, written, tuple(failed))
+
+
+# The stored rows of some span ids as one text, `<len(id)>:<len(row)>:<id><row>` after another:
+# one SQLite step, where a plain SELECT steps (and lets go of the GIL) once per row it returns.
+# (SQLite's `length` of text counts characters, as Python's `len` does.)
+_STORED_ROWS_AS_ONE = (
+    "SELECT group_concat(length(id) || ':' || length(row) || ':' || id || row, '')"
+    " FROM spans WHERE id IN ({})"
+)
+
+
+def _stored_rows(db: sqlite3.Connection, keys: list[str]) -> dict[str, str]:
+    """The stored row text of those of `keys` the store holds, by id."""
+    stored: dict[str, str] = {}
+    for start in range(0, len(keys), _CHUNK_IDS):
+        chunk = keys[start : start + _CHUNK_IDS]
+        marks = ", ".join("?" * len(chunk))
+        try:
+            (text,) = db.execute(_STORED_ROWS_AS_ONE.format(marks), chunk).fetchone()
+        except sqlite3.DataError:  # together longer than SQLite's longest text: row by row
+            found = db.execute(f"SELECT id, row FROM spans WHERE id IN ({marks})", chunk)
+            stored.update(found)
+        else:
+            stored.update(_unpack_rows(text or ""))
+    return stored
+
+
+def _unpack_rows(text: str) -> Iterator[tuple[str, str]]:
+    """The (id, row) pairs of a `_STORED_ROWS_AS_ONE` text."""
+    at = 0
+    while at < len(text):
+        id_at = text.index(":", text.index(":", at) + 1) + 1
+        id_length, row_length = (int(n) for n in text[at : id_at - 1].split(":"))
+        row_at = id_at + id_length
+        yield text[id_at:row_at], text[row_at : row_at + row_length]
+        at = row_at + row_length
+
+
+def _store_spans(db: sqlite3.Connection, merges: list[_Merged]) -> None:
+    """Write the merged spans, each under a new rowid in the order of its last row stored (as
+    writing the rows one by one does), in one statement per chunk: `executemany` would call
+    SQLite once per row."""
+    records = [m.record for m in sorted(merges, key=lambda m: m.last) if m.record is not None]
+    for start in range(0, len(records), _CHUNK_IDS):
+        chunk = records[start : start + _CHUNK_IDS]
+        db.execute(
+            "INSERT OR REPLACE INTO spans (id, root_span_id, span_id, start, row) VALUES "
+            + ", ".join(["(?, ?, ?, ?, ?)"] * len(chunk)),
+            [value for record in chunk for value in record],
+        )
+
+
+def _span_key(row_id: Any) -> str:
+    """A row's `id` as the spans table keeps it (text: an integer id is its digits)."""
+    if isinstance(row_id, int) and not isinstance(row_id, bool):
+        return str(_bindable(row_id))
+    if not isinstance(row_id, str):
+        raise TypeError(f"a span id must be a string, not {type(row_id).__name__}")
+    return str(_bindable(row_id))
+
+
+def _span_record(key: str, row: dict[str, Any], stored: str | None) -> _SpanRecord:
+    """The spans table's record of `row` merged into the `stored` row text of its span; every
+    value checked to bind, so writing the record cannot fail for this row alone."""
+    merged = _merge(json.loads(stored), row) if stored is not None else dict(row)
     merged.pop(_IS_MERGE, None)
-    db.execute(
-        "INSERT OR REPLACE INTO spans (id, root_span_id, span_id, start, row)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (
-            row_id,
-            merged.get("root_span_id") or row_id,
-            merged.get("span_id"),
-            _metric(merged, "start"),
-            _encode(merged),
-        ),
+    text = _encode(merged)
+    if len(text) * 4 > _MAX_TEXT_BYTES and len(text.encode("utf-8")) > _MAX_TEXT_BYTES:
+        raise sqlite3.DataError("string or blob too big")
+    return (
+        key,
+        _bindable(merged.get("root_span_id") or row["id"]),
+        _bindable(merged.get("span_id")),
+        _metric(merged, "start"),
+        text,
     )
+
+
+def _bindable(value: Any) -> Any:
+    """`value`, when SQLite can take it as a statement parameter; else raises, as binding would."""
+    if value is None or isinstance(value, (float, bytes)):
+        return value
+    if isinstance(value, str):
+        if not value.isascii():
+            value.encode("utf-8")  # a lone surrogate cannot be bound: UnicodeEncodeError
+        return value
+    if isinstance(value, int):
+        if not -(2**63) <= value < 2**63:
+            raise OverflowError("Python int too large to convert to SQLite INTEGER")
+        return value
+    raise TypeError(f"type {type(value).__name__!r} cannot be stored in a column")
 
 
 def _encode(row: dict[str, Any]) -> str:
