@@ -282,3 +282,20 @@ def test_a_write_calls_sqlite_a_fixed_number_of_times_whatever_its_rows(tmp_path
         "COMMIT",
     ]
     assert len(store.rows("trace")) == 800
+
+
+def test_a_span_id_holding_a_nul_character_still_merges(tmp_path: Path) -> None:
+    """The stored rows of a write are read as one text measured by SQLite's `length`, which
+    stops at a NUL: such an id is read row by row instead."""
+    store = LocalStore(tmp_path / "traces.db")
+    span = {"id": "a\x00b:1", "span_id": "s", "root_span_id": "r"}
+    store.write([{**span, "input": "question", "metrics": {"start": 1.0}}])
+    store.write(
+        [{"id": span["id"], "_is_merge": True, "output": "answer", "metrics": {"end": 2.0}}]
+    )
+    (row,) = store.rows("r")
+    assert (row["input"], row["output"], row["metrics"]) == (
+        "question",
+        "answer",
+        {"start": 1.0, "end": 2.0},
+    )

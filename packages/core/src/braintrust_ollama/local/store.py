@@ -480,6 +480,8 @@ def _stored_rows(db: sqlite3.Connection, keys: list[str]) -> dict[str, str]:
         chunk = keys[start : start + _CHUNK_IDS]
         marks = ", ".join("?" * len(chunk))
         try:
+            if any("\0" in key for key in chunk):  # SQLite's `length` stops at a NUL
+                raise sqlite3.DataError("an id holds a NUL character")
             (text,) = db.execute(_STORED_ROWS_AS_ONE.format(marks), chunk).fetchone()
         except sqlite3.DataError:  # together longer than SQLite's longest text: row by row
             found = db.execute(f"SELECT id, row FROM spans WHERE id IN ({marks})", chunk)
