@@ -12,17 +12,22 @@ from braintrust_ollama.local import LocalStore
 PROGRAM = Path(__file__).parent / "programs" / "streams_left_at_exit.py"
 
 
-def test_streams_left_unfinished_at_exit_are_stored_without_a_traceback(tmp_path: Path):
-    env = {**os.environ, "BRAINTRUST_OLLAMA_HOME": str(tmp_path)}
+def _run(program: Path, store: Path) -> subprocess.CompletedProcess[str]:
+    """Run `program` to its end with no key, its traces going to the store in `store`."""
+    env = {**os.environ, "BRAINTRUST_OLLAMA_HOME": str(store)}
     env.pop("BRAINTRUST_API_KEY", None)
-    done = subprocess.run(
-        [sys.executable, str(PROGRAM)],
+    return subprocess.run(
+        [sys.executable, str(program)],
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def test_streams_left_unfinished_at_exit_are_stored_without_a_traceback(tmp_path: Path):
+    done = _run(PROGRAM, tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["sync: one ", "async: uno ", "exiting"]
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
@@ -46,16 +51,7 @@ def test_streams_left_unfinished_at_exit_are_stored_without_a_traceback(tmp_path
 
 
 def test_streams_left_unfinished_in_multiprocessing_children_are_stored(tmp_path: Path):
-    env = {**os.environ, "BRAINTRUST_OLLAMA_HOME": str(tmp_path)}
-    env.pop("BRAINTRUST_API_KEY", None)
-    done = subprocess.run(
-        [sys.executable, str(PROGRAM.with_name("streams_left_in_a_child.py"))],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = _run(PROGRAM.with_name("streams_left_in_a_child.py"), tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
         "fork: one ",

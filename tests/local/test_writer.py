@@ -28,6 +28,15 @@ sys.stdin.readline()
 db.execute("COMMIT")
 """
 
+
+def _lock_the_store(program: Program) -> subprocess.Popen[str]:
+    """Another process, holding the store's write lock until it reads a line on its stdin."""
+    locker = program.start(LOCKER, str(program.store_path), name="locker.py")
+    assert locker.stdout is not None and locker.stdin is not None
+    assert locker.stdout.readline() == "locked\n"
+    return locker
+
+
 # An asyncio app making traced Ollama calls while the store is locked, watching its loop's lag.
 ASYNC_APP = """
 import asyncio, json, statistics, sys, time
@@ -86,9 +95,7 @@ def test_a_locked_store_never_stalls_calls_nor_the_event_loop_and_loses_no_row(
         assert app.stdout is not None and app.stdin is not None
         assert app.stdout.readline() == "ready\n", app.stderr and app.stderr.read()
         warm = len(all_rows(program.store))
-        locker = program.start(LOCKER, str(program.store_path), name="locker.py")
-        assert locker.stdout is not None and locker.stdin is not None
-        assert locker.stdout.readline() == "locked\n"
+        locker = _lock_the_store(program)
         app.stdin.write("go\n")
         app.stdin.flush()
         during = json.loads(app.stdout.readline())
@@ -294,9 +301,7 @@ def test_a_pool_on_a_locked_store_waits_once_per_worker_and_says_so(program: Pro
     try:
         assert app.stdout is not None and app.stdin is not None
         assert app.stdout.readline() == "ready\n", app.stderr and app.stderr.read()
-        locker = program.start(LOCKER, str(program.store_path), name="locker.py")
-        assert locker.stdout is not None and locker.stdin is not None
-        assert locker.stdout.readline() == "locked\n"
+        locker = _lock_the_store(program)
         app.stdin.write("go\n")
         app.stdin.flush()
         result = json.loads(app.stdout.readline())
