@@ -70,6 +70,9 @@ MAX_PENDING_ROWS = 100_000
 _BATCH_ROWS = 2_000
 _IDLE_CHECK_S = 1.0  # how often an idle writer checks that its process goes on
 _RETRY_S = 1.0
+# A `multiprocessing` child's exit finalizers run by decreasing priority: its unfinished streams
+# (`_stream`, 101), then the store's close (this), then the uplink's flush (`uplink`, 50).
+_CHILD_CLOSE_PRIORITY = 100
 
 _log = logging.getLogger(__name__)
 _install_lock = threading.Lock()
@@ -484,7 +487,7 @@ def _in_multiprocessing_child(background: LocalBackgroundLogger) -> None:
     if background._child_hooks_pid == os.getpid():
         return
     background._child_hooks_pid = os.getpid()
-    multiprocessing.util.Finalize(background, background.close, exitpriority=100)
+    multiprocessing.util.Finalize(background, background.close, exitpriority=_CHILD_CLOSE_PRIORITY)
     process: Any = multiprocessing.current_process()
     pool_worker = getattr(multiprocessing.pool, "worker", None)  # its task loop
     if pool_worker is not None and getattr(process, "_target", None) is pool_worker:
