@@ -37,7 +37,7 @@ def floor(n: int) -> int:
     row = {"id": str(uuid.uuid4()), "span_id": str(n), "root_span_id": str(n),
            "span_attributes": {"name": f"task {n}"}, "input": {"n": n}, "output": "x" * 200,
            "metrics": {"start": time.time(), "end": time.time()}}  # fmt: skip
-    LocalStore(STORE).write([row])
+    LocalStore(STORE).append([row])
     return n
 
 

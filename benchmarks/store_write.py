@@ -1,4 +1,4 @@
-"""How fast `LocalStore.write` stores rows, and how long it holds the store's process lock
+"""How fast `LocalStore.append` stores rows, and how long it holds the store's process lock
 (`_in_sqlite`, which `os.fork()` waits for) while other threads keep the GIL busy.
 
     uv run python benchmarks/store_write.py [REVISION]
@@ -80,6 +80,11 @@ class Feed:
         return batch
 
 
+def _write(store: Any, rows: list[Row]) -> Any:
+    """`append` (now), or `write` (revisions before the store appended)."""
+    return (getattr(store, "append", None) or store.write)(rows)
+
+
 class TimedLock:
     """A module's `_in_sqlite`, timing how long each hold lasts."""
 
@@ -119,14 +124,14 @@ def throughput(modules: dict[str, ModuleType], directory: Path) -> None:
     stores = {name: m.LocalStore(directory / f"{name}-2000.db") for name, m in modules.items()}
     feeds = {name: Feed(2000) for name in modules}
     for name, store in stores.items():
-        store.write(feeds[name].first())
+        _write(store, feeds[name].first())
     locks = {name: TimedLock(m) for name, m in modules.items()}
     rates: dict[str, list[float]] = {name: [] for name in modules}
     for _ in range(20):
         for name, store in stores.items():
             batch = feeds[name].next()
             began = time.perf_counter()
-            result = store.write(batch)
+            result = _write(store, batch)
             rates[name].append(len(batch) / (time.perf_counter() - began))
             assert result.written == len(batch) and not result.failed
     for name in modules:
@@ -165,7 +170,7 @@ def contention(
     }
     feeds = {name: Feed(100) for name in modules}
     for name, store in stores.items():
-        store.write(feeds[name].first())
+        _write(store, feeds[name].first())
     locks = {name: TimedLock(m) for name, m in modules.items()}
     stop = threading.Event()
     running = [threading.Thread(target=target, args=(stop,)) for _ in range(threads)]
@@ -174,7 +179,7 @@ def contention(
     try:
         for _ in range(60):
             for name, store in stores.items():
-                store.write(feeds[name].next())
+                _write(store, feeds[name].next())
     finally:
         stop.set()
         for thread in running:

@@ -14,8 +14,8 @@ import pytest
 from braintrust import logger as bt_logger
 from braintrust.test_helpers import init_test_logger
 from braintrust.util import LazyValue
+from braintrust_ollama import destinations
 from braintrust_ollama._warn import reset_warnings
-from braintrust_ollama.local import logger as local_logger
 from braintrust_ollama.tracing import ENDPOINTS
 from support.chat_schema import chat_schema_errors
 from support.ollama_server import FakeOllama
@@ -96,16 +96,22 @@ def _warn_again() -> Iterator[None]:
 
 @pytest.fixture
 def restore_braintrust(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Undo what init_local_logger does to the process: background logger and current logger."""
+    """Undo what init_logger / init_local_logger do to the process: the router on the
+    background logger, the delivery, and the current logger."""
     state = bt_logger._state
     # Where the current logger lives differs across braintrust versions.
     for name in ("_global_bg_logger", "_local_logger", "current_logger"):
         if name in vars(state):
             monkeypatch.setattr(state, name, getattr(state, name))
-    monkeypatch.setattr(local_logger, "_installed", None)
+    monkeypatch.setattr(destinations, "_delivery", None)
     current = getattr(state, "_cv_logger", None)
     token = current.set(current.get()) if current is not None else None
     yield
+    for router in list(destinations._routers):
+        router.exit()
+        for name in ("log", "flush", "set_masking_function"):
+            vars(router.background).pop(name, None)
+    destinations._routers.clear()
     if current is not None and token is not None:
         current.reset(token)
     state.reset_parent_state()

@@ -13,7 +13,7 @@ from support.spans import by_name, only
 
 def _store_trace(cli: Cli, root_span_id: str, name: str) -> None:
     """One finished one-span trace in the user's store, as the local logger writes it."""
-    LocalStore(cli.store).write(
+    LocalStore(cli.store).append(
         [
             {
                 "id": root_span_id,

@@ -1,17 +1,14 @@
-"""Each span is one row in the store, merged from its partial rows whatever order several
-processes write them in: a span's creation row arriving after later logs of it never erases them."""
+"""Each span reads as one row, merged from the partial rows appended for it, whatever order
+several processes append them in: a span's creation row arriving after later logs of it never
+erases them."""
 
 from __future__ import annotations
 
-import json
-import sqlite3
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
-from braintrust_ollama.local import store as store_module
-from braintrust_ollama.local.store import LocalStore, _encode, _merge, _metric
+from braintrust_ollama.local.store import LocalStore
 from local.programs import Program, report
 
 CREATED = "2026-11-25T23:00:00.000000+00:00"
@@ -44,7 +41,7 @@ MERGED = {
 def _stored(tmp_path: Path, *batches: list[dict[str, Any]]) -> dict[str, Any]:
     store = LocalStore(tmp_path / "traces.db")
     for batch in batches:
-        result = store.write(batch)
+        result = store.append(batch)
         assert result.failed == []
     (row,) = store.rows("s")
     return row
@@ -137,51 +134,7 @@ def test_a_forked_childs_logs_on_a_pending_parent_span_survive_its_start_row(
     assert "Traceback" not in result.stderr
 
 
-# --- One write of many rows: the rows writing them one by one gives, at a fixed SQLite cost ----
-
-
-def _row_by_row(path: Path, rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
-    """The store's earlier write, kept as the reference: each row merged into its span on its
-    own (read, merge, write), inside a savepoint that a row which cannot be stored rolls back.
-    Returns the failed rows' positions and error types."""
-    store = LocalStore(path)
-    store.write([])  # the schema
-    failed = []
-    with closing(sqlite3.connect(path, isolation_level=None)) as db:
-        db.execute("BEGIN IMMEDIATE")
-        for position, row in enumerate(rows):
-            if not row.get("id"):
-                continue
-            db.execute("SAVEPOINT row")
-            try:
-                found = db.execute("SELECT row FROM spans WHERE id = ?", (row["id"],)).fetchone()
-                merged = _merge(json.loads(found[0]), row) if found is not None else dict(row)
-                merged.pop("_is_merge", None)
-                db.execute(
-                    "INSERT OR REPLACE INTO spans (id, root_span_id, span_id, start, row)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (
-                        row["id"],
-                        merged.get("root_span_id") or row["id"],
-                        merged.get("span_id"),
-                        _metric(merged, "start"),
-                        _encode(merged),
-                    ),
-                )
-            except (sqlite3.DataError, sqlite3.InterfaceError, TypeError, ValueError) as e:
-                db.execute("ROLLBACK TO row")
-                failed.append((position, type(e).__name__))
-            db.execute("RELEASE row")
-        db.execute("COMMIT")
-    return failed
-
-
-def _table(path: Path) -> list[tuple[Any, ...]]:
-    """The spans table as stored, in rowid order (what `rows()` and `traces()` order ties by)."""
-    with closing(sqlite3.connect(path)) as db:
-        return db.execute(
-            "SELECT id, root_span_id, span_id, start, row FROM spans ORDER BY rowid"
-        ).fetchall()
+# --- Appending: batches change nothing, and cost a fixed number of SQLite calls ---------------
 
 
 def _span(name: str, **fields: Any) -> dict[str, Any]:
@@ -211,88 +164,71 @@ def _mixed_batch() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         _span("logged late", metadata={"worker": "child"}, _is_merge=True),
         _span("logged late", **start, input="q"),  # after its logs, in the same batch
         _span("logged late", **start, input="q"),  # the same start row again: no change
-        {"input": "a row without an id is skipped"},
+        {"input": "a row without an id is refused"},
         _span("surrogate", **start, output="half an emoji: \ud83d"),  # kept as a JSON escape
         {**_span("replaced", **start, input="second"), "created": "2026-11-25T23:05:00+00:00"},
         _span("new", output="a", metrics={"end": 5.0}, _is_merge=True),
         {"id": 7, "root_span_id": "trace", "input": "an integer id"},
-        {"id": "7", "output": "merged into the integer id's row", "_is_merge": True},
-        _span("old", metadata={"last": True}, _is_merge=True),  # last: its rowid comes last
+        {"id": "7", "root_span_id": "trace", "output": "merged into it", "_is_merge": True},
+        _span("old", metadata={"last": True}, _is_merge=True),
         _span("id: 2 é", output="merged 🦙", _is_merge=True),
     ]
     return earlier, batch
 
 
-@pytest.mark.parametrize(
-    ("ids_per_statement", "read_as_one"),
-    [
-        pytest.param(500, True, id="one chunk"),
-        pytest.param(2, True, id="chunks of 2 ids"),
-        # SQLite refuses a text longer than its limit ("string or blob too big"): the stored
-        # rows of a chunk too long to read as one text are read row by row.
-        pytest.param(500, False, id="stored rows too long to read as one"),
-    ],
-)
-def test_one_write_stores_what_writing_its_rows_one_by_one_stores(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ids_per_statement: int, read_as_one: bool
-) -> None:
-    monkeypatch.setattr(store_module, "_CHUNK_IDS", ids_per_statement)
-    if not read_as_one:
-        too_long = "SELECT zeroblob(2000000000) WHERE '' NOT IN ({})"
-        monkeypatch.setattr(store_module, "_STORED_ROWS_AS_ONE", too_long)
+def test_a_batch_stores_what_appending_its_rows_one_by_one_stores(tmp_path: Path) -> None:
     earlier, batch = _mixed_batch()
-    reference = tmp_path / "row-by-row.db"
-    assert _row_by_row(reference, earlier) == []
-    expected_failures = _row_by_row(reference, batch)
+    one_by_one = LocalStore(tmp_path / "one-by-one.db")
+    for row in earlier + batch:
+        one_by_one.append([row])
 
     store = LocalStore(tmp_path / "traces.db")
-    assert store.write(earlier).failed == []
-    result = store.write(batch)
+    assert store.append(earlier).failed == []
+    result = store.append(batch)
 
-    assert _table(store.path) == _table(reference)
+    assert store.rows("trace") == one_by_one.rows("trace")
     assert [(batch.index(row), type(e).__name__) for row, e in result.failed] == [
-        (4, "ValueError")  # the circular row, alone
+        (4, "ValueError"),  # the circular row, alone
+        (10, "TypeError"),  # the row without an id
     ]
-    assert expected_failures == [(4, "ValueError")]
-    assert result.written == len(batch) - 2  # all but the failed row and the row without id
-    (repeated,) = [r for r in store.rows("trace") if r["id"] == "repeated"]
-    assert repeated["metadata"] == {"step": 2} and repeated["output"] == "a"
+    assert result.written == len(batch) - 2
+    spans = {r["id"]: r for r in store.rows("trace")}
+    assert spans["repeated"]["metadata"] == {"step": 2} and spans["repeated"]["output"] == "a"
+    assert spans["logged late"]["metadata"] == {"worker": "child"}
+    assert spans["replaced"]["input"] == "second"
+    assert spans["7"]["output"] == "merged into it"
+    assert spans["surrogate"]["output"] == "half an emoji: \ud83d"
+    assert spans["old"]["metadata"] == {"last": True} and spans["old"]["output"] == "a"
 
 
-def test_a_write_calls_sqlite_a_fixed_number_of_times_whatever_its_rows(tmp_path: Path) -> None:
-    """Each SQLite call lets the program's other threads take the GIL, and getting it back can
-    wait their whole switch interval while the store's process lock holds up any fork: a
-    write makes a few calls per 500 span ids, not some per row."""
-    store = LocalStore(tmp_path / "traces.db")
-    started = [_span(f"span {i}", created=CREATED, input="q", _is_merge=False) for i in range(400)]
-    store.write(started)
+def _statements(store: LocalStore, rows: list[dict[str, Any]]) -> list[str]:
     statements: list[str] = []
     store._write_connection().set_trace_callback(statements.append)
+    try:
+        assert store.append(rows).failed == []
+    finally:
+        store._write_connection().set_trace_callback(None)
+    return [s.split()[0] for s in statements]
 
-    ends = [_span(f"span {i}", output="a", _is_merge=True) for i in range(400)]
-    more = [_span(f"more {i}", created=CREATED, input="q", _is_merge=False) for i in range(400)]
-    result = store.write(ends + more)
 
-    assert result.written == 800 and result.failed == []
-    # BEGIN, a SELECT (one step: the rows as one text) and an INSERT per 500 span ids, COMMIT
-    assert [s.split()[0] for s in statements] == [
-        "BEGIN",
-        *["SELECT"] * 2,
-        *["INSERT"] * 2,
-        "COMMIT",
-    ]
-    assert len(store.rows("trace")) == 800
+def test_an_append_calls_sqlite_a_fixed_number_of_times_whatever_its_rows(tmp_path: Path) -> None:
+    """Each SQLite call lets the program's other threads take the GIL, and getting it back can
+    wait their whole switch interval while the store's process lock holds up any fork: an
+    append makes a few calls per 500 rows, none per row, and reads no stored row."""
+    store = LocalStore(tmp_path / "traces.db")
+    store.append([_span("first", created=CREATED, input="q")])
+    few = _statements(store, [_span(f"span {i}", output="a", _is_merge=True) for i in range(3)])
+    many = _statements(store, [_span(f"more {i}", output="a", _is_merge=True) for i in range(450)])
+    assert few == many
+    assert few.count("INSERT") == 2  # the rows, and their traces
+    assert len(store.rows("trace")) == 454
 
 
 def test_a_span_id_holding_a_nul_character_still_merges(tmp_path: Path) -> None:
-    """The stored rows of a write are read as one text measured by SQLite's `length`, which
-    stops at a NUL: such an id is read row by row instead."""
     store = LocalStore(tmp_path / "traces.db")
     span = {"id": "a\x00b:1", "span_id": "s", "root_span_id": "r"}
-    store.write([{**span, "input": "question", "metrics": {"start": 1.0}}])
-    store.write(
-        [{"id": span["id"], "_is_merge": True, "output": "answer", "metrics": {"end": 2.0}}]
-    )
+    store.append([{**span, "input": "question", "metrics": {"start": 1.0}}])
+    store.append([{**span, "_is_merge": True, "output": "answer", "metrics": {"end": 2.0}}])
     (row,) = store.rows("r")
     assert (row["input"], row["output"], row["metrics"]) == (
         "question",

@@ -20,11 +20,15 @@ with `BRAINTRUST_APP_URL` / `BRAINTRUST_API_URL` (`fake.url`). It takes any API 
   `HANG_LIMIT_S`): an address that accepts and stays silent.
 - `"logs-500"`: logs in and registers projects like `"ok"`, then answers `/logs3` with 500 (and
   keeps none of its rows).
+- `"logs-hang"`: logs in and registers projects like `"ok"`, then reads `/logs3` requests and
+  never answers them (uploads that never answer).
 - `"slow-login"`: like `"ok"`, but answers the login `LOGIN_DELAY_S` after it arrived (when:
   `fake.login_answered_at`, a `time.time()`): a program can end while its login is under way.
 
 Every request's method and path is kept in `fake.requests`; `fake.first_request` is set once any
-request arrived. Hand-made from the SDK's requests (braintrust 0.10 - 0.48), not recorded.
+request arrived. The mode may be changed while the server runs (Braintrust gone mid-run), and
+`logs_delay_s` delays each `/logs3` answer (a slow Braintrust). Hand-made from the SDK's
+requests (braintrust 0.10 - 0.48), not recorded.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ PROJECT_ID = "8f6b2a3c-1d4e-4f5a-9b6c-7d8e9f0a1b2c"
 ORG_ID = "5e4d3c2b-1a09-4f8e-8d7c-6b5a4f3e2d1c"
 HANG_LIMIT_S = 120.0
 LOGIN_DELAY_S = 0.5
-MODES = ("ok", "500", "401", "hang", "logs-500", "slow-login")
+MODES = ("ok", "500", "401", "hang", "logs-500", "logs-hang", "slow-login")
 
 
 class FakeBraintrust:
@@ -60,6 +64,7 @@ class FakeBraintrust:
         self.unknown: list[str] = []  # "METHOD /path?query" of requests answered 404
         self.first_request = threading.Event()
         self.login_answered_at: float | None = None
+        self.logs_delay_s = 0.0
         self.stopped = threading.Event()
         self._lock = threading.Lock()
         handler = type("_Handler", (_Handler,), {"fake": self})
@@ -119,7 +124,7 @@ class FakeBraintrust:
         if method == "GET" and path == "/ping":
             return 200, {}
         if method == "POST" and path == "/logs3":
-            if self.mode == "logs-500":
+            if self.mode in ("logs-500", "logs-hang"):
                 return 500, {"error": "database unavailable"}
             self._insert(json.loads(body)["rows"])
             return 200, {}
@@ -166,10 +171,13 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         self.fake._record(self.command, self.path.split("?", 1)[0])
-        if self.fake.mode == "hang":
+        path = self.path.split("?", 1)[0]
+        if self.fake.mode == "hang" or (self.fake.mode == "logs-hang" and path == "/logs3"):
             self.fake.stopped.wait(HANG_LIMIT_S)
             self.close_connection = True
             return
+        if path == "/logs3" and self.fake.logs_delay_s:
+            self.fake.stopped.wait(self.fake.logs_delay_s)
         if self.fake.mode == "slow-login" and self.path.startswith("/api/apikey/login"):
             self.fake.stopped.wait(LOGIN_DELAY_S)  # bounded: the server stopping ends it early
             self.fake.login_answered_at = time.time()

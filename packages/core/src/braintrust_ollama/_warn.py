@@ -1,15 +1,21 @@
-"""The one way every braintrust-ollama package reports a failure inside its own code.
+"""How every braintrust-ollama package tells the user something.
 
-A failure of tracing never reaches the user's call; it is logged instead, through the logger of
-the module where it happened (`logging.getLogger(__name__)`). The first failure of each kind
-(per logger, per `what`) is logged at warning level with its traceback; later ones at debug
-level, so that a broken tracer cannot flood the application's logs.
+- A failure inside our own code (`warn_once`) never reaches the user's call; it is logged,
+  through the logger of the module where it happened (`logging.getLogger(__name__)`). The first
+  failure of each kind (per logger, per `what`) at warning level with its traceback; later ones
+  at debug level, so that a broken tracer cannot flood the application's logs.
+- What the user must know about where their traces are (`notice`: where they go, Braintrust
+  away, the local store failing) is one line on stderr, `braintrust-ollama: ...`, written in
+  one piece, never with a traceback, never with a URL's credentials (`safe_url`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
 import threading
+import urllib.parse
 
 _warned: set[tuple[str, str]] = set()
 _lock = threading.Lock()
@@ -41,3 +47,25 @@ def reset_warnings() -> None:
     """Forget which failures were logged, so the next of each kind warns again (for tests)."""
     with _lock:
         _warned.clear()
+
+
+def notice(line: str) -> None:
+    """Print `braintrust-ollama: <line>` on stderr in one write (the lines of worker processes
+    sharing one stderr never run into each other); never raises (stderr may be closed at exit)."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        sys.stderr.write(f"braintrust-ollama: {line}\n")
+        sys.stderr.flush()
+    logging.getLogger("braintrust_ollama").debug("%s", line)
+
+
+def safe_url(url: str) -> str:
+    """`scheme://host:port` of `url`: never a user name, password, path or query."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or ""
+        if ":" in host:  # IPv6 literal
+            host = f"[{host}]"
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(an address that could not be read)"
+    return f"{parts.scheme}://{host}{port}" if parts.scheme else host + port

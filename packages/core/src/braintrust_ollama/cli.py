@@ -22,8 +22,10 @@ from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from braintrust_ollama._delivery import DEFAULT_TIMEOUT_S
 from braintrust_ollama.local.store import (
     HOME_ENV,
+    MAX_STORE_MB_ENV,
     LocalStore,
     default_store_path,
     save_trace_attachments,
@@ -86,6 +88,14 @@ def _parser() -> argparse.ArgumentParser:
         " or an age (30m, 2h, 7d)",
     )
     push.add_argument("--project", required=True, help="the Braintrust project to send them to")
+    push.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="SECONDS",
+        help="how long to wait for Braintrust's answer to the login and to each batch before"
+        f" stopping (default {DEFAULT_TIMEOUT_S:g})",
+    )
     return parser
 
 
@@ -122,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_demo(make_console(), model=args.model, embed_model=args.embed_model)
         if args.action == "push":
-            return _push(args.trace, since=args.since, project=args.project)
+            return _push(args.trace, since=args.since, project=args.project, timeout=args.timeout)
         if args.action == "show":
             return _show(args.trace, as_json=args.json, save_attachments=args.save_attachments)
         return _list(args.limit, as_json=args.json)
@@ -142,6 +152,14 @@ def _list(limit: int, *, as_json: bool) -> int:
         print(f"No traces yet in {store.path}. Make one: braintrust-ollama demo")
     else:
         make_console().print(trace_table(traces))
+    dropped = store.dropped()
+    if dropped.traces and not as_json:
+        when = datetime.fromtimestamp(dropped.last_at or 0).strftime("%Y-%m-%d %H:%M")
+        print(
+            f"{dropped.traces} older traces ({dropped.rows} rows) were dropped to keep the store"
+            f" under {(dropped.bound_bytes or store.max_bytes) / 1_000_000:g} MB"
+            f" ({MAX_STORE_MB_ENV}), last at {when}."
+        )
     return 0
 
 
@@ -162,8 +180,8 @@ def _show(trace: str, *, as_json: bool, save_attachments: Path | None = None) ->
     return 0
 
 
-def _push(trace: str | None, *, since: str | None, project: str) -> int:
-    from braintrust_ollama.local.push import push_traces
+def _push(trace: str | None, *, since: str | None, project: str, timeout: float) -> int:
+    from braintrust_ollama.local.push import PushError, push_traces
 
     store = LocalStore()
     if (trace is None) == (since is None):
@@ -180,12 +198,23 @@ def _push(trace: str | None, *, since: str | None, project: str) -> int:
         if not roots:
             print(f"braintrust-ollama: no trace since {since} in {store.path}", file=sys.stderr)
             return 1
-    report = push_traces(store, roots, project=project)
-    for root_span_id in roots:
+    try:
+        report = push_traces(store, roots, project=project, timeout_s=timeout)
+    except PushError as error:
+        for root_span_id in error.report.traces:
+            print(f"pushed {root_span_id}")
+        print(
+            f"braintrust-ollama: Braintrust did not take every trace ({error.reason}): pushed"
+            f" {len(error.report.traces)} of {len(roots)} traces ({error.report.spans} spans);"
+            " push again to send the rest: nothing is duplicated",
+            file=sys.stderr,
+        )
+        return 1
+    for root_span_id in report.traces:
         print(f"pushed {root_span_id}")
     attachments = f", {report.attachments} attachments" if report.attachments else ""
     print(
-        f"Pushed {report.traces} traces ({report.spans} spans{attachments}) to Braintrust"
+        f"Pushed {len(report.traces)} traces ({report.spans} spans{attachments}) to Braintrust"
         f" project {report.project!r} (id {report.project_id})."
     )
     return 0

@@ -4,36 +4,55 @@
 
     braintrust_ollama.init_logger(project="my-app")
 
-With `BRAINTRUST_API_KEY` (or `api_key=`), spans go to Braintrust and, by default, a copy goes
-to the local store (`local_copy=True`): the copy is written whatever Braintrust does (reachable,
-slow, refusing, answering 500, rejecting the key), and `braintrust-ollama traces show last`
-reads it. With no key, spans go to the local store only. Either way one line on stderr says
-where, the traced calls never wait on Braintrust, and exit waits for Braintrust at most
-`timeout_s` (5 s): see `BraintrustUplink`.
+Every span row a Braintrust logger writes goes through the process's background logger
+(`BraintrustState.global_bg_logger()`). `install()` puts a router on that very object (its
+`log`, `flush` and `set_masking_function`, replaced on the instance, not the class): each row goes
+to the local copy (`local.logger.LocalCopy`) and to Braintrust (`_delivery.BraintrustDelivery`,
+which feeds the same background logger), each independently of the other:
+
+- the local copy failing (unwritable, corrupt, full, locked) never delays, gates or drops what
+  goes to Braintrust, and costs a flush or the exit at most 1 s;
+- Braintrust away (closed port, silent, failing, refusing the key) never costs the local copy a
+  row, and costs a flush at most `timeout_s` (none once it counts as away).
+
+`braintrust.flush()` (and a logger's `flush()`) waits for both at once: at most `timeout_s`.
+The program's exit does the same, once: at most `timeout_s` + 1 s.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
-import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import braintrust
-from braintrust.logger import Logger, _internal_get_global_state
-from braintrust.util import LazyValue
+from braintrust.logger import Logger
 
-from braintrust_ollama.local.logger import init_local_logger, install_local_store
+from braintrust_ollama._braintrust import background_of, make_current, maskers_of, name_rows_by
+from braintrust_ollama._delivery import DEFAULT_TIMEOUT_S, BraintrustDelivery, Credentials
+from braintrust_ollama._warn import notice
+from braintrust_ollama.local.logger import (
+    EXIT_TIMEOUT_S,
+    FAILING_WAIT_S,
+    FLUSH_TIMEOUT_S,
+    LocalCopy,
+    init_local_logger,
+)
 from braintrust_ollama.local.store import LocalStore
-from braintrust_ollama.local.uplink import DEFAULT_TIMEOUT_S, BraintrustUplink, app_url
 
-__all__ = ["init_logger", "keeping_current_logger"]
+__all__ = ["init_logger", "install", "keeping_current_logger"]
 
 DEFAULT_PROJECT = "braintrust-ollama"
+_VIEW = "view them: braintrust-ollama traces show last"
 
-_uplink: BraintrustUplink | None = None
+_lock = threading.Lock()
+_delivery: BraintrustDelivery | None = None
 
 
 def init_logger(
@@ -45,110 +64,155 @@ def init_logger(
     local_copy: bool = True,
     path: Path | str | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    max_store_mb: float | None = None,
 ) -> Logger:
     """The current Braintrust `Logger` for `project`, sending spans where the user can read them.
 
     - With an API key (`api_key=` or `BRAINTRUST_API_KEY`): to Braintrust, and with
       `local_copy` (the default) also to the local store (`path`, by default
-      `$BRAINTRUST_OLLAMA_HOME/traces.db` or the per-user data directory).
+      `$BRAINTRUST_OLLAMA_HOME/traces.db` or the per-user data directory), which holds at most
+      `max_store_mb` megabytes (`BRAINTRUST_OLLAMA_MAX_STORE_MB`, default 200).
     - With no key: to the local store only, as `init_local_logger()`.
 
-    Never blocks on Braintrust: the login runs in a background thread; `braintrust.flush()` and
-    exit wait for Braintrust at most `timeout_s` each, and not at all once it is away. When
-    Braintrust is away (unreachable, silent, failing, rejecting the key) one line on stderr says
-    so, and the local copy holds every span. Prints one line saying where traces go.
+    Never blocks on Braintrust: the login runs in a background thread; `braintrust.flush()`
+    waits at most `timeout_s`, the exit at most `timeout_s` + 1 s, and neither waits once
+    Braintrust counts as away. One line on stderr says where traces go, and one more if
+    Braintrust is away or the local store cannot be written.
     """
     key = api_key or os.environ.get("BRAINTRUST_API_KEY")
     if not key:
-        return init_local_logger(project, path=path)
-    store = LocalStore(path) if local_copy else None
-    uplink = _braintrust_uplink(app_url, key, org_name, timeout_s, store)
-    if store is not None:
-        install_local_store(store, forward=uplink)
-    else:
-        _install_background(uplink)
+        return init_local_logger(project, path=path, max_store_mb=max_store_mb)
     logger = braintrust.init_logger(
         project=project, api_key=api_key, app_url=app_url, org_name=org_name, set_current=True
     )
-    # Rows name the project by a local id, known at once: no row waits for a login. The uplink
-    # swaps in the real id (it logs in and registers the project) on Braintrust's copy.
-    logger._lazy_id = _LocalProjectId(project)
+    name_rows_by(logger, project)
+    store = LocalStore(path, max_store_mb=max_store_mb) if local_copy else None
+    if store is not None:
+        kept = (
+            f"spans it has not taken are in the local store {store.path}"
+            " (braintrust-ollama traces push sends them)"
+        )
+    else:
+        kept = "spans it has not taken by exit are lost (init_logger(local_copy=False))"
+    delivery = _delivery_for(logger, Credentials(api_key, app_url, org_name), timeout_s, kept)
+    install(
+        logger, local=LocalCopy(store, for_braintrust=True) if store else None, braintrust=delivery
+    )
     where = f"Braintrust (project {project})"
     if store is not None:
-        where += (
-            f" and to the local store {store.path} (view them: braintrust-ollama traces show last)"
-        )
-    # Said before the login starts, so that it comes before any line about Braintrust being away.
-    print(f"braintrust-ollama: traces go to {where}\n", end="", file=sys.stderr)  # one write
-    uplink.add_project(project, project)
+        where += f" and to the local store {store.path} ({_VIEW})"
+    notice(f"traces go to {where}")
+    delivery.add_project(project, project)
     return logger
 
 
-class _LocalProjectId(LazyValue[str]):
-    """A logger's project id as its rows carry it: the project's name, never a login.
-
-    It stays unresolved (`has_succeeded` is False), so `span.export()` hands other processes the
-    project name to resolve, as Braintrust does before its own login completes.
-    """
-
-    def __init__(self, project: str) -> None:
-        super().__init__(lambda: project, use_mutex=False)
-
-    def get(self) -> str:
-        return self.callable()
-
-
-def _braintrust_uplink(
-    url: str | None, key: str, org_name: str | None, timeout_s: float, store: LocalStore | None
-) -> BraintrustUplink:
-    """The process's uplink (one: Braintrust's logger must be the only one sending rows)."""
-    global _uplink
-    if _uplink is None or _uplink.away is not None:
-        if store is not None:
-            kept = (
-                f"traces stay in the local store {store.path}"
-                " (send them later: braintrust-ollama traces push)"
+def _delivery_for(
+    logger: Logger, credentials: Credentials, timeout_s: float, kept: str
+) -> BraintrustDelivery:
+    """The process's delivery (one: rows must reach Braintrust in the order they were logged),
+    made again for other credentials."""
+    global _delivery
+    with _lock:
+        if _delivery is None or _delivery.credentials != credentials:
+            _delivery = BraintrustDelivery(
+                logger.logging_state, credentials=credentials, timeout_s=timeout_s, kept_where=kept
             )
-        else:
-            kept = "traces are not kept (init_logger(local_copy=False))"
-        _uplink = BraintrustUplink(
-            app_url=app_url(url),
-            api_key=key,
-            org_name=org_name,
-            timeout_s=timeout_s,
-            kept_where=kept,
-            register_exit=store is None,
-        )
-    return _uplink
+        _delivery.timeout_s, _delivery.kept_where = timeout_s, kept
+        return _delivery
 
 
-def _install_background(background: Any) -> None:
-    """Make `background` the process's Braintrust background logger (no local copy)."""
-    from braintrust_ollama.local.uplink import carry_masking
+@dataclass
+class _Router:
+    """What replaces `log`, `flush` and `set_masking_function` on a Braintrust background logger:
+    every row to the local copy and to Braintrust."""
 
-    state = _internal_get_global_state()
-    created, previous = state._global_bg_logger.get_sync()
-    if created and previous is not None and previous is not background:
-        carry_masking(previous, background._http)
-    state._global_bg_logger = LazyValue(lambda: background, use_mutex=False)
+    background: Any
+    local: LocalCopy | None = None
+    braintrust: BraintrustDelivery | None = None
+    exited: bool = False
+
+    def log(self, *rows: Any) -> None:
+        local, delivery = self.local, self.braintrust
+        if local is not None:
+            local.add(rows)
+        if delivery is not None:
+            delivery.add(rows)
+
+    def flush(self, batch_size: int | None = None) -> None:
+        """Braintrust's `flush()`: both destinations at once, each within its own bound."""
+        if not self.exited:
+            timeout = self.braintrust.timeout_s if self.braintrust else FLUSH_TIMEOUT_S
+            self._wait(timeout, local_s=timeout)
+
+    def exit(self) -> None:
+        """The program's exit: once, bounded (the same as a flush, the local copy's writer then
+        stopped)."""
+        if self.exited:
+            return
+        self.exited = True
+        timeout = self.braintrust.timeout_s if self.braintrust else 0.0
+        self._wait(timeout, local_s=EXIT_TIMEOUT_S, closing=True)
+
+    def _wait(self, braintrust_s: float, *, local_s: float, closing: bool = False) -> None:
+        local, delivery = self.local, self.braintrust
+        start = time.monotonic()
+        if delivery is not None:
+            delivery.ask()  # the delivery thread starts sending now, while the local copy writes
+        if local is not None:
+            local.close(local_s) if closing else local.flush(local_s)
+        if delivery is not None:
+            delivery.flush(max(0.0, braintrust_s - (time.monotonic() - start)))
+
+    def set_masking_function(self, masking_function: Callable[[Any], Any] | None) -> None:
+        type(self.background).set_masking_function(self.background, masking_function)
+        maskers = maskers_of(self.background)
+        if self.local is not None:
+            self.local.maskers = maskers
+        if self.braintrust is not None:
+            self.braintrust.mask_like(self.background)
+
+
+_routers: list[_Router] = []
+
+
+def install(
+    logger: Logger, *, local: LocalCopy | None, braintrust: BraintrustDelivery | None
+) -> None:
+    """Route the rows of `logger`'s background logger to `local` and `braintrust` (either may be
+    None). Idempotent: a local copy of the store already used is kept, another one replaces it
+    (the replaced one writes what it holds first)."""
+    background = background_of(logger)
+    with _lock:
+        router = next((r for r in _routers if r.background is background), None)
+        if router is None:
+            router = _Router(background)
+            _routers.append(router)
+            background.log, background.flush = router.log, router.flush
+            background.set_masking_function = router.set_masking_function
+            # Registered after Braintrust's own exit flush (the background logger exists by
+            # now), so it runs first: that one then finds nothing to wait for.
+            atexit.register(router.exit)
+        previous = router.local
+        if local is not None and previous is not None and previous.store.path == local.store.path:
+            local = previous
+        router.local, router.braintrust = local, braintrust
+    if local is not None:
+        local.maskers = maskers_of(background)
+    if previous is not None and previous is not local:
+        previous.close(FAILING_WAIT_S)
 
 
 @contextmanager
 def keeping_current_logger() -> Iterator[None]:
-    """Undo any change to the current logger and background logger made inside the block.
+    """Undo any change of the current logger made inside the block.
 
-    Braintrust's integration set-ups (pydantic-ai's on braintrust 0.10, among others) call
+    Braintrust's integration set-ups (on braintrust < 0.41, among others) call
     `braintrust.init_logger()` when no span is current, which replaces the logger the user
     initialised (and with it where traces go). Nothing is changed when no logger was set.
     """
-    state = _internal_get_global_state()
     current = braintrust.current_logger()
-    created, background = state._global_bg_logger.get_sync()
     try:
         yield
     finally:
         if current is not None and braintrust.current_logger() is not current:
-            state._cv_logger.set(current)
-            state._local_logger = current
-        if created and state._global_bg_logger.get_sync() != (True, background):
-            state._global_bg_logger = LazyValue(lambda: background, use_mutex=False)
+            make_current(current)
