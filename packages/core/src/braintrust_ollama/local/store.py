@@ -75,8 +75,10 @@ _KEPT_ON_MERGE = frozenset([*MERGE_ROW_SKIP_FIELDS, _IS_MERGE])
 ATTACHMENT_TYPE = "braintrust_attachment"  # Braintrust's AttachmentReference["type"]
 _PRIVATE_FILE = 0o600
 _PRIVATE_DIR = 0o700
-# Past this share of the bound on disk after a write, the store is trimmed and compacted.
+# Past this share of the bound on disk after a write, the store is trimmed and compacted; its
+# size is looked at each time this share of the bound has been appended by this process.
 _CHECK_SHARE = 0.9
+_MEASURE_EVERY = 0.01
 # The pages in use may take this share of the bound; the rest is for the write-ahead log (and
 # SQLite's -shm file). A trim takes them down to `_TRIM_TO` of that, so that trims are rare.
 _LIVE_SHARE = 0.7
@@ -196,6 +198,7 @@ class LocalStore:
     def __init__(self, path: Path | str | None = None, *, max_store_mb: float | None = None):
         self.path = Path(path) if path is not None else default_store_path()
         self.max_bytes = max_store_bytes(max_store_mb)
+        self._unmeasured = self.max_bytes  # bytes appended since the size was last looked at
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -254,10 +257,15 @@ class LocalStore:
         except BaseException:
             _drop_write_connection(db)  # its transaction rolled back with it
             raise
-        if self._disk_bytes(db) > self.max_bytes * _CHECK_SHARE:
-            # The rows are stored; if the store is busy, the bound is kept at the next write.
-            with contextlib.suppress(sqlite3.Error):
-                self._keep_bound(db)
+        # The size is looked at after each hundredth of the bound appended (and at the first
+        # write): four system calls a write would double the cost of a one-row write.
+        self._unmeasured += sum(len(r.text) for r in kept)
+        if self._unmeasured >= self.max_bytes * _MEASURE_EVERY:
+            self._unmeasured = 0
+            if self._disk_bytes(db) > self.max_bytes * _CHECK_SHARE:
+                # The rows are stored; if the store is busy, the bound is kept at the next write.
+                with contextlib.suppress(sqlite3.Error):
+                    self._keep_bound(db)
         return len(records) - len(kept)
 
     def _disk_bytes(self, db: sqlite3.Connection) -> int:
