@@ -68,6 +68,12 @@ def has_destination() -> bool:
         return False
 
 
+# True while a traced `_request` runs. A `_request` reached from inside it is the same call (a
+# `Client` subclass's own `_request` calling `super()._request()`, each wrapped by us): it is
+# passed through, so the call is one span with the outermost wrapper's settings.
+IN_TRACED_REQUEST: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "braintrust_ollama_in_traced_request", default=False
+)
 # Where a client (instance or class) says whether its spans hold inputs and outputs.
 RECORD_CONTENT_ATTR = "_braintrust_ollama_record_content"
 # Frames of these packages and modules (between the user and the SDK's `_request`) are never the
@@ -117,9 +123,12 @@ class OllamaCall:
         """Start tracing an SDK `_request(cls, method, path, ...)`, or None if it is not traced.
 
         Not traced: endpoints not in `tracing.ENDPOINTS`, and calls with no Braintrust logger,
-        experiment or parent span to write to (then the call costs one lookup and nothing else).
+        experiment or parent span to write to (then the call costs one lookup and nothing else),
+        and a `_request` reached from inside a traced one (`IN_TRACED_REQUEST`).
         """
         try:
+            if IN_TRACED_REQUEST.get():
+                return None
             path = args[2] if len(args) > 2 else kwargs.get("url")
             endpoint = tracing.ENDPOINTS.get(path) if isinstance(path, str) else None
             if endpoint is None:
