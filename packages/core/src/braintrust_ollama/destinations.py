@@ -25,6 +25,7 @@ import braintrust
 from braintrust.logger import Logger, _internal_get_global_state
 from braintrust.util import LazyValue
 
+from braintrust_ollama._command import cli_command
 from braintrust_ollama.local.logger import init_local_logger, install_local_store
 from braintrust_ollama.local.store import LocalStore
 from braintrust_ollama.local.uplink import DEFAULT_TIMEOUT_S, BraintrustUplink, app_url
@@ -76,7 +77,7 @@ def init_logger(
     where = f"Braintrust (project {project})"
     if store is not None:
         where += (
-            f" and to the local store {store.path} (view them: braintrust-ollama traces show last)"
+            f" and to the local store {store.path} (view them: {cli_command()} traces show last)"
         )
     # Said before the login starts, so that it comes before any line about Braintrust being away.
     print(f"braintrust-ollama: traces go to {where}\n", end="", file=sys.stderr)  # one write
@@ -107,7 +108,7 @@ def _braintrust_uplink(
         if store is not None:
             kept = (
                 f"traces stay in the local store {store.path}"
-                " (send them later: braintrust-ollama traces push)"
+                f" (send them later: {cli_command()} traces push)"
             )
         else:
             kept = "traces are not kept (init_logger(local_copy=False))"

@@ -55,6 +55,7 @@ from braintrust.logger import (
 )
 from braintrust.util import LazyValue
 
+from braintrust_ollama._command import cli_command
 from braintrust_ollama.local.store import BUSY_TIMEOUT_S, LocalStore, StoredAttachment
 from braintrust_ollama.local.uplink import carry_masking
 
@@ -620,7 +621,7 @@ def init_local_logger(
     # --workers) sharing one stderr never run into each other.
     print(
         f"braintrust-ollama: traces go to the local store {background.store.path}"
-        " (view them: braintrust-ollama traces show last)\n",
+        f" (view them: {cli_command()} traces show last)\n",
         end="",
         file=sys.stderr,
     )
