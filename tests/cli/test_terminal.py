@@ -112,6 +112,26 @@ def test_the_tree_shortens_a_200000_character_name_and_shows_every_span(hostile_
     assert error.endswith("…")
 
 
+def test_an_ambiguous_prefix_lists_hostile_trace_ids_as_text(new_user: Cli) -> None:
+    for suffix in ("1", "2"):
+        trace_id = f"c4\x1b]0;owned\x07{suffix}"
+        LocalStore(new_user.store).write(
+            [
+                {
+                    "id": trace_id,
+                    "span_id": trace_id,
+                    "root_span_id": trace_id,
+                    "span_attributes": {"name": "x", "type": "task"},
+                    "metrics": {"start": 1_700_000_000.0, "end": 1_700_000_001.0},
+                }
+            ]
+        )
+    result = new_user.run("traces", "show", "c4")
+    assert result.returncode == 1
+    assert hostile.unsafe_characters(result.stderr) == []
+    assert "c4\\u001b]0;owned\\u00071, c4\\u001b]0;owned\\u00072" in result.stderr
+
+
 # --- pipes closed early ------------------------------------------------------------------------
 
 

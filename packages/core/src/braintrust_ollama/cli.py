@@ -228,7 +228,7 @@ def _show(trace: str, *, as_json: bool, save_attachments: Path | None = None) ->
     store = LocalStore()
     root_span_id = store.resolve(trace)
     if root_span_id is None:
-        print(f"braintrust-ollama: {_not_found(store, trace)}", file=sys.stderr)
+        print(f"braintrust-ollama: {printable(_not_found(store, trace))}", file=sys.stderr)
         return 1
     rows = store.rows(root_span_id)
     if as_json:
