@@ -31,12 +31,20 @@ def replayed(
 
 
 def _tree_lines(stdout: str) -> dict[str, list[str]]:
-    """The printed tree's span lines, by span name."""
+    """The printed tree's span lines, by span name; a span's figures that went on to the next
+    line (under its name) are joined to its line."""
     lines: dict[str, list[str]] = {}
+    last: tuple[str, int] | None = None
     for line in stdout.splitlines():
-        match = re.match(r"^[\s│├└─]+(.+?) \[", line)
+        match = re.match(r"^[\s│├└─]*[├└]── (.+?) \[", line)
         if match:
             lines.setdefault(match.group(1), []).append(line)
+            last = (match.group(1), len(lines[match.group(1)]) - 1)
+        elif last is not None and re.match(r"^[\s│]+\S", line):
+            name, i = last
+            lines[name][i] += "  " + line.lstrip(" │")
+        else:
+            last = None
     return lines
 
 

@@ -18,8 +18,13 @@ from support.spans import children_of, only
 
 
 def test_init_local_logger_stores_one_merged_row_per_span(
-    tmp_path: Path, restore_braintrust: None, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    restore_braintrust: None,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.delenv("UV_RUN_RECURSION_DEPTH", raising=False)  # the hint names `uv run` under it
+    monkeypatch.delenv("UV", raising=False)
     store_path = tmp_path / "traces.db"
     local_logger.init_local_logger("unit", path=store_path)
     with braintrust.start_span(name="request", type=SpanTypeAttribute.TASK) as root:

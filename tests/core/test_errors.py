@@ -13,7 +13,7 @@ import ollama
 import pytest
 from braintrust_ollama import tracing
 from support.ollama_server import Error
-from support.spans import only
+from support.spans import by_name, only
 
 MESSAGES = [{"role": "user", "content": "Hi"}]
 
@@ -128,3 +128,32 @@ def test_failure_while_reading_stream_chunks_does_not_break_the_stream(
     assert len(records) == 1  # logged once
     span = only(memory_logger.pop(), "ollama.chat")  # the span is still written
     assert span["output"]["content"] == ""  # the first chunk read is where it broke
+
+
+def test_a_field_that_cannot_be_built_is_left_out_and_noted(
+    memory_logger, ollama_server, traced, monkeypatch
+):
+    """A bug building one field costs that field only: the span keeps its input, metadata and
+    tokens, and says what was left out."""
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("bug in braintrust-ollama")
+
+    monkeypatch.setattr(tracing.Chat, "output", broken)
+    monkeypatch.setattr(tracing._ChatStream, "output", broken)
+    client = ollama.Client(host=ollama_server.url)
+    with braintrust.start_span(name="request"):
+        client.chat(model="llama3.2", messages=MESSAGES)
+        for _ in client.chat(model="llama3.2", messages=MESSAGES, stream=True):
+            pass
+    spans = by_name(memory_logger.pop(), "ollama.chat")
+    assert [s["metadata"]["stream"] for s in spans] == [False, True]
+    for span, served in zip(spans, ollama_server.served, strict=True):
+        assert "output" not in span
+        assert span["input"] == MESSAGES
+        assert span["metrics"]["prompt_tokens"] == served.prompt_eval_count
+        assert span["metrics"]["completion_tokens"] == served.eval_count
+        assert span["metadata"]["model"] == "llama3.2"
+        assert span["metadata"]["not_recorded"] == {
+            "output": "RuntimeError: bug in braintrust-ollama"
+        }

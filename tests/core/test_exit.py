@@ -72,3 +72,27 @@ def test_streams_left_unfinished_in_multiprocessing_children_are_stored(tmp_path
         assert chat["metadata"]["unfinished_at_exit"] is True
         assert chat["metrics"]["end"] >= chat["metrics"]["start"]
         assert root["metrics"]["end"] >= root["metrics"]["start"]
+
+
+def test_a_stream_another_thread_is_reading_is_left_to_it_at_exit(tmp_path: Path):
+    """The exit pass writes the span of a stream a daemon thread is reading, and leaves the
+    stream to that thread: its loop neither ends early (as if the answer were complete) nor
+    fails, and nothing is printed."""
+    done = _run(PROGRAM.with_name("stream_read_by_another_thread_at_exit.py"), tmp_path)
+    assert done.returncode == 0, done.stderr
+    answer = " ".join(f"w{i}" for i in range(64))
+    assert done.stdout.splitlines() == ["main: exiting", f"slow reader: 65 chunks, {answer!r}"]
+    assert len(done.stderr.splitlines()) == 1, done.stderr  # init_local_logger's line only
+
+    store = LocalStore(tmp_path / "traces.db")
+    (trace,) = store.traces()
+    rows = store.rows(trace.root_span_id)
+    chats = [r for r in rows if r["span_attributes"]["name"] == "ollama.chat"]
+    assert len(chats) == 2  # each written once
+    blocked, slow = sorted(chats, key=lambda r: r["output"]["content"])  # "first ", "w0 ..."
+    for span in chats:
+        assert span["metadata"]["unfinished_at_exit"] is True
+        assert span.get("error") is None
+    assert blocked["output"]["content"] == "first "
+    read_at_exit = slow["output"]["content"]
+    assert read_at_exit and answer.startswith(read_at_exit) and read_at_exit != answer

@@ -89,3 +89,56 @@ def test_recorded_generated_image_is_an_attachment(memory_logger, traced):
         "host": HOST,
     }
     assert reply["image"] not in json.dumps(span, default=str)
+
+
+NOT_BASE64 = "not an image"  # a server bug, or a proxy answering with text
+
+
+def assert_image_left_out(span: dict[str, Any], memory_logger: Any) -> None:
+    """The span is written with everything but the image, and says what was left out."""
+    assert memory_logger.uploaded_attachments == []
+    assert span["output"] == {"role": "assistant", "content": "here you are"}
+    assert span["input"] == [{"role": "user", "content": "a lighthouse at dusk"}]
+    assert span["metrics"]["prompt_tokens"] == 7 and span["metrics"]["completion_tokens"] == 1
+    assert span["metrics"]["total_duration"] == pytest.approx(2.5)
+    assert span["metadata"]["done_reason"] == "stop"
+    assert span["metadata"]["not_recorded"] == {
+        "output.image": f"not valid base64 ({len(NOT_BASE64)} characters)"
+    }
+    assert span.get("error") is None
+
+
+def test_an_image_that_is_not_base64_costs_the_image_only(memory_logger, ollama_server, traced):
+    final = {**FINAL, "prompt_eval_count": 7, "eval_count": 1}
+    ollama_server.reply(
+        "/api/generate",
+        {**response(image=NOT_BASE64, **final), "response": "here you are"},
+    )
+    client = ollama.Client(host=ollama_server.url)
+    with braintrust.start_span(name="draw"):
+        result = client.generate(model="x/z-image-turbo", prompt="a lighthouse at dusk")
+    assert result.image == NOT_BASE64  # the caller gets what the server sent
+    assert_image_left_out(only(memory_logger.pop(), "ollama.generate"), memory_logger)
+
+
+async def test_a_streamed_image_that_is_not_base64_costs_the_image_only(
+    memory_logger, ollama_server, traced
+):
+    final = {**FINAL, "prompt_eval_count": 7, "eval_count": 1}
+    ollama_server.reply(
+        "/api/generate",
+        Lines(
+            [
+                {**response(done=False), "response": "here you are"},
+                response(image=NOT_BASE64, **final),
+            ]
+        ),
+    )
+    client = ollama.AsyncClient(host=ollama_server.url)
+    with braintrust.start_span(name="draw"):
+        stream = await client.generate(
+            model="x/z-image-turbo", prompt="a lighthouse at dusk", stream=True
+        )
+        chunks = [chunk async for chunk in stream]
+    assert chunks[-1].image == NOT_BASE64
+    assert_image_left_out(only(memory_logger.pop(), "ollama.generate"), memory_logger)

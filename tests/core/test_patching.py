@@ -7,6 +7,7 @@ import sys
 
 import braintrust
 import ollama
+import pytest
 from braintrust_ollama import setup_ollama, tokens_counted_under, unpatch_ollama, wrap_ollama
 from support.spans import by_name, only
 
@@ -224,8 +225,183 @@ def test_wrap_ollama_on_the_module_traces_its_functions_and_returns_the_module(
 
 
 def test_wrap_ollama_rejects_what_it_cannot_trace_naming_what_it_accepts():
-    import pytest
-
     for wrong in (ollama.Client, object(), braintrust, "ollama"):
         with pytest.raises(TypeError, match=r"ollama\.Client.*ollama\.AsyncClient.*ollama module"):
             wrap_ollama(wrong)
+
+
+# --- set-ups from many threads at once ----------------------------------------------------------
+
+
+def _pausing_in_our_code(pause_s: float):
+    """A thread trace that pauses on every line of braintrust_ollama's own code for up to
+    `pause_s`, as a busy machine might between any two lines: with sixteen threads, one set-up
+    then runs whole between another's check and its patch."""
+    import random
+    import time
+
+    pauses = random.Random(17)
+
+    def trace(frame, event, arg):
+        if event == "call" and not frame.f_globals.get("__name__", "").startswith(
+            "braintrust_ollama"
+        ):
+            return None
+        if event == "line":
+            time.sleep(pauses.uniform(0, pause_s))
+        return trace
+
+    return trace
+
+
+def _together(count: int, work) -> None:
+    """Run `work(i)` in `count` threads released at once; re-raise the first failure."""
+    import threading
+
+    start = threading.Barrier(count)
+    failures: list[BaseException] = []
+
+    def run(i: int) -> None:
+        start.wait()
+        try:
+            work(i)
+        except BaseException as error:  # reported to the test below
+            failures.append(error)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not failures, failures
+
+
+def test_sixteen_concurrent_set_ups_patch_once_and_unpatch_exactly(memory_logger, ollama_server):
+    import threading
+
+    originals = (ollama.Client.__dict__["_request"], ollama.AsyncClient.__dict__["_request"])
+    threading.settrace(_pausing_in_our_code(0.002))
+    try:
+        _together(16, lambda i: setup_ollama())
+    finally:
+        threading.settrace(None)  # type: ignore[arg-type]
+    try:
+        client = ollama.Client(host=ollama_server.url)
+        with braintrust.start_span(name="request"):
+            client.chat(model="llama3.2", messages=MESSAGES)
+        (span,) = by_name(memory_logger.pop(), "ollama.chat")
+        assert span["metrics"]["prompt_tokens"] == ollama_server.served[0].prompt_eval_count
+    finally:
+        unpatch_ollama()
+    assert ollama.Client.__dict__["_request"] is originals[0]
+    assert ollama.AsyncClient.__dict__["_request"] is originals[1]
+
+
+def test_set_ups_racing_calls_give_at_most_one_span_per_call(memory_logger, ollama_server):
+    import threading
+    from collections import Counter
+
+    client = ollama.Client(host=ollama_server.url)
+    threading.settrace(_pausing_in_our_code(0.002))
+
+    def set_up_or_call(i: int) -> None:
+        if i % 2:
+            setup_ollama()
+            wrap_ollama(client)
+        else:
+            with braintrust.start_span(name=f"caller {i}"):
+                client.chat(model="llama3.2", messages=[{"role": "user", "content": f"call {i}"}])
+
+    try:
+        with braintrust.start_span(name="request"):
+            _together(16, set_up_or_call)
+    finally:
+        threading.settrace(None)  # type: ignore[arg-type]
+    try:
+        with braintrust.start_span(name="after"):
+            client.chat(model="llama3.2", messages=[{"role": "user", "content": "after"}])
+            ollama.Client(host=ollama_server.url).chat(
+                model="llama3.2", messages=[{"role": "user", "content": "other client"}]
+            )
+    finally:
+        unpatch_ollama()
+    spans = by_name(memory_logger.pop(), "ollama.chat")
+    per_call = Counter(span["input"][0]["content"] for span in spans)
+    assert per_call["after"] == per_call["other client"] == 1
+    assert set(per_call.values()) == {1}, per_call
+
+
+# --- a Client subclass with its own _request ----------------------------------------------------
+
+
+class CountingClient(ollama.Client):
+    """A user's client that does something of its own around every request."""
+
+    requests = 0
+
+    def _request(self, *args, **kwargs):
+        type(self).requests += 1
+        return super()._request(*args, **kwargs)
+
+
+class CountingAsyncClient(ollama.AsyncClient):
+    requests = 0
+
+    async def _request(self, *args, **kwargs):
+        type(self).requests += 1
+        return await super()._request(*args, **kwargs)
+
+
+def _set_up(order: str, client):
+    if order == "wrap, then setup":
+        wrap_ollama(client)
+        setup_ollama()
+    elif order == "setup, then wrap":
+        setup_ollama()
+        wrap_ollama(client)
+    elif order == "setup only":
+        setup_ollama()
+    else:
+        wrap_ollama(client)
+    return client
+
+
+ORDERS = ["wrap, then setup", "setup, then wrap", "setup only", "wrap only"]
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_a_subclass_with_its_own_request_gives_one_span_per_call(
+    memory_logger, ollama_server, order
+):
+    client = _set_up(order, CountingClient(host=ollama_server.url))
+    try:
+        with braintrust.start_span(name="request") as parent:
+            client.chat(model="llama3.2", messages=MESSAGES)
+            for _ in client.chat(model="llama3.2", messages=MESSAGES, stream=True):
+                pass
+    finally:
+        unpatch_ollama()
+    spans = by_name(memory_logger.pop(), "ollama.chat")
+    assert len(spans) == 2, [s["metadata"].get("stream") for s in spans]
+    assert all(s["span_parents"] == [parent.span_id] for s in spans)
+    served = [s.prompt_eval_count + s.eval_count for s in ollama_server.served]
+    assert [s["metrics"]["tokens"] for s in spans] == served
+    assert [s["metadata"]["stream"] for s in spans] == [False, True]
+
+
+@pytest.mark.parametrize("order", ORDERS)
+async def test_an_async_subclass_with_its_own_request_gives_one_span_per_call(
+    memory_logger, ollama_server, order
+):
+    client = _set_up(order, CountingAsyncClient(host=ollama_server.url))
+    try:
+        with braintrust.start_span(name="request"):
+            await client.chat(model="llama3.2", messages=MESSAGES)
+            async for _ in await client.chat(model="llama3.2", messages=MESSAGES, stream=True):
+                pass
+    finally:
+        unpatch_ollama()
+    spans = by_name(memory_logger.pop(), "ollama.chat")
+    assert len(spans) == 2
+    served = [s.prompt_eval_count + s.eval_count for s in ollama_server.served]
+    assert [s["metrics"]["tokens"] for s in spans] == served

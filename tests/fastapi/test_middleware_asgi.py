@@ -62,19 +62,63 @@ def test_plain_starlette_app_is_traced(memory_logger):
 
     rows = memory_logger.pop()
     (root,) = roots(rows)
+    assert root["span_attributes"]["name"] == "GET /hello"  # on Starlette releases of any age
     assert root["metadata"]["status_code"] == 201
     assert parent_of(rows, only(rows, "greet")) is root
 
 
-def test_unmatched_path_names_span_by_raw_path(memory_logger):
+def test_unmatched_paths_share_one_bounded_name_and_the_path_is_in_metadata(memory_logger):
+    """A request no route matched is named by its method and a fixed label, as OpenTelemetry's
+    ASGI middleware names it: one unauthenticated request cannot put terminal escapes or markup
+    into span names, nor give every URL a name of its own. Its path, redacted, is metadata."""
     with TestClient(make_app()) as client:
         assert client.get("/nowhere").status_code == 404
+        assert client.get("/x%1B%5D0%3Bowned%07%1B%5B2J").status_code == 404
+        assert client.get("/%5B%2Fscript%5D").status_code == 404
+        assert client.get("/callback;access_token=s3cr3t-t0ken").status_code == 404
+        assert client.request("BREW", "/pot").status_code == 404
 
-    (root,) = memory_logger.pop()
-    assert root["span_attributes"]["name"] == "GET /nowhere"
-    assert root["metadata"]["status_code"] == 404
-    assert "route" not in root["metadata"]
-    assert root.get("error") is None
+    rows = memory_logger.pop()
+    assert [r["span_attributes"]["name"] for r in rows] == [
+        *["GET (no route)"] * 4,
+        "HTTP (no route)",  # a method outside HTTP's own is not a name of its own either
+    ]
+    assert [r["metadata"]["path"] for r in rows] == [
+        "/nowhere",
+        "/x\x1b]0;owned\x07\x1b[2J",
+        "/[/script]",
+        "/callback;access_token=[REDACTED]",
+        "/pot",
+    ]
+    assert [r["input"]["method"] for r in rows][-1] == "BREW"
+    for root in rows:
+        assert root["metadata"]["status_code"] == 404
+        assert "route" not in root["metadata"]
+        assert root.get("error") is None
+        assert "s3cr3t" not in json.dumps(root)
+    # The name the span starts with (its first row) is bounded too.
+    started = {item.get()["span_attributes"]["name"] for item in memory_logger._background.logs}
+    assert started <= {"GET", "HTTP", "GET (no route)", "HTTP (no route)"}
+
+
+def test_matched_routes_are_named_by_a_method_they_take_and_their_template(memory_logger):
+    app = FastAPI()
+
+    @app.api_route("/dav/{name}", methods=["PROPFIND"])
+    async def dav(name: str) -> dict[str, str]:
+        return {"name": name}
+
+    app.add_middleware(BraintrustMiddleware)
+    with TestClient(app) as client:
+        assert client.request("PROPFIND", "/dav/x%1B%5B2J").status_code == 200
+        assert client.request("BREW", "/dav/x").status_code == 405  # the path, not the method
+
+    rows = memory_logger.pop()
+    assert [r["span_attributes"]["name"] for r in rows] == [
+        "PROPFIND /dav/{name}",  # a method the route takes
+        "HTTP /dav/{name}",  # any other
+    ]
+    assert all("path" not in r["metadata"] for r in rows)
 
 
 def test_bodies_are_not_recorded_by_default(memory_logger):

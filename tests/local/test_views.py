@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +14,9 @@ import braintrust
 import pytest
 from braintrust.logger import SpanImpl
 from braintrust_ollama.local import logger as local_logger
-from cli.runner import Cli
+from braintrust_ollama.local.view import json_text, printable
+from cli.runner import SCRIPT, Cli
+from support.terminal import in_terminal
 
 
 @pytest.fixture
@@ -82,28 +84,9 @@ def test_an_error_shows_its_exception_line_not_the_traceback_heading(cli: Cli) -
 
 def _in_terminal(cli: Cli, *args: str, columns: int) -> str:
     """What the command prints in a terminal `columns` wide (colours removed)."""
-    import fcntl
-    import pty
-    import termios
-
-    controller, terminal = pty.openpty()
-    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
-    command = [str(Path(cli.env["PATH"].split(":")[0]) / "braintrust-ollama"), *args]
-    env = {**cli.env, "TERM": "xterm"}
-    process = subprocess.Popen(command, env=env, stdout=terminal, stderr=terminal)
-    os.close(terminal)
-    output = b""
-    while True:
-        try:
-            chunk = os.read(controller, 65536)
-        except OSError:  # the terminal closed: the command exited
-            break
-        if not chunk:
-            break
-        output += chunk
-    os.close(controller)
-    assert process.wait(timeout=60) == 0
-    return re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", output.decode("utf-8", "replace"))
+    shown = in_terminal([str(SCRIPT), *args], cli.env, columns=columns)
+    assert shown.returncode == 0, shown.stderr
+    return re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", shown.output)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="a POSIX pseudo-terminal")
@@ -114,3 +97,50 @@ def test_trace_ids_are_never_cut_in_a_60_column_terminal(cli: Cli) -> None:
     root = cast(SpanImpl, span).root_span_id
     assert root in _in_terminal(cli, "traces", columns=60)
     assert root in _in_terminal(cli, "traces", "show", "last", columns=60)
+
+
+# --- what every view shows a row's data through -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "shown"),
+    [
+        ("plain text, [bold]markup[/bold] and ünïcode 漢字 👩‍💻", None),  # kept as it is
+        ("\x1b[2J\x1b]0;owned\x07", "\\u001b[2J\\u001b]0;owned\\u0007"),
+        ("a\nb\tc\rd", "a\\nb\\tc\\rd"),
+        ("\x00\x7f\x85\x9b\x9d", "\\u0000\\u007f\\u0085\\u009b\\u009d"),  # NUL, DEL, C1
+        ("\u202eevil\u2066\u2028", "\\u202eevil\\u2066\\u2028"),  # reordering, separators
+        (os.fsdecode(b"report-\xff.txt"), "report-\\udcff.txt"),  # a lone surrogate
+        (12.5, "12.5"),
+    ],
+)
+def test_printable_escapes_what_moves_or_reorders_the_terminal_and_nothing_else(data, shown):
+    assert printable(data) == (data if shown is None else shown)
+
+
+def test_json_text_is_terminal_safe_and_loads_back_to_exactly_the_rows() -> None:
+    rows = [
+        {
+            "name": "".join(map(chr, range(0xA0))) + "\u202e\u2028" + os.fsdecode(b"\xff"),
+            "nested": {"list": [1, 2.5, None, True, "[link=x]y[/link]"]},
+        }
+    ]
+    text = json_text(rows)
+    assert re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028-\u202e\ud800-\udfff]", text) is None
+    text.encode("utf-8")  # no lone surrogate left
+    assert json.loads(text) == rows
+
+
+def test_json_text_prints_json_nested_deeper_than_python_can_recurse() -> None:
+    deep: dict = {}
+    inner = deep
+    for _ in range(5000):
+        inner["k"] = {}
+        inner = inner["k"]
+    loaded = json.loads(json_text([{"id": "deep", "input": deep}]))
+    assert loaded[0]["id"] == "deep"
+    level, depth = loaded[0]["input"], 0
+    while isinstance(level, dict):
+        level, depth = level["k"], depth + 1
+    assert level == "[nested deeper than 500 levels: not shown]"
+    assert depth == 498  # the list and the row are the first two of the 500 levels

@@ -17,9 +17,12 @@ type and message).
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import sys
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import braintrust
@@ -68,12 +71,22 @@ def has_destination() -> bool:
         return False
 
 
+# True while a traced `_request` runs. A `_request` reached from inside it is the same call (a
+# `Client` subclass's own `_request` calling `super()._request()`, each wrapped by us): it is
+# passed through, so the call is one span with the outermost wrapper's settings.
+IN_TRACED_REQUEST: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "braintrust_ollama_in_traced_request", default=False
+)
 # Where a client (instance or class) says whether its spans hold inputs and outputs.
 RECORD_CONTENT_ATTR = "_braintrust_ollama_record_content"
 # Frames of these packages and modules (between the user and the SDK's `_request`) are never the
 # caller of a traced call.
 _NOT_CALLERS = frozenset({"ollama", "wrapt", "braintrust"})
 _OUR_FRAMES = frozenset({__name__, f"{__package__}.patchers", f"{__package__}._stream"})
+
+
+# Makes a call's "written yet?" check and its mark one step.
+_writing = threading.Lock()
 
 
 class OllamaCall:
@@ -117,9 +130,12 @@ class OllamaCall:
         """Start tracing an SDK `_request(cls, method, path, ...)`, or None if it is not traced.
 
         Not traced: endpoints not in `tracing.ENDPOINTS`, and calls with no Braintrust logger,
-        experiment or parent span to write to (then the call costs one lookup and nothing else).
+        experiment or parent span to write to (then the call costs one lookup and nothing else),
+        and a `_request` reached from inside a traced one (`IN_TRACED_REQUEST`).
         """
         try:
+            if IN_TRACED_REQUEST.get():
+                return None
             path = args[2] if len(args) > 2 else kwargs.get("url")
             endpoint = tracing.ENDPOINTS.get(path) if isinstance(path, str) else None
             if endpoint is None:
@@ -144,11 +160,15 @@ class OllamaCall:
     def finish_response(self, response: Any) -> None:
         """End with a whole (non-streamed) response."""
         try:
-            output = self.endpoint.output(response, self._request) if self._content else None
             end = time.time()
-            # Log probabilities are the generated tokens: content, kept only with it.
-            extra = self.endpoint.response_metadata(response) if self._content else None
-            self.write(output, response, end, first_token=end, extra_metadata=extra)
+            endpoint = self.endpoint
+            self.write(
+                functools.partial(endpoint.output, response, self._request),
+                response,
+                end,
+                first_token=end,
+                more_metadata=functools.partial(endpoint.response_metadata, response),
+            )
         except Exception:
             warn_once(_log, "could not record a response")
 
@@ -158,31 +178,56 @@ class OllamaCall:
 
     def write(
         self,
-        output: Any,
+        output: Callable[[], Any] | None,
         last: Any,
         end: float,
         *,
         first_token: float | None,
         error: BaseException | None = None,
-        extra_metadata: dict[str, Any] | None = None,
+        more_metadata: Callable[[], dict[str, Any]] | None = None,
+        unfinished_at_exit: bool = False,
     ) -> None:
-        """Write the span: `last` is the response or final chunk holding the counters;
-        `extra_metadata` is what the response said beyond its output (log probabilities)."""
-        if self.finished:
-            return
-        self.finished = True
+        """Write the span: `output()` builds its output; `last` is the response or final chunk
+        holding the counters; `more_metadata()` is what the response said beyond its output
+        (log probabilities: content, so asked only when content is recorded).
+
+        Each field is built on its own: one that cannot be built is left out (a part of one, as
+        `tracing.LeftOut` says), and the span is written with everything else and
+        `metadata.not_recorded`, what was left out and why. Written once, even when two threads
+        end the call at once (the exit pass and a thread still reading the stream)."""
+        with _writing:
+            if self.finished:
+                return
+            self.finished = True
         endpoint = self.endpoint
-        metrics = endpoint.metrics(last)
+        left_out: dict[str, str] = {}
+        metrics = _built(left_out, "metrics", endpoint.metrics, last)
+        metrics = {} if metrics is _LEFT_OUT else metrics
         if first_token is not None and endpoint.has_first_token:
             metrics["time_to_first_token"] = first_token - self._start
         metrics["end"] = end
-        metadata = endpoint.metadata(self._request, last, self._host, content=self._content)
-        if extra_metadata:
-            metadata.update(extra_metadata)
+        metadata = _built(
+            left_out, "metadata", endpoint.metadata, self._request, last, self._host,
+            content=self._content,
+        )  # fmt: skip
+        metadata = {"provider": "ollama"} if metadata is _LEFT_OUT else metadata
+        if self._content and more_metadata is not None:
+            more = _built(left_out, "metadata", more_metadata)
+            if more is not _LEFT_OUT:
+                metadata.update(more)
+        if unfinished_at_exit:  # a stream the interpreter's exit left unfinished
+            metadata["unfinished_at_exit"] = True
         event: dict[str, Any] = {"metadata": metadata, "metrics": metrics}
+        shown = None
         if self._content:
-            event["input"] = endpoint.input(self._request)
-            event["output"] = output
+            for field, build in (("input", functools.partial(endpoint.input, self._request)),
+                                 ("output", output)):  # fmt: skip
+                value = _built(left_out, field, build) if build is not None else None
+                if value is not _LEFT_OUT:
+                    event[field] = value
+            shown = event.get("output")
+        if left_out:
+            metadata["not_recorded"] = left_out
         if self._caller is not None:
             event["context"] = self._caller
         if error is not None:
@@ -191,7 +236,7 @@ class OllamaCall:
             if status is not None:
                 metadata["status_code"] = status
         if isinstance(self._parent, braintrust.Span):
-            setattr(self._parent, _OUTPUT_MARKER, output)
+            setattr(self._parent, _OUTPUT_MARKER, shown)
         fields: dict[str, Any] = {
             "name": endpoint.name,
             "type": endpoint.type,
@@ -213,16 +258,18 @@ class OllamaCall:
 class CallStream:
     """A streamed call's accumulator: `add(chunk)` per chunk (from the second chunk on, the
     endpoint's `Stream.add` itself, which only appends), then `finish(error)` once, which writes
-    the span with the output seen so far.
+    the span with the output seen so far. `reader` is the id of the thread reading the stream
+    (set by the stream: see `_stream`).
     """
 
-    __slots__ = ("_call", "_stream", "add", "first_token")
+    __slots__ = ("_call", "_stream", "add", "first_token", "reader")
 
     def __init__(self, call: OllamaCall) -> None:
         self._call = call
         self._stream = call.endpoint.stream()
         self.first_token: float | None = None
         self.add: Any = self._first
+        self.reader: int | None = None
 
     def _first(self, chunk: Any) -> None:
         self.first_token = time.time()
@@ -240,21 +287,39 @@ class CallStream:
             return
         try:
             stream = self._stream
-            output = stream.output(call._request) if call._content else None
-            # Log probabilities are the generated tokens: content, kept only with it.
-            extra = stream.response_metadata() if call._content else {}
-            if at_exit:  # a stream the interpreter's exit left unfinished
-                extra["unfinished_at_exit"] = True
             call.write(
-                output,
+                functools.partial(stream.output, call._request),
                 stream.last,
                 time.time(),
                 first_token=self.first_token,
                 error=error,
-                extra_metadata=extra,
+                more_metadata=stream.response_metadata,
+                unfinished_at_exit=at_exit,
             )
         except Exception:
             warn_once(_log, "could not record a stream")
+
+
+_LEFT_OUT: Any = object()  # what `_built` gives for a field that could not be built
+
+
+def _built(left_out: dict[str, str], field: str, build: Callable[..., Any], *args: Any,
+           **kwargs: Any) -> Any:  # fmt: skip
+    """`build(*args, **kwargs)`: a span field. `_LEFT_OUT` when building it failed (logged
+    once), and `left_out[field]` says why; a builder that left out only a part of the field
+    (`tracing.LeftOut`) gives the rest, and `left_out` names the part."""
+    try:
+        return build(*args, **kwargs)
+    except tracing.LeftOut as partial:
+        left_out[partial.part] = partial.why
+        return partial.value
+    except Exception as error:
+        warn_once(_log, f"could not record a span's {field}")
+        left_out[field] = f"{type(error).__name__}: {error}"[:_WHY_CHARS]
+        return _LEFT_OUT
+
+
+_WHY_CHARS = 200
 
 
 def _ignore(chunk: Any) -> None:

@@ -9,8 +9,10 @@ connection, `asyncio` cancellation, an exception passed to `throw`); on `close()
 when it is released unfinished (a `for` loop over a call's result left by `break`, a stream read
 with `next()` and dropped, one never iterated); or, for a stream still alive when the
 interpreter exits, before Braintrust's and the local store's own exit flush, marked
-`unfinished_at_exit` in its metadata (a sync one is then closed). The accumulator (the
-endpoint's `Stream`) keeps joined fragments and the last chunk, never every chunk.
+`unfinished_at_exit` in its metadata. A sync one is then closed, unless another thread that is
+still alive is reading it (a daemon thread, say): that stream is left to its thread, which reads
+on as it would untraced. The accumulator (the endpoint's `Stream`) keeps joined fragments and
+the last chunk, never every chunk.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import threading
 import types
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
+from threading import get_ident
 from typing import Any
 
 from ._call import CallStream, OllamaCall
@@ -37,6 +40,7 @@ _log = logging.getLogger(__name__)
 def traced_stream(chunks: Iterator[Any], call: OllamaCall) -> Generator[Any, Any, None]:
     """The SDK's chunk generator, traced: a generator too (see the module docstring)."""
     acc = call.stream()
+    acc.reader = get_ident()  # the thread that will read it, until one does
     stream = _traced(chunks, acc)
     _live.watch(stream, acc)
     return stream
@@ -55,10 +59,12 @@ def _traced(chunks: Iterator[Any], acc: CallStream) -> Generator[Any, Any, None]
 
     A value given to `send()` is dropped, as the SDK's generator drops it. `close()`, `throw()`
     and being released unfinished close the SDK's generator too, as `yield from` would, so its
-    HTTP response is closed when it would be untraced.
+    HTTP response is closed when it would be untraced. Each chunk notes the thread reading it
+    (see `_LiveStreams.finish_at_exit`).
     """
     try:
         for chunk in chunks:
+            acc.reader = get_ident()
             try:
                 acc.add(chunk)
             except Exception:
@@ -158,16 +164,23 @@ class _LiveStreams:
         """Write every stream still alive, as it stands, before the exit flushes; then close the
         sync ones (and their HTTP responses), as teardown would, while the interpreter is still
         whole: an httpx stream closed by the garbage collector during teardown can crash
-        Python 3.13.0, traced or not. Async streams need their event loop and are left as they
-        are."""
+        Python 3.13.0, traced or not.
+
+        Left as they are: a stream that another live thread is reading (or, never read, was
+        made in), since closing it under that thread would end its loop as if the answer were
+        complete; and async streams, which need their event loop."""
+        others = {thread.ident for thread in threading.enumerate()} - {get_ident()}
         for acc, watched in list(self._watched.items()):
             acc.finish(at_exit=True)
             stream = watched()
-            if isinstance(stream, types.GeneratorType):
-                try:
-                    stream.close()
-                except Exception:  # running in another thread, say: left as it is
-                    warn_once(_log, "could not close a stream at exit")
+            if not isinstance(stream, types.GeneratorType) or stream.gi_running:
+                continue
+            if acc.reader in others:
+                continue
+            try:
+                stream.close()
+            except Exception:
+                warn_once(_log, "could not close a stream at exit")
         self._watched.clear()
 
 

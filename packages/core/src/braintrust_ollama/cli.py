@@ -8,20 +8,26 @@
                                             send stored traces to Braintrust (no duplicates)
 
 Exit codes: 0 success, 1 a demo call failed or no single trace matched, 2 bad usage.
-Errors are one line on stderr, never a traceback.
+Errors are one line on stderr, never a traceback. When the reader of the output goes away
+(`| head`), the rest of the output is dropped quietly and the command ends as it would have.
+Hints name the command as the user ran it (`uv run braintrust-ollama`, `python -m
+braintrust_ollama`, ...: `_command.cli_command`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
+import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any, TextIO
 
+from braintrust_ollama._command import cli_command
 from braintrust_ollama._delivery import DEFAULT_TIMEOUT_S
 from braintrust_ollama.local.store import (
     HOME_ENV,
@@ -30,7 +36,13 @@ from braintrust_ollama.local.store import (
     default_store_path,
     save_trace_attachments,
 )
-from braintrust_ollama.local.view import make_console, trace_table, trace_tree
+from braintrust_ollama.local.view import (
+    json_text,
+    make_console,
+    printable,
+    trace_table,
+    trace_tree,
+)
 
 __all__ = ["main"]
 
@@ -39,7 +51,7 @@ _CANDIDATES = 5  # an ambiguous prefix lists this many of the traces it matches
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="braintrust-ollama",
+        prog=cli_command(),
         description="Braintrust tracing for Ollama: a demo and the local trace store.",
         epilog=f"Local traces live in {default_store_path()} (set {HOME_ENV} to move them).",
     )
@@ -58,14 +70,24 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--embed-model", help="embedding model on a live Ollama")
 
     traces = commands.add_parser(
-        "traces", help="list recent local traces, show one, or push them to Braintrust"
+        "traces",
+        help="list recent local traces, show one, or push them to Braintrust",
+        description="List the recent traces in the local store, newest first: id, start, name,"
+        " spans, duration, tokens and errors. `traces show` prints one as a tree, `traces push`"
+        " sends traces to Braintrust.",
     )
     traces.add_argument(
-        "-n", "--limit", type=_positive_int, default=20, help="how many (default 20)"
+        "-n", "--limit", type=_positive_int, default=20, metavar="N", help="how many (default 20)"
     )
     traces.add_argument("--json", action="store_true", help="print JSON instead of a table")
     actions = traces.add_subparsers(dest="action", metavar="{show,push}")
-    show = actions.add_parser("show", help="print one trace as a tree")
+    show = actions.add_parser(
+        "show",
+        help="print one trace as a tree",
+        description="Print one trace as a tree: each span with its type, model, duration,"
+        " tokens, time to first token and error. Everything shown from a span is text: control"
+        " characters are shown as escapes (\\u001b).",
+    )
     show.add_argument("trace", nargs="?", default="last", help="a trace id (or prefix), or last")
     show.add_argument("--json", action="store_true", help="print the trace's raw span rows")
     show.add_argument(
@@ -84,10 +106,13 @@ def _parser() -> argparse.ArgumentParser:
     push.add_argument("trace", nargs="?", help="a trace id (or prefix), or last")
     push.add_argument(
         "--since",
+        metavar="WHEN",
         help="every trace started since WHEN: an ISO date or time (2026-05-01, 2026-05-01T09:00)"
         " or an age (30m, 2h, 7d)",
     )
-    push.add_argument("--project", required=True, help="the Braintrust project to send them to")
+    push.add_argument(
+        "--project", required=True, metavar="NAME", help="the Braintrust project to send them to"
+    )
     push.add_argument(
         "--timeout",
         type=float,
@@ -126,6 +151,11 @@ def _positive_int(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    with _quiet_when_the_reader_goes():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         if args.command == "demo":
             from braintrust_ollama.local.demo import run_demo
@@ -139,17 +169,66 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as error:  # one line, not a traceback, for a command-line user
-        print(f"braintrust-ollama: error: {error}", file=sys.stderr)
+        print(f"braintrust-ollama: error: {printable(error)}", file=sys.stderr)
         return 1
+
+
+class _QuietStdout:
+    """stdout, until its reader goes away (`| head`): from then on output is dropped, quietly.
+
+    Its file descriptor is pointed at the null device, so that what is still buffered, rich's
+    own writes and the interpreter's last flush all succeed. The command then ends as it would
+    have: the demo finishes its calls and stores its whole trace.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._reader_gone()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, self._stream.fileno())
+        finally:
+            os.close(null)
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding, ...: the stream's
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def _quiet_when_the_reader_goes() -> Iterator[None]:
+    stdout = sys.stdout
+    if stdout is None or isinstance(stdout, _QuietStdout):
+        yield
+        return
+    sys.stdout = _QuietStdout(stdout)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stdout = stdout
 
 
 def _list(limit: int, *, as_json: bool) -> int:
     store = LocalStore()
     traces = store.traces(limit)
     if as_json:
-        print(json.dumps([t.__dict__ for t in traces], indent=2))
+        print(json_text([t.__dict__ for t in traces]))
     elif not traces:
-        print(f"No traces yet in {store.path}. Make one: braintrust-ollama demo")
+        print(f"No traces yet in {printable(store.path)}. Make one: {cli_command()} demo")
     else:
         make_console().print(trace_table(traces))
     dropped = store.dropped()
@@ -167,11 +246,11 @@ def _show(trace: str, *, as_json: bool, save_attachments: Path | None = None) ->
     store = LocalStore()
     root_span_id = store.resolve(trace)
     if root_span_id is None:
-        print(f"braintrust-ollama: {_not_found(store, trace)}", file=sys.stderr)
+        print(f"braintrust-ollama: {printable(_not_found(store, trace))}", file=sys.stderr)
         return 1
     rows = store.rows(root_span_id)
     if as_json:
-        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        print(json_text(rows))
     else:
         make_console().print(trace_tree(rows, root_span_id))
     if save_attachments is not None:
@@ -190,32 +269,39 @@ def _push(trace: str | None, *, since: str | None, project: str, timeout: float)
     if trace is not None:
         root_span_id = store.resolve(trace)
         if root_span_id is None:
-            print(f"braintrust-ollama: no trace {trace!r} in {store.path}", file=sys.stderr)
+            print(
+                f"braintrust-ollama: no trace {printable(repr(trace))} in {printable(store.path)}",
+                file=sys.stderr,
+            )
             return 1
         roots = [root_span_id]
     else:
         roots = store.roots_since(_since(since or ""))
         if not roots:
-            print(f"braintrust-ollama: no trace since {since} in {store.path}", file=sys.stderr)
+            print(
+                f"braintrust-ollama: no trace since {printable(since)} in {printable(store.path)}",
+                file=sys.stderr,
+            )
             return 1
     try:
         report = push_traces(store, roots, project=project, timeout_s=timeout)
     except PushError as error:
         for root_span_id in error.report.traces:
-            print(f"pushed {root_span_id}")
+            print(f"pushed {printable(root_span_id)}")
         print(
-            f"braintrust-ollama: Braintrust did not take every trace ({error.reason}): pushed"
+            f"braintrust-ollama: Braintrust did not take every trace ({printable(error.reason)}):"
+            " pushed"
             f" {len(error.report.traces)} of {len(roots)} traces ({error.report.spans} spans);"
             " push again to send the rest: nothing is duplicated",
             file=sys.stderr,
         )
         return 1
     for root_span_id in report.traces:
-        print(f"pushed {root_span_id}")
+        print(f"pushed {printable(root_span_id)}")
     attachments = f", {report.attachments} attachments" if report.attachments else ""
     print(
         f"Pushed {len(report.traces)} traces ({report.spans} spans{attachments}) to Braintrust"
-        f" project {report.project!r} (id {report.project_id})."
+        f" project {printable(repr(report.project))} (id {printable(report.project_id)})."
     )
     return 0
 
@@ -235,7 +321,7 @@ def _since(when: str) -> float:
 def _not_found(store: LocalStore, trace: str) -> str:
     """Why `trace` names no single trace: an empty store, an ambiguous prefix, or no match."""
     if not store.trace_ids(limit=1):
-        return f"the local store {store.path} is empty. Make a trace: braintrust-ollama demo"
+        return f"the local store {store.path} is empty. Make a trace: {cli_command()} demo"
     candidates = store.trace_ids(trace, limit=_CANDIDATES + 1) if trace != "last" else []
     if len(candidates) > 1:
         shown = candidates[:_CANDIDATES] + (["..."] if len(candidates) > _CANDIDATES else [])

@@ -35,6 +35,7 @@ import braintrust
 from braintrust.logger import Logger
 
 from braintrust_ollama._braintrust import background_of, make_current, maskers_of, name_rows_by
+from braintrust_ollama._command import cli_command
 from braintrust_ollama._delivery import DEFAULT_TIMEOUT_S, BraintrustDelivery, Credentials
 from braintrust_ollama._warn import notice
 from braintrust_ollama.local.logger import (
@@ -49,7 +50,6 @@ from braintrust_ollama.local.store import LocalStore
 __all__ = ["init_logger", "install", "keeping_current_logger"]
 
 DEFAULT_PROJECT = "braintrust-ollama"
-_VIEW = "view them: braintrust-ollama traces show last"
 
 _lock = threading.Lock()
 _delivery: BraintrustDelivery | None = None
@@ -90,7 +90,7 @@ def init_logger(
     if store is not None:
         kept = (
             f"spans it has not taken are in the local store {store.path}"
-            " (braintrust-ollama traces push sends them)"
+            f" ({cli_command()} traces push sends them)"
         )
     else:
         kept = "spans it has not taken by exit are lost (init_logger(local_copy=False))"
@@ -100,7 +100,9 @@ def init_logger(
     )
     where = f"Braintrust (project {project})"
     if store is not None:
-        where += f" and to the local store {store.path} ({_VIEW})"
+        where += (
+            f" and to the local store {store.path} (view them: {cli_command()} traces show last)"
+        )
     notice(f"traces go to {where}")
     delivery.add_project(project, project)
     return logger

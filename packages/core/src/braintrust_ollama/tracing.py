@@ -65,6 +65,7 @@ __all__ = [
     "Embeddings",
     "Endpoint",
     "Generate",
+    "LeftOut",
     "Stream",
     "SystemOne",
     "Web",
@@ -85,6 +86,19 @@ _IMAGE_TYPES = (
     (b"GIF8", "image/gif", "gif"),
     (b"RIFF", "image/webp", "webp"),
 )
+
+
+class LeftOut(Exception):
+    """Raised by a builder of a span field that had to leave a part of it out (a generated image
+    that is not base64): `value` is the field without that part, `part` names it
+    (`"output.image"`) and `why` says why, without quoting content. The span is written with
+    `value`, and `metadata.not_recorded[part] = why`."""
+
+    def __init__(self, value: Any, part: str, why: str) -> None:
+        super().__init__(f"{part}: {why}")
+        self.value = value
+        self.part = part
+        self.why = why
 
 
 class Stream:
@@ -399,10 +413,15 @@ def _with_image(output: dict[str, Any], image: str | None) -> dict[str, Any]:
     """With a generated image (ollama >= 0.6.2 image models), `{"image": Attachment}`, plus the
     text (`response`) and `reasoning` when there are any. The image is uploaded as an attachment,
     never logged as base64 text; Braintrust's chat schema has no assistant image, so this output
-    is not a chat message."""
+    is not a chat message. An image that is not base64 is left out (`LeftOut`): the output is
+    then the assistant message, as with no image."""
     if not image:
         return output
-    generated: dict[str, Any] = {"image": _attachment(image, 0, "generated")}
+    try:
+        generated: dict[str, Any] = {"image": _attachment(image, 0, "generated")}
+    except ValueError:  # binascii.Error
+        why = f"not valid base64 ({len(image)} characters)"
+        raise LeftOut(output, "output.image", why) from None
     if output.get("content"):
         generated["response"] = output["content"]
     if output.get("reasoning"):

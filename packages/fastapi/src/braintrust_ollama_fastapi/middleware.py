@@ -39,12 +39,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from braintrust_ollama_fastapi._body import BodyRecorder
 from braintrust_ollama_fastapi._redact import redact_text
 from braintrust_ollama_fastapi.tracing import (
+    UNMATCHED,
     client_address,
     has_secret_path_params,
+    matched_route,
     query_params,
     read_headers,
     redacted_path,
     route_template,
+    span_method,
 )
 
 _log = logging.getLogger(__name__)
@@ -66,7 +69,9 @@ class BraintrustMiddleware:
       strings (`_redact`); over 64 KiB, redacted and then cut; a body that cannot be parsed
       (binary, compressed, broken) as a placeholder naming its type and size. Off by default.
     - `span_name`: `f(request) -> str` naming the span once the route is known; the default
-      is `"<METHOD> <route template>"`, or the raw path when no route matched.
+      is `"<METHOD> <route template>"`, or `"<METHOD> (no route)"` when no route matched (a
+      method neither HTTP's own nor one the route takes is `HTTP`): a request cannot choose
+      its span's name.
     - `flush_on_shutdown`: flush Braintrust's logger at lifespan shutdown (default on).
     """
 
@@ -190,7 +195,7 @@ class _Exchange:
         self._path_may_hold_secrets = path_may_hold_secrets
         span_input: dict[str, Any] = {"method": scope["method"]}
         if not path_may_hold_secrets:
-            span_input["path"] = scope["path"]
+            span_input["path"] = redact_text(scope["path"])
         span_input["query"] = query_params(scope.get("query_string", b""))
         if headers.recorded:
             span_input["headers"] = headers.recorded
@@ -201,9 +206,8 @@ class _Exchange:
             inbound = parse_traceparent(headers.trace_context.get("traceparent"))
             if inbound:
                 flags = inbound.trace_flags
-        self._name = (
-            scope["method"] if path_may_hold_secrets else f"{scope['method']} {scope['path']}"
-        )
+        # Until routing is done, the method: the path is the client's to choose.
+        self._name = span_method(scope["method"], None)
         # Known now: written with the start row, so the closing row stays small.
         metadata: dict[str, Any] = {}
         if http_version := scope.get("http_version"):
@@ -321,13 +325,18 @@ class _Exchange:
         """Only what the start row lacks: the route is known once routing is done, the rest
         once the response is."""
         scope = self._scope
-        route = route_template(scope, self._root_path)
+        matched = matched_route(scope)
+        route = route_template(scope, matched, self._root_path)
         status = self._status
         metadata: dict[str, Any] = {}
         if status is not None:
             metadata["status_code"] = status
         if route is not None:
             metadata["route"] = route
+        elif self._path_may_hold_secrets:  # the path, which a name no longer holds
+            metadata["path"] = redacted_path(scope, None)
+        else:
+            metadata["path"] = redact_text(scope["path"])
         if self._disconnected:
             metadata["client_disconnected"] = True
         output: dict[str, Any] = {"status_code": status}
@@ -353,12 +362,12 @@ class _Exchange:
                 metadata["response_body_bytes"] = self._response_body.size
         if self._error is not None:
             row["error"] = self._error
-        name = self._final_name(route)
+        name = self._final_name(matched, route)
         if name != self._name:
             row["span_attributes"] = {"name": name}
         return row
 
-    def _final_name(self, route: str | None) -> str:
+    def _final_name(self, matched: Any, route: str | None) -> str:
         if self._options.span_name is not None:
             try:
                 return self._options.span_name(Request(self._scope))
@@ -366,7 +375,7 @@ class _Exchange:
                 warn_once(
                     _log, "span_name raised; using the default name", unaffected="the request"
                 )
-        return f"{self._scope['method']} {route}" if route else self._name
+        return f"{span_method(self._scope['method'], matched)} {route or UNMATCHED}"
 
 
 # W3C trace and span ids: lowercase hex, not all zeros.

@@ -14,9 +14,16 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+from starlette.routing import Match, Route
 from starlette.types import Scope
 
-from braintrust_ollama_fastapi._redact import REDACTED, is_secret_name, redacted, redacted_pairs
+from braintrust_ollama_fastapi._redact import (
+    REDACTED,
+    is_secret_name,
+    redact_text,
+    redacted,
+    redacted_pairs,
+)
 
 # Headers the middleware reads for itself while it walks the request headers once.
 _TRACE_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
@@ -71,10 +78,25 @@ def read_headers(scope: Scope, record: Collection[bytes]) -> RequestHeaders:
     return RequestHeaders(trace_context, user_agent, recorded, content_type, content_encoding)
 
 
-def route_template(scope: Scope, outer_root_path: str) -> str | None:
-    """The matched route's path template (`/chat/{id}`), mount prefixes included; None if no
-    route matched."""
+def matched_route(scope: Scope) -> Any:
+    """The route the router matched, once routing is done; None if none did.
+
+    FastAPI and recent Starlette releases record it (`scope["route"]`). For a plain Starlette
+    app on an older release, the app's top-level route that fully matches the request, as
+    OpenTelemetry's Starlette instrumentation finds it (a request into a mounted app is then
+    unmatched)."""
     route = scope.get("route")
+    if route is not None:
+        return route
+    for candidate in getattr(scope.get("app"), "routes", None) or ():
+        if type(candidate) is Route and candidate.matches(scope)[0] is Match.FULL:
+            return candidate
+    return None
+
+
+def route_template(scope: Scope, route: Any, outer_root_path: str) -> str | None:
+    """The path template (`/chat/{id}`) of `route`, the matched route, mount prefixes
+    included; None if no route matched."""
     template = getattr(route, "path_format", None) or getattr(route, "path", None)
     if not isinstance(template, str):
         return None
@@ -107,7 +129,7 @@ def redacted_path(scope: Scope, route: str | None) -> str:
         return REDACTED
     params: dict[str, Any] = scope.get("path_params") or {}
     if not any(is_secret_name(name) for name in params):
-        return str(scope["path"])
+        return redact_text(str(scope["path"]))
 
     def value(match: re.Match[str]) -> str:
         name = match.group(1)
@@ -116,6 +138,24 @@ def redacted_path(scope: Scope, route: str | None) -> str:
         return str(params[name])
 
     return _TEMPLATE_PARAM.sub(value, route)
+
+
+# The methods HTTP itself defines (RFC 9110, and PATCH): as OpenTelemetry's instrumentations do,
+# a span is named by one of these, or by a method the matched route takes, else by `HTTP`.
+_HTTP_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
+# Names a request no route matched, after its method: its path is the client's to choose, so
+# it is metadata, never the name.
+UNMATCHED = "(no route)"
+
+
+def span_method(method: str, route: Any) -> str:
+    """The request's method as a span name may hold it: one of HTTP's, or one `route` takes;
+    any other is `HTTP`. A client cannot make up names with made-up methods."""
+    if method in _HTTP_METHODS or method in (getattr(route, "methods", None) or ()):
+        return method
+    return "HTTP"
 
 
 def client_address(scope: Scope) -> str | None:

@@ -26,12 +26,14 @@ from braintrust.logger import SpanImpl
 from braintrust.span_types import SpanTypeAttribute
 from ollama._client import _parse_host  # how the SDK itself reads OLLAMA_HOST
 from rich.console import Console
+from rich.text import Text
 
+from braintrust_ollama._command import cli_command
 from braintrust_ollama.destinations import init_logger
 from braintrust_ollama.integration import setup_ollama
 from braintrust_ollama.local.replay import replay_client
 from braintrust_ollama.local.store import LocalStore
-from braintrust_ollama.local.view import trace_tree
+from braintrust_ollama.local.view import printable, trace_tree
 
 __all__ = ["DEMO_PROJECT", "Models", "ollama_answers", "run_demo"]
 
@@ -82,13 +84,15 @@ def run_demo(console: Console, *, model: str | None = None, embed_model: str | N
     if ollama_answers(host):
         client = ollama.Client(host=host)
         models = _live_models(client, model, embed_model)
-        console.print(f"Using the Ollama server at {host}.")
+        console.print(Text(f"Using the Ollama server at {printable(host)}."))
     else:
         client = replay_client(host)
         models = Models(*REPLAY_MODELS)
         console.print(
-            f"No Ollama answered at {host}, so the demo replays real Ollama traffic"
-            " recorded by open-source projects."
+            Text(
+                f"No Ollama answered at {printable(host)}, so the demo replays real Ollama"
+                " traffic recorded by open-source projects."
+            )
         )
 
     failures, root_span_id = _run_app(client, models, console)
@@ -100,7 +104,8 @@ def run_demo(console: Console, *, model: str | None = None, embed_model: str | N
     console.print()
     console.print(trace_tree(rows, root_span_id))
     console.print()
-    console.print(f"See it again: braintrust-ollama traces show {root_span_id}")
+    # One line, however long: the terminal wraps it, so it pastes as one command.
+    console.print(Text(f"See it again: {cli_command()} traces show {root_span_id}"), soft_wrap=True)
     return 1 if failures else 0
 
 
@@ -149,7 +154,7 @@ def _run_app(client: ollama.Client, models: Models, console: Console) -> tuple[i
         except (ollama.ResponseError, ConnectionError, httpx.HTTPError, TypeError) as error:
             failures += 1  # TypeError: the model called the tool with other arguments
             shown = f"error: {error}"
-        console.print(f"  {label:<14} {model:<16} {_one_line(shown)}", markup=False)
+        console.print(_step_line(label, model, shown, console.width))
 
     def chat() -> str:
         response = client.chat(
@@ -210,6 +215,12 @@ def _run_app(client: ollama.Client, models: Models, console: Console) -> tuple[i
         return failures, cast(SpanImpl, root).root_span_id
 
 
-def _one_line(text: Any) -> str:
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= _SHOWN_CHARS else flat[: _SHOWN_CHARS - 3] + "..."
+def _step_line(label: str, model: str, shown: Any, width: int) -> Text:
+    """One line per step, whatever the terminal's width: the label, the model and the start of
+    what the call returned (the model's text, shown as text), cut to the line."""
+    flat = printable(" ".join(str(shown).split()))
+    if len(flat) > _SHOWN_CHARS:
+        flat = flat[: _SHOWN_CHARS - 3] + "..."
+    line = Text(f"  {label:<14} {printable(model):<16} {flat}", no_wrap=True)
+    line.truncate(width, overflow="ellipsis")
+    return line

@@ -47,6 +47,7 @@ from braintrust.logger import Attachment, BaseAttachment, Logger
 from braintrust.util import LazyValue
 
 from braintrust_ollama._braintrust import Masker, name_rows_by
+from braintrust_ollama._command import cli_command
 from braintrust_ollama._delivery import copy_containers
 from braintrust_ollama._warn import notice
 from braintrust_ollama.local.store import LocalStore, StoredAttachment, UnsafeStoreError
@@ -551,6 +552,6 @@ def init_local_logger(
     name_rows_by(logger, project)
     install(logger, local=LocalCopy(store), braintrust=None)
     notice(
-        f"traces go to the local store {store.path} (view them: braintrust-ollama traces show last)"
+        f"traces go to the local store {store.path} (view them: {cli_command()} traces show last)"
     )
     return logger
