@@ -53,8 +53,9 @@ def output_under(span: Any) -> Any:
     """The output of the last traced Ollama SDK call made while `span` was current, once written.
 
     None before such a call has finished (or when it failed). It is the SDK span's own output
-    (the assistant message with its tool calls and thinking, streamed or not), so a framework span
-    standing for that one model call can carry it without parsing Ollama responses itself.
+    (for a chat, the reply as choices: the assistant message with its tool calls and thinking,
+    streamed or not), so a framework span standing for that one model call can carry it without
+    parsing Ollama responses itself.
     """
     return getattr(span, _OUTPUT_MARKER, None)
 
@@ -176,7 +177,7 @@ class OllamaCall:
         if first_token is not None and endpoint.has_first_token:
             metrics["time_to_first_token"] = first_token - self._start
         metrics["end"] = end
-        metadata = endpoint.metadata(self._request, last, self._host, content=self._content)
+        metadata = endpoint.metadata(self._request, last, self._host)
         if extra_metadata:
             metadata.update(extra_metadata)
         event: dict[str, Any] = {"metadata": metadata, "metrics": metrics}

@@ -183,9 +183,10 @@ def _exit_span(
 def _output(handler: Any, id_: str, instance: Any, result: Any) -> Any:
     """A span's output where Braintrust's handler has none or less (None: the handler's stands).
 
-    An LLM's chat response: the output of the Ollama SDK call made under the span (the message
-    with its tool calls and thinking, which the handler leaves out). A structured prediction:
-    the object. A tool call: its result as the model reads it.
+    An LLM's chat response: the output of the Ollama SDK call made under the span (the reply as
+    choices, with its tool calls and thinking, which the handler leaves out), or, while that
+    call is not written yet (an async stream broken off), the text LlamaIndex saw in the same
+    shape. A structured prediction: the object. A tool call: its result as the model reads it.
     """
     record = handler._bt_spans.get(id_)  # Braintrust's span for this LlamaIndex span
     if record is None:
@@ -195,10 +196,19 @@ def _output(handler: Any, id_: str, instance: Any, result: Any) -> Any:
     if not isinstance(instance, BaseLLM):
         return None
     if isinstance(result, ChatResponse):
-        return output_under(record.bt_span)
+        under = output_under(record.bt_span)
+        if under is not None or not _is_ollama_llm(instance):
+            return under
+        message = {"role": "assistant", "content": result.message.content or ""}
+        return [{"index": 0, "finish_reason": "stop", "message": message}]
     if isinstance(result, BaseModel) and not hasattr(result, "raw"):
         return result.model_dump()
     return None
+
+
+def _is_ollama_llm(instance: Any) -> bool:
+    """LlamaIndex's `Ollama` LLM (or a subclass): its chat spans stand for one model call."""
+    return any(cls.__module__.startswith(OLLAMA_MODULE) for cls in type(instance).__mro__)
 
 
 def _claim_span(
