@@ -336,7 +336,7 @@ def _keep_open_while_streaming(
 # --- workflow runs ---------------------------------------------------------------------------
 
 
-def _run(
+def _workflow_run(
     wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
     """`Workflow.run`: the user's line calling it is the caller of the Ollama calls its steps
@@ -438,7 +438,7 @@ def patch_core_llms() -> bool:
     """Patch the streaming methods of core's `LLM` and `StructuredLLM`, and `Workflow.run`
     (idempotent)."""
     _patch_streams(_streaming_classes(ollama=False, load=True))
-    _patch(Workflow, "run", _run)
+    _patch(Workflow, "run", _workflow_run)
     return True
 
 
