@@ -2,12 +2,14 @@
 
 The matrix lives in pyproject.toml, one table per package; each entry becomes a session
 `<package>-<entry>` (`uv run nox -s core-0.5-oldest`, `uv run nox -l` lists them). `nox -t ci`
-runs what CI runs (.ci/run): lint, the whole suite on the newest versions (uv.lock), and every
-entry marked `ci`: the oldest and newest release of each ollama SDK line and each adapter's ends.
+runs what CI runs (.ci/run): lint, the whole suite on the newest versions (uv.lock), every entry
+marked `ci` (the oldest and newest release of each ollama SDK line and each adapter's ends), and
+the README quick starts from the built wheels.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -108,6 +110,17 @@ def lint(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The whole suite on the newest versions: the workspace environment (uv.lock)."""
     session.run(*PYTEST, *session.posargs)
+
+
+@nox.session(python=False, tags=["ci"])
+def quick_starts(session: nox.Session) -> None:
+    """Every package's README quick start, from the built wheels, each in a fresh virtual
+    environment, against an Ollama stand-in at a non-default address (scripts/run_quick_starts.py;
+    needs PyPI for the packages' dependencies)."""
+    dist = Path(session.create_tmp()) / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    session.run("uv", "build", "--all-packages", "--wheel", "--quiet", "-o", str(dist))
+    session.run("python", str(ROOT / "scripts" / "run_quick_starts.py"), str(dist))
 
 
 @nox.session(python=False)

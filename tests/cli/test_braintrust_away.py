@@ -33,7 +33,7 @@ import pytest
 from braintrust_ollama.local.store import LocalStore
 from support.fake_braintrust import PROJECT_ID, FakeBraintrust
 from support.ollama_server import Chat, FakeOllama, Generate
-from support.spans import children_of, names, only, roots
+from support.spans import children_of, choices, names, only, reply_of, roots
 
 TIMEOUT_S = 5.0  # init_logger's documented default: how long a flush waits for Braintrust
 SHORT_S = 2.0  # the timeout the failure-mode tests set, to keep them short
@@ -159,10 +159,10 @@ def assert_full_trace(rows: list[dict], project_id: str = PROJECT) -> list[dict]
     assert root["span_attributes"]["name"] == "answer"
     assert names(children_of(rows, root)) == ["ollama.chat", "ollama.generate"]
     chat, generate = only(rows, "ollama.chat"), only(rows, "ollama.generate")
-    assert chat["output"]["content"] == "Rayleigh scattering."
+    assert reply_of(chat)["content"] == "Rayleigh scattering."
     assert (chat["metrics"]["prompt_tokens"], chat["metrics"]["completion_tokens"]) == (14, 4)
     assert (
-        generate["output"] == {"role": "assistant", "content": "1 2 3"}
+        generate["output"] == choices({"role": "assistant", "content": "1 2 3"})
         and generate["metrics"]["tokens"] == 14
     )
     assert all(r["project_id"] == project_id and r["metrics"].get("end") for r in rows)
@@ -241,7 +241,7 @@ def test_with_a_key_masking_set_first_applies_to_braintrust_and_the_local_copy(
     stored = run.rows()
     for rows in (sent, stored):
         chat = only(rows, "ollama.chat")
-        assert chat["output"]["content"] == "<masked> scattering."
+        assert reply_of(chat)["content"] == "<masked> scattering."
         assert chat["metrics"]["prompt_tokens"] == 14
         assert "Rayleigh" not in json.dumps(rows)
 
@@ -660,7 +660,7 @@ def test_forked_children_send_their_spans_once_and_not_the_parents_again(
     assert all(r["metrics"].get("end") for r in received)
     chats = [r for r in received if r["span_attributes"]["name"] == "ollama.chat"]
     assert [r["output"] for r in chats] == [
-        {"role": "assistant", "content": "<masked> scattering."}
+        choices({"role": "assistant", "content": "<masked> scattering."})
     ] * 5
     assert "Rayleigh" not in json.dumps(sent)
     # ... each sent once: no row twice, one first row per span (the rest are merges into it).

@@ -55,11 +55,15 @@ CALLS = [
 ]
 
 
+def choice(message: dict) -> dict:
+    return {"index": 0, "finish_reason": "stop", "message": message}
+
+
 def tool_call(call_id: str, name: str, arguments: dict) -> dict:
     return {
         "id": call_id,
         "type": "function",
-        "function": {"name": name, "arguments": json.dumps(arguments)},
+        "function": {"name": name, "arguments": json.dumps(arguments, separators=(",", ":"))},
     }
 
 
@@ -87,25 +91,31 @@ def test_tool_conversation_logs_schema_messages_with_one_id_per_call(
 
     first, second = by_name(memory_logger.pop(), "ollama.chat")
     calls = [
-        tool_call("call_0_0", "add_two_numbers", {"a": 3, "b": 1}),
-        tool_call("call_0_1", "subtract_two_numbers", {"a": 3, "b": 1}),
+        tool_call("ollama_call_add_two_numbers_0", "add_two_numbers", {"a": 3, "b": 1}),
+        tool_call("ollama_call_subtract_two_numbers_1", "subtract_two_numbers", {"a": 3, "b": 1}),
     ]
-    reply = {"role": "assistant", "content": "", "tool_calls": calls}
+    reply = {"role": "assistant", "content": None, "tool_calls": calls}  # calls, no text
     if HAS_THINK:
         reply["reasoning"] = [{"content": "Two tools to call."}]
     assert first["input"] == [{"role": "user", "content": "What is 3 + 1 and 3 - 1?"}]
-    assert first["output"] == reply
+    assert first["output"] == [{"index": 0, "finish_reason": "tool_calls", "message": reply}]
     (sent,) = [r.body for r in ollama_server.requests][1:]
-    sent_back = {**reply, "content": None}  # the SDK drops the empty content it sends back
+    sent_back = reply
     results = [
-        {"role": "tool", "content": "4", "tool_call_id": "call_0_0"},
-        {"role": "tool", "content": "2", "tool_call_id": "call_0_1"},
+        {"role": "tool", "content": "4", "tool_call_id": "ollama_call_add_two_numbers_0"},
+        {"role": "tool", "content": "2", "tool_call_id": "ollama_call_subtract_two_numbers_1"},
     ]
     if "tool_name" in sent["messages"][2]:  # the SDK sends tool_name from ollama 0.4.8
         results[0]["tool_name"], results[1]["tool_name"] = "add_two_numbers", "subtract_two_numbers"
     # The ids the first span gave its calls are the ids the results answer in the second.
     assert second["input"] == [first["input"][0], sent_back, *results]
-    assert second["output"] == {"role": "assistant", "content": "3 + 1 = 4 and 3 - 1 = 2."}
+    assert second["output"] == [
+        {
+            "index": 0,
+            "finish_reason": "stop",
+            "message": {"role": "assistant", "content": "3 + 1 = 4 and 3 - 1 = 2."},
+        }
+    ]
     assert chat_schema_errors(first) == chat_schema_errors(second) == []
 
 
@@ -122,7 +132,12 @@ async def test_streamed_tool_calls_get_the_same_ids(memory_logger, ollama_server
         async for _ in stream:
             pass
     (span,) = by_name(memory_logger.pop(), "ollama.chat")
-    assert [c["id"] for c in span["output"]["tool_calls"]] == ["call_0_0", "call_0_1"]
+    (choice,) = span["output"]
+    assert choice["finish_reason"] == "tool_calls"
+    assert [c["id"] for c in choice["message"]["tool_calls"]] == [
+        "ollama_call_add_two_numbers_0",
+        "ollama_call_subtract_two_numbers_1",
+    ]
     assert chat_schema_errors(span) == []
 
 
@@ -152,17 +167,20 @@ def test_generate_logs_system_prompt_and_images_as_messages(memory_logger, ollam
     reply = {"role": "assistant", "content": "A red square."}
     if HAS_THINK:
         reply["reasoning"] = [{"content": "Look."}]
-    assert span["output"] == reply
+    assert span["output"] == [{"index": 0, "finish_reason": "stop", "message": reply}]
     assert chat_schema_errors(span) == []
 
 
-def test_generate_suffix_is_kept_in_metadata(memory_logger, ollama_server, traced):
+def test_generate_suffix_is_on_the_prompt_message(memory_logger, ollama_server, traced):
     client = ollama.Client(host=ollama_server.url)
     with braintrust.start_span(name="complete"):
         client.generate(model="codellama:code", prompt="def add(a, b):\n", suffix="\n    return c")
     (span,) = by_name(memory_logger.pop(), "ollama.generate")
-    assert span["input"] == [{"role": "user", "content": "def add(a, b):\n"}]
-    assert span["metadata"]["suffix"] == "\n    return c"
+    assert span["input"] == [
+        {"role": "user", "content": "def add(a, b):\n", "suffix": "\n    return c"}
+    ]
+    assert "suffix" not in span["metadata"]
+    assert chat_schema_errors(span) == []
 
 
 @pytest.mark.parametrize(
@@ -173,16 +191,28 @@ def test_generate_suffix_is_kept_in_metadata(memory_logger, ollama_server, trace
             "input[0]: unexpected key 'images'",
         ),
         (
-            {"output": {"role": "assistant", "content": "", "thinking": "Hmm."}},
-            "output: unexpected key 'thinking'",
+            {"output": [choice({"role": "assistant", "content": "", "thinking": "Hmm."})]},
+            "output[0].message: unexpected key 'thinking'",
         ),
         (
-            {"output": {"role": "assistant", "tool_calls": [CALLS[0]]}},
-            "output.tool_calls[0]: missing key 'id'",
+            {"output": [choice({"role": "assistant", "tool_calls": [CALLS[0]]})]},
+            "output[0].message.tool_calls[0]: missing key 'id'",
         ),
         ({"input": [{"role": "tool", "content": "4"}]}, "input[0]: missing key 'tool_call_id'"),
         ({"input": "Describe"}, "input: expected a list of messages, got str"),
-        ({"output": "A red square."}, "output: expected a message object, got str"),
+        ({"output": "A red square."}, "output: expected a list of choices, got 'A red square.'"),
+        (
+            {"output": {"role": "assistant", "content": "Hi"}},
+            "output: expected a list of choices, got {'role': 'assistant', 'content': 'Hi'}",
+        ),
+        (
+            {"output": [{"index": 0, "message": {"role": "assistant", "content": "Hi"}}]},
+            "output[0].finish_reason: expected a string",
+        ),
+        (
+            {"output": [choice({"role": "user", "content": "Hi"})]},
+            "output[0].message: role 'user', expected 'assistant'",
+        ),
     ],
     ids=[
         "images-beside-content",
@@ -191,6 +221,9 @@ def test_generate_suffix_is_kept_in_metadata(memory_logger, ollama_server, trace
         "result-without-id",
         "bare-prompt",
         "bare-text",
+        "bare-message",
+        "choice-without-finish-reason",
+        "user-reply",
     ],
 )
 def test_the_schema_check_rejects_ollamas_own_shape(row, error):

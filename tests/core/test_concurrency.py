@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import braintrust
 import ollama
 from support.ollama_server import Chat
-from support.spans import by_name, children_of, parent_of
+from support.spans import by_name, children_of, parent_of, reply_of
 
 
 async def test_fifty_concurrent_async_streams_each_land_under_their_own_parent(
@@ -38,7 +38,7 @@ async def test_fifty_concurrent_async_streams_each_land_under_their_own_parent(
         parent = parent_of(rows, span)
         assert parent is not None
         assert parent["span_attributes"]["name"] == "task-" + question.split()[1]
-        assert span["output"]["content"] in answers
+        assert reply_of(span)["content"] in answers
     for i in range(50):
         (task,) = by_name(rows, f"task-{i}")
         assert len(children_of(rows, task)) == 1

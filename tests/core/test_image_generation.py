@@ -1,5 +1,6 @@
 """Image generation through `generate` (ollama >= 0.6.2: `width`, `height`, `steps`): the
-generated image is an output `Attachment`, never base64 text; the image settings are metadata.
+generated image is an `Attachment` on the output's choice, never base64 text; the image settings
+are metadata.
 
 FakeOllama answers with hand-made bodies built from the SDK's own `GenerateResponse`: progress
 chunks (`completed` / `total`) while streaming, then the image.
@@ -31,11 +32,17 @@ def response(**fields: Any) -> dict[str, Any]:
     )
 
 
+def image_choices(image: Any) -> list[dict[str, Any]]:
+    """The output of an image model's generate: a choice with no text, holding the image."""
+    message = {"role": "assistant", "content": ""}
+    return [{"index": 0, "finish_reason": "stop", "message": message, "image": image}]
+
+
 def assert_image_output(span: dict[str, Any], memory_logger: Any) -> None:
     (uploaded,) = memory_logger.uploaded_attachments
     assert isinstance(uploaded, Attachment)
     assert (uploaded.data, uploaded.reference["content_type"]) == (PNG, "image/png")
-    assert span["output"] == {"image": uploaded.reference}
+    assert span["output"] == image_choices(uploaded.reference)
     assert span["input"] == [{"role": "user", "content": "a lighthouse at dusk"}]
     for key, value in SETTINGS.items():
         assert span["metadata"][key] == value
@@ -78,7 +85,7 @@ def test_recorded_generated_image_is_an_attachment(memory_logger, traced):
     (uploaded,) = memory_logger.uploaded_attachments
     assert uploaded.data == base64.b64decode(reply["image"])
     assert uploaded.reference["content_type"] == "image/png"
-    assert span["output"] == {"image": uploaded.reference}
+    assert span["output"] == image_choices(uploaded.reference)
     assert span["metadata"] == {
         "provider": "ollama",
         "model": "x/z-image-turbo",
@@ -97,7 +104,8 @@ NOT_BASE64 = "not an image"  # a server bug, or a proxy answering with text
 def assert_image_left_out(span: dict[str, Any], memory_logger: Any) -> None:
     """The span is written with everything but the image, and says what was left out."""
     assert memory_logger.uploaded_attachments == []
-    assert span["output"] == {"role": "assistant", "content": "here you are"}
+    message = {"role": "assistant", "content": "here you are"}
+    assert span["output"] == [{"index": 0, "finish_reason": "stop", "message": message}]
     assert span["input"] == [{"role": "user", "content": "a lighthouse at dusk"}]
     assert span["metrics"]["prompt_tokens"] == 7 and span["metrics"]["completion_tokens"] == 1
     assert span["metrics"]["total_duration"] == pytest.approx(2.5)

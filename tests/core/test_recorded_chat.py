@@ -30,7 +30,7 @@ from core.cassettes import (
 )
 from ollama import AsyncClient, Client
 from ollama import chat as chat_imported_before_setup
-from support.spans import only
+from support.spans import choices, only, reply_of
 
 QWEN = "qwen3.6:latest"  # every qwen cassette was recorded with this model
 SEEDED = {"temperature": 0, "seed": 42}
@@ -71,38 +71,47 @@ def add_two_numbers(a: int, b: int) -> int:
     return a + b
 
 
-def assistant(message: dict[str, Any], turn: int = 0) -> dict[str, Any]:
+def assistant(
+    message: dict[str, Any], calls_before: int = 0, done_reason: str = "stop"
+) -> list[dict[str, Any]]:
     """The span output a recorded assistant message implies, as this SDK version parses it, in
-    Braintrust's chat schema: thinking as `reasoning`, tool calls with `type` and JSON text
-    arguments. The SDK keeps a call's name and arguments only (no id), so each call's id is
-    `call_<turn>_<index>`: the reply is assistant turn `turn` of its conversation."""
-    output: dict[str, Any] = {"role": message["role"], "content": message["content"]}
+    Braintrust's chat schema: choices, thinking as `reasoning`, tool calls with `type` and JSON
+    text arguments. The SDK keeps a call's name and arguments only (no id), so each call's id is
+    `ollama_call_<name>_<n>`, `n` counting the conversation's calls (`calls_before` of them came
+    before this reply)."""
+    calls = [
+        {
+            "id": f"ollama_call_{c['function']['name']}_{calls_before + i}",
+            "type": "function",
+            "function": {
+                "name": c["function"]["name"],
+                "arguments": json.dumps(c["function"]["arguments"], separators=(",", ":")),
+            },
+        }
+        for i, c in enumerate(message.get("tool_calls") or [])
+    ]
+    output: dict[str, Any] = {
+        "role": message["role"],
+        "content": message["content"] or (None if calls else ""),
+    }
     if SDK_PARSES_THINKING and message.get("thinking"):
         output["reasoning"] = [{"content": message["thinking"]}]
-    if message.get("tool_calls"):
-        output["tool_calls"] = [
-            {
-                "id": f"call_{turn}_{i}",
-                "type": "function",
-                "function": {
-                    "name": c["function"]["name"],
-                    "arguments": json.dumps(c["function"]["arguments"]),
-                },
-            }
-            for i, c in enumerate(message["tool_calls"])
-        ]
-    return output
+    if calls:
+        output["tool_calls"] = calls
+    finish_reason = "tool_calls" if calls else done_reason
+    return [{"index": 0, "finish_reason": finish_reason, "message": output}]
 
 
-def streamed(name: str) -> dict[str, Any]:
-    """The assistant message a recorded stream adds up to: its chunks' text, joined."""
+def streamed(name: str) -> list[dict[str, Any]]:
+    """The choices a recorded stream adds up to: its chunks' text, joined."""
     chunks = [r["message"] for r in replies(name)]
     return assistant(
         {
             "role": "assistant",
             "content": "".join(m.get("content", "") for m in chunks),
             "thinking": "".join(m.get("thinking", "") for m in chunks),
-        }
+        },
+        done_reason=final_reply(name)["done_reason"],
     )
 
 
@@ -117,11 +126,12 @@ def test_module_chat_span_holds_the_whole_call(memory_logger, traced):
         "name": "ollama.chat",
         "type": "llm",
         "input": SKY,
-        "output": assistant(reply["message"]),
+        "output": assistant(reply["message"], done_reason=reply["done_reason"]),
         "metadata": {
             "provider": "ollama",
             "model": QWEN,
             "stream": False,
+            "temperature": 0,
             "options": SEEDED,
             "done_reason": "stop",
             "cold_start": cold_start("chat_plain"),
@@ -145,11 +155,12 @@ def test_chat_imported_before_setup_logs_options_given_as_ollama_options(memory_
         "name": "ollama.chat",
         "type": "llm",
         "input": SKY,
-        "output": assistant(reply["message"]),
+        "output": assistant(reply["message"], done_reason=reply["done_reason"]),
         "metadata": {
             "provider": "ollama",
             "model": QWEN,
             "stream": False,
+            "temperature": 0.0,
             "options": {"temperature": 0.0, "seed": 42},
             "done_reason": "stop",
             "cold_start": cold_start("chat_options_object"),
@@ -182,11 +193,12 @@ def test_client_chat_logs_host_without_credentials_api_key_or_headers(
         "name": "ollama.chat",
         "type": "llm",
         "input": SKY,
-        "output": assistant(reply["message"]),
+        "output": assistant(reply["message"], done_reason=reply["done_reason"]),
         "metadata": {
             "provider": "ollama",
             "model": QWEN,
             "stream": False,
+            "temperature": 0,
             "options": SEEDED,
             "done_reason": "stop",
             "cold_start": cold_start("chat_plain_client_with_credentials"),
@@ -208,11 +220,12 @@ async def test_async_client_chat_span_holds_the_whole_call(memory_logger, traced
         "name": "ollama.chat",
         "type": "llm",
         "input": SKY,
-        "output": assistant(reply["message"]),
+        "output": assistant(reply["message"], done_reason=reply["done_reason"]),
         "metadata": {
             "provider": "ollama",
             "model": QWEN,
             "stream": False,
+            "temperature": 0,
             "options": SEEDED,
             "done_reason": "stop",
             "cold_start": cold_start("async_chat_plain"),
@@ -239,6 +252,7 @@ def test_module_chat_stream_joins_thinking_and_content(memory_logger, traced):
             "provider": "ollama",
             "model": QWEN,
             "stream": True,
+            "temperature": 0,
             "options": SEEDED,
             "done_reason": "stop",
             "cold_start": cold_start("chat_stream_thinking"),
@@ -266,6 +280,7 @@ async def test_async_client_chat_stream_joins_thinking_and_content(memory_logger
             "provider": "ollama",
             "model": QWEN,
             "stream": True,
+            "temperature": 0,
             "options": SEEDED,
             "done_reason": "stop",
             "cold_start": cold_start("async_chat_stream_thinking"),
@@ -283,13 +298,13 @@ def test_client_chat_stream_without_thinking(memory_logger, traced):
         chunks = list(Client().chat(model="llama3", messages=JOKE, stream=True))
 
     output = streamed("chat_stream_plain")
-    assert "".join(c.message.content or "" for c in chunks) == output["content"]
+    assert "".join(c.message.content or "" for c in chunks) == output[0]["message"]["content"]
     span = only(memory_logger.pop(), "ollama.chat")
     assert whole(span) == {
         "name": "ollama.chat",
         "type": "llm",
         "input": JOKE,
-        "output": {"role": "assistant", "content": output["content"]},
+        "output": output,
         "metadata": {
             "provider": "ollama",
             "model": "llama3",
@@ -311,22 +326,23 @@ def test_chat_tool_given_as_json_schema_logs_tools_and_tool_calls(memory_logger,
     reply = final_reply("chat_tool_call_json_schema")
     assert response.message.tool_calls[0].function.arguments == {"city": "Paris"}
     span = only(memory_logger.pop(), "ollama.chat")
-    assert span["output"]["tool_calls"] == [
+    assert reply_of(span)["tool_calls"] == [
         {
-            "id": "call_0_0",
+            "id": "ollama_call_get_current_weather_0",
             "type": "function",
-            "function": {"name": "get_current_weather", "arguments": '{"city": "Paris"}'},
+            "function": {"name": "get_current_weather", "arguments": '{"city":"Paris"}'},
         }
     ]
     assert whole(span) == {
         "name": "ollama.chat",
         "type": "llm",
         "input": WEATHER,
-        "output": assistant(reply["message"]),
+        "output": assistant(reply["message"], done_reason=reply["done_reason"]),
         "metadata": {
             "provider": "ollama",
             "model": QWEN,
             "stream": False,
+            "temperature": 0,
             "options": SEEDED,
             "tools": [WEATHER_TOOL],
             "done_reason": "stop",
@@ -362,22 +378,23 @@ def test_chat_tool_given_as_python_function_logs_the_converted_schema(memory_log
     assert recorded_request("chat_tool_call_python_function")["tools"] == [converted]
     reply = final_reply("chat_tool_call_python_function")
     span = only(memory_logger.pop(), "ollama.chat")
-    assert span["output"]["tool_calls"] == [
+    assert reply_of(span)["tool_calls"] == [
         {
-            "id": "call_0_0",
+            "id": "ollama_call_add_two_numbers_0",
             "type": "function",
-            "function": {"name": "add_two_numbers", "arguments": '{"a": 2, "b": 3}'},
+            "function": {"name": "add_two_numbers", "arguments": '{"a":2,"b":3}'},
         }
     ]
     assert whole(span) == {
         "name": "ollama.chat",
         "type": "llm",
         "input": ADD,
-        "output": assistant(reply["message"]),
+        "output": assistant(reply["message"], done_reason=reply["done_reason"]),
         "metadata": {
             "provider": "ollama",
             "model": QWEN,
             "stream": False,
+            "temperature": 0,
             "options": SEEDED,
             "tools": [converted],
             "done_reason": "stop",
@@ -421,18 +438,22 @@ def test_chat_input_maps_tool_calls_and_tool_results_to_one_call_id(memory_logge
                 "content": None,
                 "tool_calls": [
                     {
-                        "id": "call_0_0",
+                        "id": "ollama_call_get_current_weather_0",
                         "type": "function",
                         "function": {
                             "name": "get_current_weather",
-                            "arguments": '{"location": "San Francisco"}',
+                            "arguments": '{"location":"San Francisco"}',
                         },
                     }
                 ],
             },
-            {"role": "tool", "content": messages[1]["content"], "tool_call_id": "call_0_0"},
+            {
+                "role": "tool",
+                "content": messages[1]["content"],
+                "tool_call_id": "ollama_call_get_current_weather_0",
+            },
         ],
-        "output": assistant(reply["message"], turn=1),
+        "output": assistant(reply["message"], 1, reply["done_reason"]),
         "metadata": {
             "provider": "ollama",
             "model": "llama3.1",
@@ -493,7 +514,7 @@ async def test_cached_prompt_without_prompt_eval_count_has_no_prompt_tokens(memo
         "name": "ollama.chat",
         "type": "llm",
         "input": JOKE,
-        "output": assistant(reply["message"]),
+        "output": assistant(reply["message"], done_reason=reply["done_reason"]),
         "metadata": {
             "provider": "ollama",
             "model": "llama3",
@@ -550,7 +571,7 @@ def test_chat_images_are_logged_as_attachments_never_base64(memory_logger, trace
         "name": "ollama.chat",
         "type": "llm",
         "input": [{"role": "user"}],  # its content: the text and image parts above
-        "output": assistant(reply["message"]),
+        "output": assistant(reply["message"], done_reason=reply["done_reason"]),
         "metadata": {
             "provider": "ollama",
             "model": "gemma3:4b",
@@ -576,6 +597,6 @@ def test_stream_read_after_its_span_ended_stays_under_the_span_it_was_called_in(
             text = "".join(chunk.message.content or "" for chunk in stream)
 
     span = only(memory_logger.pop(), "ollama.chat")
-    assert span["output"] == {"role": "assistant", "content": text}
+    assert span["output"] == choices({"role": "assistant", "content": text})
     assert span["span_parents"] == [parent.span_id]
     assert span["root_span_id"] == parent.root_span_id

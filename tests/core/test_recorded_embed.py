@@ -28,7 +28,7 @@ def test_client_embed_logs_count_and_dimension_not_vectors(memory_logger, traced
         "name": "ollama.embed",
         "type": "llm",
         "input": TEXTS,
-        "output": {"embeddings": 2, "dimensions": len(reply["embeddings"][0])},
+        "output": {"embedding_length": len(reply["embeddings"][0]), "embeddings": 2},
         "metadata": {
             "provider": "ollama",
             "model": "all-minilm",
@@ -60,7 +60,7 @@ def test_module_embeddings_logs_the_dimension(memory_logger, traced):
         "name": "ollama.embeddings",
         "type": "llm",
         "input": "all-minilm",
-        "output": {"dimensions": 4096},
+        "output": {"embedding_length": 4096},
         "metadata": {"provider": "ollama", "model": "llama3", "host": HOST},
         "error": None,
         "span_parents": [parent.span_id],

@@ -31,12 +31,19 @@ def test_chat_with_json_schema_format_logs_the_schema(memory_logger, traced):
         "name": "ollama.chat",
         "type": "llm",
         "input": CAPITAL,
-        "output": {"role": "assistant", "content": reply["message"]["content"]},
+        "output": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {"role": "assistant", "content": reply["message"]["content"]},
+            }
+        ],
         "metadata": {
             "provider": "ollama",
             "model": QWEN,
             "stream": False,
-            "format": CITY,
+            "temperature": 0,
+            "response_format": CITY,
             "options": SEEDED,
             "done_reason": "stop",
             "cold_start": cold_start("chat_format_json_schema"),

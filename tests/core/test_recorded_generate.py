@@ -23,8 +23,12 @@ JOKE = "Tell me a joke about OpenTelemetry"
 JOKE_INPUT = [{"role": "user", "content": JOKE}]
 
 
-def answer(text: str) -> dict[str, str]:
-    return {"role": "assistant", "content": text}
+def answer(text: str) -> list[dict]:
+    """A generate span's output: the text as the one choice's assistant message (every
+    recording here stopped on its own: `done_reason` "stop")."""
+    return [
+        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
+    ]
 
 
 def streamed_text(name: str) -> str:

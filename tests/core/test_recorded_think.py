@@ -39,11 +39,17 @@ def test_generate_with_think_logs_system_thinking_and_keep_alive(memory_logger, 
             {"role": "system", "content": CALCULATOR},
             {"role": "user", "content": CALC},
         ],
-        "output": {
-            "role": "assistant",
-            "content": reply["response"],
-            "reasoning": [{"content": reply["thinking"]}],
-        },
+        "output": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {
+                    "role": "assistant",
+                    "content": reply["response"],
+                    "reasoning": [{"content": reply["thinking"]}],
+                },
+            }
+        ],
         "metadata": {
             "provider": "ollama",
             "model": QWEN,
@@ -77,11 +83,19 @@ async def test_async_generate_stream_with_think_joins_thinking_and_text(memory_l
             {"role": "system", "content": CALCULATOR},
             {"role": "user", "content": CALC},
         ],
-        "output": {
-            "role": "assistant",
-            "content": "".join(r["response"] for r in replies(name)),
-            "reasoning": [{"content": "".join(r.get("thinking", "") for r in replies(name))}],
-        },
+        "output": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {
+                    "role": "assistant",
+                    "content": "".join(r["response"] for r in replies(name)),
+                    "reasoning": [
+                        {"content": "".join(r.get("thinking", "") for r in replies(name))}
+                    ],
+                },
+            }
+        ],
         "metadata": {
             "provider": "ollama",
             "model": QWEN,

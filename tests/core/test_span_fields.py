@@ -81,7 +81,7 @@ def test_chat_span_holds_messages_settings_tools_and_metrics(memory_logger, olla
     assert span["span_attributes"]["type"] == "llm"
     assert span["span_parents"] == [parent.span_id]
     (sent,) = ollama_server.requests
-    tool_result = {"role": "tool", "content": "5", "tool_call_id": "call_0_0"}
+    tool_result = {"role": "tool", "content": "5", "tool_call_id": "ollama_call_add_two_numbers_0"}
     if "tool_name" in sent.body["messages"][3]:  # the SDK sends tool_name from ollama 0.4.8
         tool_result["tool_name"] = "add_two_numbers"
     assert span["input"] == [
@@ -92,20 +92,28 @@ def test_chat_span_holds_messages_settings_tools_and_metrics(memory_logger, olla
             "content": None,  # the SDK drops the empty content
             "tool_calls": [
                 {
-                    "id": "call_0_0",
+                    "id": "ollama_call_add_two_numbers_0",
                     "type": "function",
-                    "function": {"name": "add_two_numbers", "arguments": '{"a": 2, "b": 3}'},
+                    "function": {"name": "add_two_numbers", "arguments": '{"a":2,"b":3}'},
                 }
             ],
         },
         tool_result,
     ]
-    assert span["output"] == {"role": "assistant", "content": '{"answer": 5}'}
+    assert span["output"] == [
+        {
+            "index": 0,
+            "finish_reason": "stop",
+            "message": {"role": "assistant", "content": '{"answer": 5}'},
+        }
+    ]
     metadata = span["metadata"]
     assert metadata["provider"] == "ollama"
     assert metadata["model"] == "qwen3:4b"
+    assert metadata["temperature"] == 0.2  # OpenAI's name, beside the options as sent
     assert metadata["options"] == {"temperature": 0.2, "num_ctx": 4096, "seed": 7}
-    assert metadata["format"] == FORMAT
+    assert metadata["response_format"] == FORMAT
+    assert "format" not in metadata
     assert metadata.get("think") is (False if HAS_THINK else None)
     assert metadata["keep_alive"] == "5m"
     assert metadata["stream"] is False
@@ -201,7 +209,9 @@ def test_generate_with_a_bare_prompt_logs_the_prompt_and_text(memory_logger, oll
         client.generate(model="llama3.2", prompt="Sky colour?", suffix="")
     span = only(memory_logger.pop(), "ollama.generate")
     assert span["input"] == [{"role": "user", "content": "Sky colour?"}]
-    assert span["output"] == {"role": "assistant", "content": "Blue."}
+    assert span["output"] == [
+        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "Blue."}}
+    ]
     # A cached prompt has no prompt_eval_count: no prompt_tokens, tokens = completion only.
     assert "prompt_tokens" not in span["metrics"]
     assert span["metrics"]["completion_tokens"] == 2
@@ -218,13 +228,13 @@ def test_embed_logs_inputs_and_vector_shape_not_vectors(memory_logger, ollama_se
     rows = memory_logger.pop()
     embed = only(rows, "ollama.embed")
     assert embed["input"] == ["first text", "second text"]
-    assert embed["output"] == {"embeddings": 2, "dimensions": 8}
+    assert embed["output"] == {"embedding_length": 8, "embeddings": 2}
     assert embed["metadata"]["truncate"] is True
     assert embed["metrics"]["prompt_tokens"] == 9
     assert embed["metrics"]["tokens"] == 9
     legacy = only(rows, "ollama.embeddings")
     assert legacy["input"] == "legacy text"
-    assert legacy["output"] == {"dimensions": 8}
+    assert legacy["output"] == {"embedding_length": 8}
     assert not {"prompt_tokens", "completion_tokens", "tokens"} & set(legacy["metrics"])
 
 

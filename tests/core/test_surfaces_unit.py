@@ -92,18 +92,20 @@ def test_logprobs_are_bounded(count: int, kept: int | None, omitted: int | None)
 
 
 @pytest.mark.parametrize(
-    ("text", "thinking", "output_keys"),
+    ("text", "thinking", "message"),
     [
-        ("", None, ["image"]),
-        ("Here it is.", None, ["image", "response"]),
-        ("", "hmm", ["image", "reasoning"]),
+        ("", None, {"role": "assistant", "content": ""}),
+        ("Here it is.", None, {"role": "assistant", "content": "Here it is."}),
+        ("", "hmm", {"role": "assistant", "content": "", "reasoning": [{"content": "hmm"}]}),
     ],
 )
-def test_generated_image_is_an_attachment_beside_any_text(
-    text: str, thinking: str | None, output_keys: list[str]
+def test_generated_image_is_an_attachment_beside_the_message(
+    text: str, thinking: str | None, message: dict[str, Any]
 ) -> None:
     png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVQI12P4z8AAAAMBAQAY3Y2wAAAAAElFTkSuQmCC"
-    output = GENERATE.output(Response(response=text, thinking=thinking, image=png), {})
-    assert list(output) == output_keys
-    assert isinstance(output["image"], Attachment)
-    assert output["image"].reference["content_type"] == "image/png"
+    response = Response(response=text, thinking=thinking, image=png, done_reason="stop")
+    (choice,) = GENERATE.output(response, {})
+    assert list(choice) == ["index", "finish_reason", "message", "image"]
+    assert choice["message"] == message
+    assert isinstance(choice["image"], Attachment)
+    assert choice["image"].reference["content_type"] == "image/png"

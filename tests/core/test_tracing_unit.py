@@ -6,12 +6,13 @@ is what the SDK would hand the tracer for that answer.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import ollama
 import pytest
 from braintrust import Attachment
-from braintrust_ollama.tracing import ENDPOINTS, chat_messages
+from braintrust_ollama.tracing import ENDPOINTS, chat_messages, synthetic_tool_call_id
 from support.chat_schema import message_errors
 
 CHAT = ENDPOINTS["/api/chat"]
@@ -40,10 +41,10 @@ def test_each_traced_path_has_one_endpoint_with_its_span_name_and_type():
         (
             EMBED,
             ollama.EmbedResponse(embeddings=[[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]]),
-            {"embeddings": 2, "dimensions": 3},
+            {"embedding_length": 3, "embeddings": 2},
         ),
-        (EMBED, ollama.EmbedResponse(embeddings=[]), {"embeddings": 0, "dimensions": 0}),
-        (EMBEDDINGS, ollama.EmbeddingsResponse(embedding=[0.1] * 5), {"dimensions": 5}),
+        (EMBED, ollama.EmbedResponse(embeddings=[]), {"embeddings": 0}),
+        (EMBEDDINGS, ollama.EmbeddingsResponse(embedding=[0.1] * 5), {"embedding_length": 5}),
     ],
     ids=["embed", "embed-empty", "embeddings"],
 )
@@ -68,7 +69,15 @@ def test_embedding_output_is_the_shape_never_the_vectors(endpoint, response, out
         ),
         (
             GENERATE,
-            {"model": "m", "prompt": "Hi", "system": "S", "context": [1, 2], "raw": True},
+            {
+                "model": "m",
+                "prompt": "Hi",
+                "system": "S",
+                "suffix": "end",
+                "context": [1, 2],
+                "raw": True,
+                "format": "",  # what older SDKs send for "no format"
+            },
             {"provider": "ollama", "model": "m", "raw": True},
         ),
         (
@@ -151,18 +160,63 @@ def test_cold_start_is_a_load_over_half_a_second(load_duration, cold_start):
     assert GENERATE.metadata({"model": "m"}, done, None)["cold_start"] is cold_start
 
 
-def test_metadata_without_content_drops_settings_that_are_content():
-    request = {"model": "m", "prompt": "def f(", "suffix": "return x", "raw": True}
-    assert GENERATE.metadata(request, None, None) == {
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        (
+            {
+                "temperature": 0,
+                "top_p": 0.8,
+                "num_predict": 32,
+                "frequency_penalty": 0.1,
+                "presence_penalty": 0.2,
+                "stop": ["DONE"],
+                "top_k": 10,
+            },
+            {
+                "temperature": 0,
+                "top_p": 0.8,
+                "max_tokens": 32,
+                "frequency_penalty": 0.1,
+                "presence_penalty": 0.2,
+                "stop": ["DONE"],
+            },
+        ),
+        ({"num_ctx": 4096, "seed": 7}, {}),
+        ({"num_predict": -1, "temperature": None}, {"max_tokens": -1}),
+    ],
+    ids=["all-six", "none-of-them", "as-sent"],
+)
+def test_sampling_options_are_also_under_openais_names(options, named):
+    request = {"model": "m", "messages": [], "options": options}
+    assert CHAT.metadata(request, None, None) == {
         "provider": "ollama",
         "model": "m",
-        "suffix": "return x",
-        "raw": True,
+        **named,
+        "options": options,  # kept whole beside them
     }
-    assert GENERATE.metadata(request, None, None, content=False) == {
+
+
+def test_format_is_the_response_format_and_tools_are_function_definitions():
+    schema = {"type": "object", "properties": {"answer": {"type": "integer"}}}
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "add",
+                "description": "Add two numbers",
+                "parameters": {"type": "object", "properties": {"a": {"type": "integer"}}},
+            },
+        },
+        {"function": {"name": "now"}},  # no type, no description, no parameters
+        {"type": "function", "function": {"description": "no name"}},  # cannot be called
+    ]
+    request = {"model": "m", "messages": [], "format": schema, "tools": tools}
+    assert CHAT.metadata(request, None, None) == {
         "provider": "ollama",
         "model": "m",
-        "raw": True,
+        "response_format": schema,
+        "tools": [tools[0], {"type": "function", "function": {"name": "now"}}],
     }
 
 
@@ -200,12 +254,22 @@ CHAT_CASES = [
                 "role": "assistant",
                 "content": None,
                 "tool_calls": [
-                    schema_call("call_0_0", "add", '{"a": 1}'),
-                    schema_call("call_0_1", "sub", '{"a": 2}'),
+                    schema_call("ollama_call_add_0", "add", '{"a":1}'),
+                    schema_call("ollama_call_sub_1", "sub", '{"a":2}'),
                 ],
             },
-            {"role": "tool", "content": "-2", "tool_call_id": "call_0_1", "tool_name": "sub"},
-            {"role": "tool", "content": "1", "tool_call_id": "call_0_0", "tool_name": "add"},
+            {
+                "role": "tool",
+                "content": "-2",
+                "tool_call_id": "ollama_call_sub_1",
+                "tool_name": "sub",
+            },
+            {
+                "role": "tool",
+                "content": "1",
+                "tool_call_id": "ollama_call_add_0",
+                "tool_name": "add",
+            },
         ],
     ),
     (
@@ -220,35 +284,78 @@ CHAT_CASES = [
                 "role": "assistant",
                 "content": None,
                 "tool_calls": [
-                    schema_call("call_0_0", "add", '{"a": 1}'),
-                    schema_call("call_0_1", "add", '{"a": 2}'),
+                    schema_call("ollama_call_add_0", "add", '{"a":1}'),
+                    schema_call("ollama_call_add_1", "add", '{"a":2}'),
                 ],
             },
-            {"role": "tool", "content": "1", "tool_call_id": "call_0_0"},
-            {"role": "tool", "content": "2", "tool_call_id": "call_0_1"},
+            {"role": "tool", "content": "1", "tool_call_id": "ollama_call_add_0"},
+            {"role": "tool", "content": "2", "tool_call_id": "ollama_call_add_1"},
         ],
     ),
     (
-        "second-turn",
+        "numbered-across-turns",
         [
             {"role": "assistant", "tool_calls": [call("add", a=1)]},
             {"role": "tool", "content": "1", "tool_name": "add"},
-            {"role": "assistant", "tool_calls": [call("add", a="é")]},
+            {"role": "assistant", "content": "Now é.", "tool_calls": [call("add", a="é")]},
             {"role": "tool", "content": "é", "tool_name": "add"},
         ],
         [
             {
                 "role": "assistant",
                 "content": None,
-                "tool_calls": [schema_call("call_0_0", "add", '{"a": 1}')],
+                "tool_calls": [schema_call("ollama_call_add_0", "add", '{"a":1}')],
             },
-            {"role": "tool", "content": "1", "tool_call_id": "call_0_0", "tool_name": "add"},
+            {
+                "role": "tool",
+                "content": "1",
+                "tool_call_id": "ollama_call_add_0",
+                "tool_name": "add",
+            },
+            {
+                "role": "assistant",
+                "content": "Now é.",
+                "tool_calls": [schema_call("ollama_call_add_1", "add", '{"a":"é"}')],
+            },
+            {
+                "role": "tool",
+                "content": "é",
+                "tool_call_id": "ollama_call_add_1",
+                "tool_name": "add",
+            },
+        ],
+    ),
+    (
+        "result-answering-an-earlier-turn",
+        [
+            {"role": "assistant", "tool_calls": [call("slow", a=1)]},
+            {"role": "assistant", "tool_calls": [call("fast", a=2)]},
+            {"role": "tool", "content": "2", "tool_name": "fast"},
+            {"role": "tool", "content": "1", "tool_name": "slow"},
+        ],
+        [
             {
                 "role": "assistant",
                 "content": None,
-                "tool_calls": [schema_call("call_1_0", "add", '{"a": "é"}')],
+                "tool_calls": [schema_call("ollama_call_slow_0", "slow", '{"a":1}')],
             },
-            {"role": "tool", "content": "é", "tool_call_id": "call_1_0", "tool_name": "add"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [schema_call("ollama_call_fast_1", "fast", '{"a":2}')],
+            },
+            {
+                "role": "tool",
+                "content": "2",
+                "tool_call_id": "ollama_call_fast_1",
+                "tool_name": "fast",
+            },
+            {
+                "role": "tool",
+                "content": "1",
+                "tool_call_id": "ollama_call_slow_0",
+                "tool_name": "slow",
+            },
         ],
     ),
     (
@@ -256,7 +363,35 @@ CHAT_CASES = [
         [{"role": "user", "content": "Hi"}, {"role": "tool", "content": "42", "tool_name": "f"}],
         [
             {"role": "user", "content": "Hi"},
-            {"role": "tool", "content": "42", "tool_call_id": "call_unmatched_1", "tool_name": "f"},
+            {"role": "tool", "content": "42", "tool_call_id": "ollama_call_f_0", "tool_name": "f"},
+        ],
+    ),
+    (
+        "server-ids-kept",
+        [
+            {
+                "role": "assistant",
+                "tool_calls": [{"id": "call_abc", **call("add", a=1)}, call("add", a=2)],
+            },
+            {"role": "tool", "content": "1", "tool_name": "add"},
+            {"role": "tool", "content": "2", "tool_name": "add"},
+        ],
+        [
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    schema_call("call_abc", "add", '{"a":1}'),
+                    schema_call("ollama_call_add_1", "add", '{"a":2}'),
+                ],
+            },
+            {"role": "tool", "content": "1", "tool_call_id": "call_abc", "tool_name": "add"},
+            {
+                "role": "tool",
+                "content": "2",
+                "tool_call_id": "ollama_call_add_1",
+                "tool_name": "add",
+            },
         ],
     ),
 ]
@@ -286,6 +421,21 @@ def test_chat_images_become_image_url_parts_holding_attachments():
 
 
 @pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("get_weather", "ollama_call_get_weather_3"),
+        ("ns.get-weather v2", "ollama_call_ns_get-weather_v2_3"),
+        ("météo", "ollama_call_m_t_o_3"),
+        ("🌦", "ollama_call____3"),  # outside the BMP: two UTF-16 units, as JavaScript counts
+        ("", "ollama_call_tool_3"),
+    ],
+    ids=["plain", "punctuation", "accents", "astral", "empty"],
+)
+def test_synthetic_tool_call_ids_are_the_plugins(name, expected):
+    assert synthetic_tool_call_id(name, 3) == expected
+
+
+@pytest.mark.parametrize(
     ("request_body", "expected"),
     [
         ({"prompt": "Hi"}, [{"role": "user", "content": "Hi"}]),
@@ -293,38 +443,80 @@ def test_chat_images_become_image_url_parts_holding_attachments():
             {"prompt": "Hi", "system": "Be brief."},
             [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
         ),
-        ({"prompt": ""}, []),  # `generate(model)` alone loads the model: nothing was asked
+        (
+            {"prompt": "def f(", "suffix": "return x", "system": ""},
+            [{"role": "user", "content": "def f(", "suffix": "return x"}],
+        ),
+        ({"prompt": ""}, [{"role": "user", "content": ""}]),  # `generate(model)` loads the model
     ],
-    ids=["prompt", "system", "load-only"],
+    ids=["prompt", "system", "suffix", "load-only"],
 )
 def test_generate_input_is_messages(request_body, expected):
     assert GENERATE.input({"model": "m", **request_body}) == expected
+
+
+def choices(message: dict[str, Any], finish_reason: str = "stop") -> list[dict[str, Any]]:
+    return [{"index": 0, "finish_reason": finish_reason, "message": message}]
 
 
 @pytest.mark.parametrize(
     ("response", "expected"),
     [
         (
-            ollama.GenerateResponse(model="m", done=True, response="Blue."),
-            {"role": "assistant", "content": "Blue."},
+            ollama.GenerateResponse(model="m", done=True, response="Blue.", done_reason="stop"),
+            choices({"role": "assistant", "content": "Blue."}),
+        ),
+        (
+            ollama.GenerateResponse(model="m", done=True, response="1, 2", done_reason="length"),
+            choices({"role": "assistant", "content": "1, 2"}, "length"),
+        ),
+        (
+            ollama.ChatResponse(
+                model="m", done=False, message={"role": "assistant", "content": "Cut sh"}
+            ),
+            choices({"role": "assistant", "content": "Cut sh"}),  # no done_reason: "stop"
         ),
         (
             ollama.ChatResponse(
                 model="m",
                 done=True,
+                done_reason="stop",
                 message={"role": "assistant", "content": "", "tool_calls": [call("f", x=1)]},
             ),
-            {
-                "role": "assistant",
-                "content": "",
-                "tool_calls": [schema_call("call_2_0", "f", '{"x": 1}')],
-            },
+            choices(
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [schema_call("ollama_call_f_3", "f", '{"x":1}')],
+                },
+                "tool_calls",
+            ),
         ),
     ],
-    ids=["generate", "chat-tool-call"],
+    ids=["generate", "generate-cut-at-num-predict", "chat-without-done-reason", "chat-tool-call"],
 )
-def test_output_is_an_assistant_message(response, expected):
+def test_output_is_choices_with_the_finish_reason(response, expected):
     endpoint = CHAT if isinstance(response, ollama.ChatResponse) else GENERATE
-    two_turns = {"messages": [{"role": "assistant", "content": "a"}] * 2}
-    # A reply after two assistant turns is turn 2: its calls are call_2_<index>.
-    assert endpoint.output(response, two_turns) == expected
+    three_calls_before = {
+        "messages": [
+            {"role": "assistant", "content": "", "tool_calls": [call("g"), call("g")]},
+            {"role": "assistant", "content": "", "tool_calls": [call("g")]},
+        ]
+    }
+    # The conversation held three tool calls: the reply's are numbered from 3.
+    assert endpoint.output(response, three_calls_before) == expected
+
+
+def test_a_tool_call_with_an_empty_name_is_kept():
+    (message,) = chat_messages([{"role": "assistant", "tool_calls": [call("", x=1)]}])
+    assert message["tool_calls"] == [schema_call("ollama_call_tool_0", "", '{"x":1}')]
+
+
+def test_an_image_of_unknown_type_is_an_attachment_never_base64():
+    data = base64.b64encode(b"not an image").decode()
+    (message,) = chat_messages([{"role": "user", "content": "What?", "images": [data]}])
+    _, image = message["content"]
+    attachment = image["image_url"]["url"]
+    assert isinstance(attachment, Attachment)
+    assert attachment.reference["content_type"] == "application/octet-stream"
+    assert attachment.data == b"not an image"

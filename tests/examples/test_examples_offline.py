@@ -18,13 +18,6 @@ from cli.test_quick_starts import (
 )
 from support.spans import roots
 
-# llama-index's `Ollama` / `OllamaEmbedding` ignore OLLAMA_HOST (their default address is
-# http://localhost:11434): test scaffolding, not part of any quick start, points it at FakeOllama.
-LLAMAINDEX_AT_OLLAMA_HOST = """
-import functools as _functools, os as _os
-from llama_index.llms.ollama import Ollama as _Ollama
-_Ollama.__init__ = _functools.partialmethod(_Ollama.__init__, base_url=_os.environ["OLLAMA_HOST"])
-"""
 # The FastAPI quick start defines an app; a client calls it once, as a user would with curl.
 CALL_APP = """
 from fastapi.testclient import TestClient as _TestClient
@@ -41,7 +34,7 @@ def test_langchain_quick_start_offline(tmp_path: Path) -> None:
 
 def test_llamaindex_quick_start_offline(tmp_path: Path) -> None:
     code = quick_start("packages/llamaindex/README.md", "## Quick start")
-    result, home = run_offline(tmp_path, LLAMAINDEX_AT_OLLAMA_HOST + code)
+    result, home = run_offline(tmp_path, code)  # its Ollama at OLLAMA_HOST, as it says
     assert result.stderr.splitlines() == [store_line(home)]
     rows = last_trace(home)
     (root,) = roots(rows)

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from local.programs import Program, all_rows
 from support.ollama_server import Chat, FakeOllama
-from support.spans import children_of, roots
+from support.spans import children_of, reply_of, roots
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -201,7 +201,7 @@ def test_uvicorn_with_4_workers_stores_every_request_as_one_trace(
         assert chat["span_attributes"]["name"] == "ollama.chat"
         assert chat["root_span_id"] == root["root_span_id"]
         assert chat["input"] == [{"role": "user", "content": topic}]
-        assert chat["output"]["content"] == answers[topic]["answer"]  # the reply it served
+        assert reply_of(chat)["content"] == answers[topic]["answer"]  # the reply it served
     assert sorted(root["input"]["path"] for root in traces) == sorted(
         f"/ask/topic-{n}" if n % 2 else f"/sync/topic-{n}" for n in range(REQUESTS)
     )

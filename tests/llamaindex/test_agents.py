@@ -14,7 +14,7 @@ from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent
 from llama_index.core.tools import FunctionTool
 from llama_index.llms.ollama import Ollama
 from support.ollama_server import Chat, FakeOllama
-from support.spans import by_name, children_of, parent_of, roots, token_sums
+from support.spans import by_name, children_of, choices, parent_of, roots, token_sums
 
 MULTIPLY_CALL = Chat(
     "",
@@ -23,18 +23,21 @@ MULTIPLY_CALL = Chat(
     eval_count=14,
 )
 ANSWER = Chat("2 times 3 is 6.", prompt_eval_count=70, eval_count=8)
-TOOL_CALL_OUTPUT = {
-    "role": "assistant",
-    "content": "",
-    "tool_calls": [
-        {
-            "id": "call_0_0",
-            "type": "function",
-            "function": {"name": "multiply", "arguments": '{"a": 2, "b": 3}'},
-        }
-    ],
-}
-ANSWER_OUTPUT = {"role": "assistant", "content": "2 times 3 is 6."}
+TOOL_CALL_OUTPUT = choices(
+    {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": "ollama_call_multiply_0",
+                "type": "function",
+                "function": {"name": "multiply", "arguments": '{"a":2,"b":3}'},
+            }
+        ],
+    },
+    "tool_calls",
+)
+ANSWER_OUTPUT = choices({"role": "assistant", "content": "2 times 3 is 6."})
 
 
 def multiply(a: float, b: float) -> float:

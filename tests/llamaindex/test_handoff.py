@@ -23,7 +23,7 @@ from llama_index.core.llms.llm import LLM
 from llama_index.core.llms.structured_llm import StructuredLLM
 from llama_index.llms.ollama import Ollama
 from support.ollama_server import Chat, FakeOllama
-from support.spans import by_name, children_of, roots, token_sums
+from support.spans import by_name, children_of, choices, roots, token_sums
 
 PROGRAM = Path(__file__).with_name("handoff_program.py")
 TESTS = Path(__file__).parent.parent
@@ -74,19 +74,22 @@ def test_braintrust_setup_and_setup_ollama_in_any_order_make_one_tree(
     assert stream_chat["span_attributes"]["name"] == "Ollama"
     assert agent["span_attributes"]["name"] == "FunctionAgent"
     outputs = [
-        {"role": "assistant", "content": "Paris is the capital."},
-        {
-            "role": "assistant",
-            "content": "",
-            "tool_calls": [
-                {
-                    "id": "call_0_0",
-                    "type": "function",
-                    "function": {"name": "multiply", "arguments": '{"a": 2, "b": 3}'},
-                }
-            ],
-        },
-        {"role": "assistant", "content": "2 times 3 is 6."},
+        choices({"role": "assistant", "content": "Paris is the capital."}),
+        choices(
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "ollama_call_multiply_0",
+                        "type": "function",
+                        "function": {"name": "multiply", "arguments": '{"a":2,"b":3}'},
+                    }
+                ],
+            },
+            "tool_calls",
+        ),
+        choices({"role": "assistant", "content": "2 times 3 is 6."}),
     ]
     llm_spans = by_name(rows, "Ollama")
     assert len(llm_spans) == 3  # one per model call

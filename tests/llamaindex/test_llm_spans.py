@@ -17,12 +17,22 @@ from llama_index.core.tools import FunctionTool
 from llama_index.llms.ollama import Ollama
 from pydantic import BaseModel
 from support.ollama_server import Chat, FakeOllama, Fault
-from support.spans import by_name, children_of, only, parent_of, roots, span_tree, token_sums
+from support.spans import (
+    by_name,
+    children_of,
+    choices,
+    only,
+    parent_of,
+    reply_of,
+    roots,
+    span_tree,
+    token_sums,
+)
 
 QUESTION = [ChatMessage(role="user", content="Capital of France?")]
 QUESTION_INPUT = [{"role": "user", "content": "Capital of France?"}]
 ANSWER = Chat("Paris is the capital.", prompt_eval_count=12, eval_count=5)
-ANSWER_OUTPUT = {"role": "assistant", "content": "Paris is the capital."}
+ANSWER_OUTPUT = choices({"role": "assistant", "content": "Paris is the capital."})
 
 
 def _chat_span(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -204,7 +214,7 @@ def test_stream_broken_off_ends_span_with_partial_output(
     rows = memory_logger.pop()
     assert span_tree(rows) == ["Ollama", "  ollama.chat"]
     chat = _chat_span(rows)
-    assert chat["output"] == {"role": "assistant", "content": "Paris "}
+    assert chat["output"] == choices({"role": "assistant", "content": "Paris "})
     assert "error" not in chat
     assert chat["metrics"]["end"] >= chat["metrics"]["start"]
 
@@ -223,14 +233,14 @@ async def test_async_stream_broken_off_ends_spans_with_partial_output(
     assert span_tree(closed) == ["Ollama", "  Ollama"]
     complete, chat = closed
     assert complete["output"] == {"text": "Paris "}
-    assert chat["output"] == {"role": "assistant", "content": "Paris "}
+    assert chat["output"] == choices({"role": "assistant", "content": "Paris "})
     assert "end" in complete["metrics"] and "end" in chat["metrics"]
     # LlamaIndex's innermost generator never closes the SDK stream it iterates: the event loop
     # does, once that generator is dropped. Then the SDK span lands under the chat span.
     await asyncio.get_running_loop().shutdown_asyncgens()
     sdk = only(memory_logger.pop(), "ollama.chat")
     assert sdk["span_parents"] == [chat["span_id"]]
-    assert sdk["output"] == {"role": "assistant", "content": "Paris "}
+    assert sdk["output"] == choices({"role": "assistant", "content": "Paris "})
 
 
 def test_stream_dropped_before_its_first_item_still_ends_span(
@@ -290,7 +300,9 @@ class City(BaseModel):
 
 CITY_JSON = Chat('{"name": "Paris", "country": "France"}', prompt_eval_count=40, eval_count=9)
 CITY_PROMPT = PromptTemplate("Name the capital of {country}.")
-CITY_CHAT_OUTPUT = {"role": "assistant", "content": '{"name": "Paris", "country": "France"}'}
+CITY_CHAT_OUTPUT = choices(
+    {"role": "assistant", "content": '{"name": "Paris", "country": "France"}'}
+)
 
 
 def test_structured_predict_puts_sdk_span_under_its_chat_span(
@@ -309,7 +321,7 @@ def test_structured_predict_puts_sdk_span_under_its_chat_span(
     structured = parent_of(rows, chat)
     assert structured is not None
     assert structured["output"] == {"name": "Paris", "country": "France"}
-    assert only(rows, "ollama.chat")["metadata"]["format"] == City.model_json_schema()
+    assert only(rows, "ollama.chat")["metadata"]["response_format"] == City.model_json_schema()
     _assert_tokens_once(rows, ollama_server)
 
 
@@ -434,7 +446,7 @@ def test_chat_with_tools_puts_sdk_span_under_llamaindex_span(
     assert span_tree(rows) == ["Ollama", "  ollama.chat"]
     assert _chat_span(rows)["input"] == [{"role": "user", "content": "What is 1 + 2?"}]
     sdk = only(rows, "ollama.chat")
-    assert sdk["output"]["tool_calls"][0]["function"]["name"] == "add"
+    assert reply_of(sdk)["tool_calls"][0]["function"]["name"] == "add"
     assert _chat_span(rows)["output"] == sdk["output"]
     assert [t["function"]["name"] for t in sdk["metadata"]["tools"]] == ["add"]
     _assert_tokens_once(rows, ollama_server)

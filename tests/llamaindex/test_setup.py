@@ -9,6 +9,7 @@ import pytest
 from braintrust.integrations.llamaindex import BraintrustSpanHandler
 from braintrust_ollama_llamaindex import setup_llamaindex, unpatch_llamaindex
 from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.workflow import Workflow
 from llama_index.llms.ollama import Ollama
 
 
@@ -25,11 +26,15 @@ def test_setup_twice_registers_one_handler_and_one_patch(adapter: None) -> None:
 
 def test_unpatch_restores_llamaindex_methods(adapter: None) -> None:
     patched = Ollama.__dict__["stream_chat"]
+    patched_run = Workflow.__dict__["run"]
+    assert patched_run.__wrapped__ is not None
 
     unpatch_llamaindex()
 
     assert Ollama.__dict__["stream_chat"] is patched.__wrapped__
+    assert Workflow.__dict__["run"] is patched_run.__wrapped__
     assert setup_llamaindex()
+    assert Workflow.__dict__["run"].__wrapped__ is patched_run.__wrapped__
 
 
 def test_setup_without_llama_index_returns_false(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,17 +25,22 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 from braintrust import _generated_types as generated
 from typing_extensions import NotRequired, Required, is_typeddict
 
-__all__ = ["EXTRA_KEYS", "chat_schema_errors", "message_errors"]
+__all__ = ["EXTRA_KEYS", "chat_schema_errors", "choices_errors", "message_errors"]
 
-# Extra keys allowed per message role: Ollama's `tool_name` on a tool result.
-EXTRA_KEYS: Mapping[str, frozenset[str]] = {"tool": frozenset({"tool_name"})}
+# Extra keys allowed per message role: Ollama's `tool_name` on a tool result, generate's
+# `suffix` on its prompt (where Braintrust's Ollama plugin puts it).
+EXTRA_KEYS: Mapping[str, frozenset[str]] = {
+    "tool": frozenset({"tool_name"}),
+    "user": frozenset({"suffix"}),
+}
 ATTACHMENT_TYPES = frozenset({"braintrust_attachment", "external_attachment"})
 MESSAGE = generated.ChatCompletionMessageParam
 
 
 def chat_schema_errors(row: Mapping[str, Any]) -> list[str]:
-    """What in a chat-shaped span's input (a list of messages) and output (one assistant
-    message) is not in Braintrust's schema; an absent input or output is not checked."""
+    """What in a chat-shaped span's input (a list of messages) and output (OpenAI-style choices,
+    each an assistant message) is not in Braintrust's schema; an absent input or output is not
+    checked."""
     errors: list[str] = []
     messages = row.get("input")
     if messages is not None:
@@ -45,23 +50,38 @@ def chat_schema_errors(row: Mapping[str, Any]) -> list[str]:
             for i, message in enumerate(messages):
                 errors.extend(message_errors(message, f"input[{i}]"))
     output = row.get("output")
-    if _is_generated_image(output):
-        return errors
     if output is not None:
-        errors.extend(message_errors(output, "output"))
-        if isinstance(output, Mapping) and output.get("role") != "assistant":
-            errors.append(f"output: role {output.get('role')!r}, expected 'assistant'")
+        errors.extend(choices_errors(output, "output"))
     return errors
 
 
-def _is_generated_image(output: Any) -> bool:
-    """An image model's output (`{"image": <attachment>, ...}`): the schema has no assistant
-    image, so it is not a message (see tracing.py `_with_image`)."""
-    return (
-        isinstance(output, Mapping)
-        and isinstance(output.get("image"), Mapping)
-        and output["image"].get("type") in ATTACHMENT_TYPES
-    )
+# A choice's keys: OpenAI's, and an image model's generated image (an attachment: Braintrust's
+# chat schema has no assistant image, so it cannot be in the message; see tracing.py).
+CHOICE_KEYS = frozenset({"index", "finish_reason", "message", "image"})
+
+
+def choices_errors(output: Any, where: str) -> list[str]:
+    """Why `output` is not `[{"index", "finish_reason", "message": <assistant message>}]`."""
+    if not isinstance(output, list) or not output:
+        return [f"{where}: expected a list of choices, got {output!r:.80}"]
+    errors: list[str] = []
+    for i, choice in enumerate(output):
+        at = f"{where}[{i}]"
+        if not isinstance(choice, Mapping):
+            errors.append(f"{at}: expected a choice object, got {type(choice).__name__}")
+            continue
+        errors.extend(f"{at}: unexpected key {key!r}" for key in choice if key not in CHOICE_KEYS)
+        if choice.get("index") != i:
+            errors.append(f"{at}.index: {choice.get('index')!r}, expected {i}")
+        if not isinstance(choice.get("finish_reason"), str):
+            errors.append(f"{at}.finish_reason: expected a string")
+        if "image" in choice and not _is_attachment(choice["image"]):
+            errors.append(f"{at}.image: expected an attachment")
+        message = choice.get("message")
+        errors.extend(message_errors(message, f"{at}.message"))
+        if isinstance(message, Mapping) and message.get("role") != "assistant":
+            errors.append(f"{at}.message: role {message.get('role')!r}, expected 'assistant'")
+    return errors
 
 
 def message_errors(message: Any, where: str) -> list[str]:

@@ -7,7 +7,17 @@ from typing import Any
 
 Row = dict[str, Any]
 
-__all__ = ["by_name", "children_of", "only", "parent_of", "roots", "span_tree", "token_sums"]
+__all__ = [
+    "by_name",
+    "children_of",
+    "choices",
+    "only",
+    "parent_of",
+    "reply_of",
+    "roots",
+    "span_tree",
+    "token_sums",
+]
 
 
 def by_name(rows: Iterable[Row], name: str) -> list[Row]:
@@ -57,3 +67,14 @@ def token_sums(rows: Iterable[Row]) -> dict[str, float]:
         for key in sums:
             sums[key] += metrics.get(key) or 0
     return sums
+
+
+def choices(message: Row, finish_reason: str = "stop") -> list[Row]:
+    """A chat or generate span's output for one reply: OpenAI-style choices."""
+    return [{"index": 0, "finish_reason": finish_reason, "message": message}]
+
+
+def reply_of(span: Row) -> Row:
+    """The assistant message a chat or generate span's output holds (its one choice)."""
+    (choice,) = span["output"]
+    return choice["message"]

@@ -8,7 +8,7 @@ braintrust_ollama.setup_ollama()
 ollama.chat(model="llama3.2", messages=[{"role": "user", "content": "Hi"}])  # one span
 """
 
-from ._call import output_under, tokens_counted_under
+from ._call import output_under, remember_caller, tokens_counted_under
 from .destinations import init_logger
 from .integration import auto_instrument, setup_ollama, unpatch_ollama, wrap_ollama
 from .local import init_local_logger
@@ -18,6 +18,7 @@ __all__ = [
     "init_local_logger",
     "init_logger",
     "output_under",
+    "remember_caller",
     "setup_ollama",
     "tokens_counted_under",
     "unpatch_ollama",

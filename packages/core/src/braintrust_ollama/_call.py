@@ -7,9 +7,9 @@ from then on: this matters for streams, which the SDK only starts on the first `
 after the caller's span has ended.
 
 Also fixed at call time: `context` (`caller_filename`, `caller_functionname`, `caller_lineno`),
-the first frame outside this package, `ollama`, `wrapt` and `braintrust` — the user's line that
-made the call, even for a stream written later from inside its iteration — and whether content
-is recorded (`record_content` on the client or its class, set by `setup_ollama` / `wrap_ollama`).
+the first frame outside this package, the SDK and the frameworks the adapters trace
+(`NOT_CALLERS`) — the user's line that made the call, even for a stream written later from
+inside its iteration or a call a framework makes for the user — and whether content is recorded (`record_content` on the client or its class, set by `setup_ollama` / `wrap_ollama`).
 Errors are recorded as Braintrust's own spans record them (`stringify_exception`: the traceback,
 type and message).
 """
@@ -56,8 +56,9 @@ def output_under(span: Any) -> Any:
     """The output of the last traced Ollama SDK call made while `span` was current, once written.
 
     None before such a call has finished (or when it failed). It is the SDK span's own output
-    (the assistant message with its tool calls and thinking, streamed or not), so a framework span
-    standing for that one model call can carry it without parsing Ollama responses itself.
+    (for a chat, the reply as choices: the assistant message with its tool calls and thinking,
+    streamed or not), so a framework span standing for that one model call can carry it without
+    parsing Ollama responses itself.
     """
     return getattr(span, _OUTPUT_MARKER, None)
 
@@ -79,10 +80,42 @@ IN_TRACED_REQUEST: contextvars.ContextVar[bool] = contextvars.ContextVar(
 )
 # Where a client (instance or class) says whether its spans hold inputs and outputs.
 RECORD_CONTENT_ATTR = "_braintrust_ollama_record_content"
-# Frames of these packages and modules (between the user and the SDK's `_request`) are never the
-# caller of a traced call.
-_NOT_CALLERS = frozenset({"ollama", "wrapt", "braintrust"})
+# Frames of these packages (and their modules) are never the caller of a traced call: the SDK and
+# what wraps it, the frameworks the adapters trace and what they run calls on (tasks, threads).
+NOT_CALLERS = (
+    "ollama",
+    "wrapt",
+    "braintrust",
+    "braintrust_ollama_langchain",
+    "braintrust_ollama_llamaindex",
+    "braintrust_ollama_fastapi",
+    "langchain",
+    "langchain_core",
+    "langchain_ollama",
+    "langgraph",
+    "llama_index",
+    "llama_index_instrumentation",
+    "workflows",  # llama-index-workflows: LlamaIndex's agents and workflows run on it
+    "fastapi",
+    "starlette",
+    "anyio",
+    "asyncio",
+    "concurrent.futures",
+    "threading",
+)
 _OUR_FRAMES = frozenset({__name__, f"{__package__}.patchers", f"{__package__}._stream"})
+# What runs asyncio tasks and threads: past its frames, the stack is whoever started the event
+# loop or the thread, no longer the chain of calls that made this one.
+_RUNNERS = ("asyncio.events", "threading")
+# The SDK's direct caller is the last resort (see `_caller_location`): past these only.
+_SDK_SIDE = ("ollama", "wrapt", "braintrust")
+# What a module's frames are to the caller search, by module name (a few hundred names at most).
+_USER, _SKIPPED, _RUNNER = 0, 1, 2
+_kinds: dict[str, int] = {}
+# The user's line where the current framework run began (see `remember_caller`).
+_run_caller: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "braintrust_ollama_run_caller", default=None
+)
 
 
 # Makes a call's "written yet?" check and its mark one step.
@@ -206,10 +239,7 @@ class OllamaCall:
         if first_token is not None and endpoint.has_first_token:
             metrics["time_to_first_token"] = first_token - self._start
         metrics["end"] = end
-        metadata = _built(
-            left_out, "metadata", endpoint.metadata, self._request, last, self._host,
-            content=self._content,
-        )  # fmt: skip
+        metadata = _built(left_out, "metadata", endpoint.metadata, self._request, last, self._host)
         metadata = {"provider": "ollama"} if metadata is _LEFT_OUT else metadata
         if self._content and more_metadata is not None:
             more = _built(left_out, "metadata", more_metadata)
@@ -327,21 +357,78 @@ def _ignore(chunk: Any) -> None:
 
 
 def _caller_location() -> dict[str, Any] | None:
-    """The user's frame that made the call: the first outside our tracing modules and the
-    libraries between it and the SDK's `_request`. A few frame hops, no `inspect.stack()`."""
-    frame: Any = sys._getframe(1)
+    """The user's line that made the call: the first frame outside our tracing modules, the SDK
+    and the frameworks of `NOT_CALLERS`. A few frame hops, each a dict lookup; no
+    `inspect.stack()`. A call a framework makes on an asyncio task or a thread of its own (a
+    LlamaIndex workflow step, a LangGraph node) has no line of the user's on its stack: it gets
+    the line where that framework run began (`remember_caller`), when an adapter remembered one,
+    else the line that started the event loop or the thread; failing all, the SDK's direct
+    caller."""
+    frame, crossed = _user_frame(sys._getframe(1))
+    if frame is not None and not crossed:
+        return _location(frame)
+    remembered = _run_caller.get()
+    if remembered is not None:
+        return remembered
+    if frame is not None:
+        return _location(frame)
+    frame = sys._getframe(1)
     while frame is not None:
         module = frame.f_globals.get("__name__") or ""
-        top = module.partition(".")[0]
-        if top not in _NOT_CALLERS and module not in _OUR_FRAMES:
-            code = frame.f_code
-            return {
-                "caller_functionname": code.co_name,
-                "caller_filename": code.co_filename,
-                "caller_lineno": frame.f_lineno,
-            }
+        if module.partition(".")[0] not in _SDK_SIDE and module not in _OUR_FRAMES:
+            return _location(frame)
         frame = frame.f_back
     return None
+
+
+def _user_frame(frame: Any) -> tuple[Any, bool]:
+    """The first frame from `frame` outwards that is the user's (None if none), and whether the
+    search went past the code running tasks or threads (`_RUNNERS`) to find it."""
+    crossed = False
+    while frame is not None:
+        module = frame.f_globals.get("__name__") or ""
+        kind = _kinds.get(module)
+        if kind is None:
+            kind = _kinds[module] = _kind(module)
+        if kind == _USER:
+            return frame, crossed
+        if kind == _RUNNER:
+            crossed = True
+        frame = frame.f_back
+    return None, crossed
+
+
+def _kind(module: str) -> int:
+    def within(names: tuple[str, ...]) -> bool:
+        return any(module == name or module.startswith(name + ".") for name in names)
+
+    if within(_RUNNERS):
+        return _RUNNER
+    return _SKIPPED if module in _OUR_FRAMES or within(NOT_CALLERS) else _USER
+
+
+def _location(frame: Any) -> dict[str, Any]:
+    code = frame.f_code
+    return {
+        "caller_functionname": code.co_name,
+        "caller_filename": code.co_filename,
+        "caller_lineno": frame.f_lineno,
+    }
+
+
+def remember_caller() -> None:
+    """Remember, in the current context, the user's line that is starting a framework run.
+
+    An adapter calls it where a run begins (LlamaIndex's root span, LangChain's root run): an
+    Ollama call the run makes on a task or thread of its own, whose stack does not reach the
+    user's code, gets this line as its caller. It stays in this context until the next run.
+    """
+    try:
+        frame, crossed = _user_frame(sys._getframe(1))
+        if frame is not None and not crossed:
+            _run_caller.set(_location(frame))
+    except Exception:
+        warn_once(_log, "could not find the caller of a framework run")
 
 
 def _client_host(client: Any) -> str | None:

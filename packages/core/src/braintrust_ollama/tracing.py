@@ -11,32 +11,38 @@ Adding an endpoint touches this module only: subclass `Endpoint`, give it its `p
 `input(request)` and `output(response, request)`, and, if the SDK streams it, a `Stream` subclass
 returned by `stream()`; then list an instance in `ENDPOINTS`. Set `has_first_token=False` for an
 endpoint with no token stream (`time_to_first_token` is then never recorded), `type` for a span
-that is not an `llm` span (a `tool`, say), `chat_schema=True` when its input and output are chat
-messages (the test suite then checks every such span against Braintrust's schema), and
-`content_settings` for request settings that are user content. Override `metadata` / `metrics`
-when the endpoint's response carries other fields or counters. With content recording off
-(`record_content=False`), `input`, `output` and `Stream.output` are never called: whatever an
-endpoint puts there is what the switch keeps out.
+that is not an `llm` span (a `tool`, say), and `chat_schema=True` when its input is chat messages
+and its output chat choices (the test suite then checks every such span against Braintrust's
+schema). Override `metadata` / `metrics` when the endpoint's response carries other fields or
+counters. With content recording off (`record_content=False`), `input`, `output` and
+`Stream.output` are never called: whatever an endpoint puts there is what the switch keeps out.
 
+Chat, generate and embed spans have the shape Braintrust's own Ollama integration (its
+JavaScript SDK's `ollama-plugin.ts`) writes, so one query, dashboard or scorer reads both; where
+that plugin and Braintrust's schema (`braintrust._generated_types`) disagree, the schema wins.
 The contract of every endpoint:
 
 - `input`: what was sent; images as Braintrust `Attachment`s, never base64 text. Chat and
-  generate (`chat_schema=True`) log Braintrust's chat schema (`braintrust._generated_types.
-  ChatCompletionMessageParam`), as its OpenAI and Anthropic integrations do, so the UI renders
-  them as threads: images as `{"type": "image_url", "image_url": {"url": Attachment}}` parts,
-  thinking as `reasoning: [{"content": ...}]`, tool calls as `{"id", "type": "function",
-  "function": {"name", "arguments": <JSON text>}}`, tool results as `role: "tool"` with their
-  `tool_call_id` (and Ollama's `tool_name`, an extra key the schema allows). Ollama gives no
-  tool-call ids, so each is derived from its position, `call_<turn>_<index>` (turn: the
-  assistant message's number among the conversation's assistant messages; index: the call's
-  place in it); a tool result takes the id of the first unanswered call of the latest assistant
-  turn with its `tool_name` (the first unanswered one when it has none). The ids a chat's output
-  gets are the ids its messages get when sent back in the next chat.
-- `output`: what came back (an assistant message for chat and generate); never embedding vectors.
-- `metadata`: `provider`, `model`, the request's settings (`options`, `format`, `tools`, `think`,
-  `keep_alive`, `stream`, ...), `done_reason`, `cold_start` (the model was loaded for this call:
-  `load_duration` over `COLD_START_SECONDS`) and the server host without credentials. Settings
-  that are content (`content_settings`, e.g. generate's `suffix`) only when content is recorded.
+  generate (`chat_schema=True`) log Braintrust's chat schema (`ChatCompletionMessageParam`):
+  images as `{"type": "image_url", "image_url": {"url": Attachment}}` parts, thinking as
+  `reasoning: [{"content": ...}]`, tool calls as `{"id", "type": "function", "function":
+  {"name", "arguments": <JSON text>}}` (an assistant message with calls and no text has content
+  null), tool results as `role: "tool"` with their `tool_call_id` (and Ollama's `tool_name`, an
+  extra key the schema allows). A tool call keeps the id the server sent when the SDK keeps it;
+  otherwise it is `ollama_call_<name>_<n>`, `n` counting the tool calls of the conversation
+  before it, so a chat's output and the same message sent back next get the same ids. A tool
+  result answers the oldest unanswered call with its `tool_name` (the oldest of any name when it
+  has none). Generate's input is the system prompt and the prompt (with `suffix` on it).
+- `output`: what came back. Chat and generate: OpenAI-style choices, `[{"index": 0,
+  "finish_reason", "message"}]`, `finish_reason` being `"tool_calls"` when the message has tool
+  calls, else Ollama's `done_reason` (`"stop"` when there is none); the same whether streamed
+  or not. Embeddings: the vectors' length, never the vectors.
+- `metadata`: `provider`, `model`, the sampling options under OpenAI's names (`temperature`,
+  `top_p`, `max_tokens` from `num_predict`, `stop`, `frequency_penalty`, `presence_penalty`),
+  `response_format` (Ollama's `format`), `tools` as `{"type": "function", "function": {...}}`,
+  and every other setting as sent (`options` whole, `think`, `keep_alive`, `stream`, ...);
+  then `done_reason`, `cold_start` (the model was loaded for this call: `load_duration` over
+  `COLD_START_SECONDS`) and the server host without credentials.
 - `metrics`: `prompt_tokens` (= `prompt_eval_count`), `completion_tokens` (= `eval_count`),
   `tokens` (their sum), Ollama's server timings in seconds, and the generation speeds
   `prompt_tokens_per_second` / `completion_tokens_per_second` (count / its eval duration). A
@@ -51,6 +57,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -72,13 +79,27 @@ __all__ = [
     "chat_messages",
     "host_without_credentials",
     "metrics_from_response",
+    "synthetic_tool_call_id",
+    "tool_definitions",
 ]
 
 _SKIPPED_KEYS = frozenset({"model", "context"})  # model is its own field; context is token ids
+# Settings that say nothing (older SDKs send `format: ""`, `system: ""`, `suffix: ""` by default).
+_EMPTY: tuple[Any, ...] = (None, "", [])
 # A call whose `load_duration` is over this loaded the model for itself (a cold start). Warm calls
 # report milliseconds up to ~0.15 s (scheduling, a large model's runner); the loads recorded in
 # tests/cassettes and ../shared/ollama-recordings take 1.2 s to 8 s.
 COLD_START_SECONDS = 0.5
+# Ollama's sampling options that OpenAI names too, under OpenAI's name (as Braintrust's Ollama
+# plugin writes them, so a filter on `metadata.max_tokens` reads every provider's spans).
+OPENAI_SETTINGS = (
+    ("temperature", "temperature"),
+    ("top_p", "top_p"),
+    ("num_predict", "max_tokens"),
+    ("frequency_penalty", "frequency_penalty"),
+    ("presence_penalty", "presence_penalty"),
+    ("stop", "stop"),
+)
 _TIMINGS = ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration")
 _IMAGE_TYPES = (
     (b"\x89PNG", "image/png", "png"),
@@ -133,8 +154,7 @@ class Endpoint:
     content_keys: tuple[str, ...]
     type: str = "llm"
     has_first_token: bool = True
-    chat_schema: bool = False  # input and output in Braintrust's chat message schema
-    content_settings: tuple[str, ...] = ()  # settings in metadata only when content is recorded
+    chat_schema: bool = False  # input chat messages, output chat choices (Braintrust's schema)
 
     def input(self, request: Mapping[str, Any]) -> Any:
         """The span input for the request body the SDK sent."""
@@ -148,19 +168,28 @@ class Endpoint:
         """A fresh accumulator for a streamed response."""
         return Stream()
 
-    def metadata(
-        self, request: Mapping[str, Any], last: Any, host: str | None, *, content: bool = True
-    ) -> dict[str, Any]:
-        """Provider, model, the settings sent, `done_reason`, `cold_start` and the server host.
-
-        With `content=False`, settings that are content (`content_settings`) are left out.
-        """
+    def metadata(self, request: Mapping[str, Any], last: Any, host: str | None) -> dict[str, Any]:
+        """Provider, model, the settings sent (sampling options also under OpenAI's names,
+        `format` as `response_format`, `tools` as function definitions), `done_reason`,
+        `cold_start` and the server host. An empty setting (`""`, `[]`, None) is left out."""
         metadata: dict[str, Any] = {"provider": "ollama", "model": request.get("model")}
-        skipped = self.content_keys if content else self.content_keys + self.content_settings
+        options = request.get("options")
+        if isinstance(options, Mapping):
+            for name, openai_name in OPENAI_SETTINGS:
+                value = options.get(name)
+                if value is not None:
+                    metadata[openai_name] = value
         for key, value in request.items():
-            if key in skipped or key in _SKIPPED_KEYS or value is None or value == []:
+            if key in self.content_keys or key in _SKIPPED_KEYS or value in _EMPTY:
                 continue
-            metadata[key] = value
+            if key == "format":
+                metadata["response_format"] = value
+            elif key == "tools":
+                tools = tool_definitions(value)
+                if tools:
+                    metadata["tools"] = tools
+            else:
+                metadata[key] = value
         if host:
             metadata["host"] = host
         done_reason = getattr(last, "done_reason", None)
@@ -209,8 +238,13 @@ class _ChatStream(Stream):
             self.logprobs.extend(chunk.logprobs)
 
     def output(self, request: Mapping[str, Any]) -> Any:
-        turn = _assistant_turns(request.get("messages"))
-        return _assistant("".join(self.content), "".join(self.thinking), self.tool_calls, turn)
+        message = _assistant(
+            "".join(self.content),
+            "".join(self.thinking),
+            self.tool_calls,
+            _tool_calls_before(request.get("messages")),
+        )
+        return _choices(message, getattr(self.last, "done_reason", None))
 
     def response_metadata(self) -> dict[str, Any]:
         return logprobs_metadata(self.logprobs)
@@ -232,7 +266,8 @@ class _ChatStreamWithoutThinking(_ChatStream):
 
 @dataclass(frozen=True)
 class Chat(Endpoint):
-    """`/api/chat`: the messages in, the assistant message out (Braintrust's chat schema)."""
+    """`/api/chat`: the messages in, the assistant message out as choices (Braintrust's chat
+    schema)."""
 
     def input(self, request: Mapping[str, Any]) -> Any:
         return chat_messages(request.get("messages") or [])
@@ -240,8 +275,9 @@ class Chat(Endpoint):
     def output(self, response: Any, request: Mapping[str, Any]) -> Any:
         message = response.message
         thinking = getattr(message, "thinking", None)  # ollama < 0.5.2 has no thinking
-        turn = _assistant_turns(request.get("messages"))
-        return _assistant(message.content, thinking, message.tool_calls, turn)
+        offset = _tool_calls_before(request.get("messages"))
+        reply = _assistant(message.content, thinking, message.tool_calls, offset)
+        return _choices(reply, response.done_reason)
 
     def stream(self) -> Stream:
         return _ChatStream() if _sdk_has_thinking() else _ChatStreamWithoutThinking()
@@ -253,20 +289,22 @@ class Chat(Endpoint):
 def chat_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Ollama chat messages (as the SDK sends them) in Braintrust's chat schema, nothing lost."""
     converted: list[dict[str, Any]] = []
-    turn = 0
-    unanswered: list[tuple[str, str]] = []  # (id, name) of the latest assistant turn's calls
-    for position, message in enumerate(messages):
+    calls_before = 0  # tool calls in the messages so far: the next synthetic id's number
+    unanswered: list[tuple[str, str]] = []  # (id, name) of the calls with no result yet
+    for message in messages:
         role = message.get("role")
         extras = {k: v for k, v in message.items() if k not in _MESSAGE_KEYS}
         if role == "assistant":
             out = _assistant(
-                message.get("content"), message.get("thinking"), message.get("tool_calls"), turn
+                message.get("content"),
+                message.get("thinking"),
+                message.get("tool_calls"),
+                calls_before,
             )
-            unanswered = [(c["id"], c["function"]["name"]) for c in out.get("tool_calls", ())]
-            turn += 1
+            unanswered.extend((c["id"], c["function"]["name"]) for c in out.get("tool_calls", ()))
         elif role == "tool":
             name = message.get("tool_name")
-            call_id = _answer(unanswered, name) or f"call_unmatched_{position}"
+            call_id = _answer(unanswered, name) or synthetic_tool_call_id(name or "", 0)
             out = {"role": "tool", "content": message.get("content") or "", "tool_call_id": call_id}
             if name:
                 out["tool_name"] = name
@@ -274,6 +312,7 @@ def chat_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
             out = {"role": "user", "content": _user_content(message.get("content"), extras)}
         else:
             out = {"role": role, "content": message.get("content") or ""}
+        calls_before += len(message.get("tool_calls") or ())
         if extras.get("images"):  # images on a message other than the user's: kept as sent
             extras["images"] = _attachments(extras["images"])
         converted.append({**out, **extras} if extras else out)
@@ -297,43 +336,97 @@ def _user_content(content: str | None, extras: dict[str, Any]) -> Any:
     return parts
 
 
-def _assistant_turns(messages: Any) -> int:
-    """How many assistant messages were sent: the turn number of the reply."""
-    return sum(1 for m in messages or () if m.get("role") == "assistant")
+def _tool_calls_before(messages: Any) -> int:
+    """How many tool calls the messages sent hold: where the reply's synthetic ids start."""
+    return sum(len(m.get("tool_calls") or ()) for m in messages or ())
 
 
 def _answer(unanswered: list[tuple[str, str]], name: str | None) -> str | None:
-    """The id of the call a tool result answers (removed from `unanswered`), if any."""
+    """The id of the call a tool result answers (removed from `unanswered`): the oldest with
+    its name, or the oldest of all for a result without a name; None when there is none."""
     for i, (call_id, call_name) in enumerate(unanswered):
-        if name is None or call_name == name:
+        if not name or call_name == name:
             del unanswered[i]
             return call_id
     return None
 
 
 def _assistant(
-    content: str | None, thinking: str | None, tool_calls: Any, turn: int
+    content: str | None, thinking: str | None, tool_calls: Any, calls_before: int
 ) -> dict[str, Any]:
-    """An assistant message: `role`, `content`, and `reasoning` and `tool_calls` when present."""
-    output: dict[str, Any] = {"role": "assistant", "content": content}
+    """An assistant message: `role`, `content` (null for tool calls with no text), and
+    `reasoning` and `tool_calls` when present."""
+    calls = [_tool_call(call, calls_before + i) for i, call in enumerate(tool_calls or ())]
+    output: dict[str, Any] = {"role": "assistant", "content": content or (None if calls else "")}
     if thinking:
         output["reasoning"] = [{"content": thinking}]
-    if tool_calls:
-        output["tool_calls"] = [_tool_call(call, turn, i) for i, call in enumerate(tool_calls)]
+    if calls:
+        output["tool_calls"] = calls
     return output
 
 
-def _tool_call(call: Any, turn: int, index: int) -> dict[str, Any]:
-    """An Ollama tool call (dict or SDK model) as `{id, type, function: {name, arguments}}`."""
+def _choices(message: dict[str, Any], done_reason: str | None) -> list[dict[str, Any]]:
+    """The reply as OpenAI-style choices: `finish_reason` is `"tool_calls"` when it calls tools,
+    else Ollama's `done_reason` (`"stop"` when the server gave none)."""
+    finish_reason = "tool_calls" if message.get("tool_calls") else done_reason or "stop"
+    return [{"index": 0, "finish_reason": finish_reason, "message": message}]
+
+
+def _tool_call(call: Any, number: int) -> dict[str, Any]:
+    """An Ollama tool call (dict or SDK model) as `{id, type, function: {name, arguments}}`:
+    the server's id when the SDK kept it, else `synthetic_tool_call_id(name, number)`."""
     function = call["function"]
-    arguments = function["arguments"]
+    name = function["name"]
+    arguments = function.get("arguments")
     if not isinstance(arguments, str):
-        arguments = json.dumps(dict(arguments or {}), ensure_ascii=False, default=str)
+        arguments = json.dumps(
+            dict(arguments) if isinstance(arguments, Mapping) else arguments or {},
+            ensure_ascii=False,
+            separators=(",", ":"),  # compact, as JavaScript's JSON.stringify writes it
+            default=str,
+        )
+    call_id = call.get("id")
+    if not (isinstance(call_id, str) and call_id):
+        call_id = synthetic_tool_call_id(name, number)
     return {
-        "id": call.get("id") or f"call_{turn}_{index}",
+        "id": call_id,
         "type": "function",
-        "function": {"name": function["name"], "arguments": arguments},
+        "function": {"name": name, "arguments": arguments},
     }
+
+
+_ID_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
+
+
+def synthetic_tool_call_id(name: str, number: int) -> str:
+    """`ollama_call_<name>_<number>`, the id Braintrust's Ollama plugin gives a call the server
+    sent none for: each character of the name outside `[a-zA-Z0-9_-]` is `_` (two for one
+    outside the BMP, as JavaScript counts it), an empty name is `tool`."""
+    safe = _ID_UNSAFE.sub(lambda m: "__" if ord(m.group()) > 0xFFFF else "_", name or "")
+    return f"ollama_call_{safe or 'tool'}_{number}"
+
+
+def tool_definitions(tools: Any) -> list[dict[str, Any]]:
+    """The tools sent, as `{"type": "function", "function": {name, description, parameters}}`
+    (what the SDK sends for a Python function or a dict): a tool with no name is left out, as
+    the server cannot call it."""
+    definitions: list[dict[str, Any]] = []
+    for tool in tools if isinstance(tools, Sequence) else ():
+        function = tool.get("function") if isinstance(tool, Mapping) else None
+        if not isinstance(function, Mapping):
+            continue
+        name = function.get("name")
+        if not (isinstance(name, str) and name):
+            continue
+        definition: dict[str, Any] = {"name": name}
+        description = function.get("description")
+        if isinstance(description, str):
+            definition["description"] = description
+        parameters = function.get("parameters")
+        if isinstance(parameters, Mapping):
+            definition["parameters"] = parameters
+        definitions.append({"type": "function", "function": definition})
+    return definitions
 
 
 # --- generate -----------------------------------------------------------------------------------
@@ -366,8 +459,8 @@ class _GenerateStream(Stream):
             self.image = chunk.image
 
     def output(self, request: Mapping[str, Any]) -> Any:
-        output = _assistant("".join(self.text), "".join(self.thinking), None, 0)
-        return _with_image(output, self.image)
+        message = _assistant("".join(self.text), "".join(self.thinking), None, 0)
+        return _with_image(_choices(message, getattr(self.last, "done_reason", None)), self.image)
 
     def response_metadata(self) -> dict[str, Any]:
         return logprobs_metadata(self.logprobs)
@@ -387,20 +480,27 @@ class _GenerateStreamWithoutThinking(_GenerateStream):
 @dataclass(frozen=True)
 class Generate(Endpoint):
     """`/api/generate` in Braintrust's chat schema: the system prompt and the prompt (with its
-    images) in as messages, the generated text (and thinking) out as an assistant message."""
+    images and `suffix`) in as messages, the generated text (and thinking) out as choices."""
 
     def input(self, request: Mapping[str, Any]) -> Any:
         messages: list[dict[str, Any]] = []
-        if request.get("system"):
-            messages.append({"role": "system", "content": request["system"]})
-        if request.get("prompt") or request.get("images"):
-            content = _user_content(request.get("prompt"), {"images": request.get("images")})
-            messages.append({"role": "user", "content": content})
+        system = request.get("system")
+        if isinstance(system, str) and system:
+            messages.append({"role": "system", "content": system})
+        prompt = request.get("prompt")
+        content = _user_content(
+            prompt if isinstance(prompt, str) else "", {"images": request.get("images")}
+        )
+        user: dict[str, Any] = {"role": "user", "content": content}
+        suffix = request.get("suffix")
+        if isinstance(suffix, str) and suffix:  # fill-in-the-middle: the text after the gap
+            user["suffix"] = suffix
+        messages.append(user)
         return messages
 
     def output(self, response: Any, request: Mapping[str, Any]) -> Any:
-        output = _assistant(response.response, getattr(response, "thinking", None), None, 0)
-        return _with_image(output, _field(response, "image"))
+        message = _assistant(response.response, getattr(response, "thinking", None), None, 0)
+        return _with_image(_choices(message, response.done_reason), _field(response, "image"))
 
     def stream(self) -> Stream:
         return _GenerateStream() if _sdk_has_thinking() else _GenerateStreamWithoutThinking()
@@ -409,24 +509,18 @@ class Generate(Endpoint):
         return logprobs_metadata(_field(response, "logprobs"))
 
 
-def _with_image(output: dict[str, Any], image: str | None) -> dict[str, Any]:
-    """With a generated image (ollama >= 0.6.2 image models), `{"image": Attachment}`, plus the
-    text (`response`) and `reasoning` when there are any. The image is uploaded as an attachment,
-    never logged as base64 text; Braintrust's chat schema has no assistant image, so this output
-    is not a chat message. An image that is not base64 is left out (`LeftOut`): the output is
-    then the assistant message, as with no image."""
-    if not image:
-        return output
-    try:
-        generated: dict[str, Any] = {"image": _attachment(image, 0, "generated")}
-    except ValueError:  # binascii.Error
-        why = f"not valid base64 ({len(image)} characters)"
-        raise LeftOut(output, "output.image", why) from None
-    if output.get("content"):
-        generated["response"] = output["content"]
-    if output.get("reasoning"):
-        generated["reasoning"] = output["reasoning"]
-    return generated
+def _with_image(choices: list[dict[str, Any]], image: str | None) -> list[dict[str, Any]]:
+    """With a generated image (ollama >= 0.6.2 image models), the choice holds it as `image`
+    beside its message: uploaded as an attachment, never logged as base64 text (Braintrust's
+    chat schema has no assistant image, so it cannot be in the message). An image that is not
+    base64 is left out (`LeftOut`): the output is then the choices without it."""
+    if image:
+        try:
+            choices[0]["image"] = _attachment(image, 0, "generated")
+        except ValueError:  # binascii.Error
+            why = f"not valid base64 ({len(image)} characters)"
+            raise LeftOut(choices, "output.image", why) from None
+    return choices
 
 
 # Log probabilities kept on a span (metadata `token_logprobs`; `logprobs` is the request's switch):
@@ -451,25 +545,28 @@ def logprobs_metadata(logprobs: Any) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Embed(Endpoint):
-    """`/api/embed`: the text(s) in; how many vectors and their dimension out, never the vectors."""
+    """`/api/embed`: the text(s) in; the vectors' length (`embedding_length`) and how many there
+    are out, never the vectors."""
 
     def input(self, request: Mapping[str, Any]) -> Any:
         return request.get("input")
 
     def output(self, response: Any, request: Mapping[str, Any]) -> Any:
-        vectors = list(response.embeddings or [])
-        return {"embeddings": len(vectors), "dimensions": len(vectors[0]) if vectors else 0}
+        vectors = response.embeddings or []
+        if not vectors:
+            return {"embeddings": 0}
+        return {"embedding_length": len(vectors[0]), "embeddings": len(vectors)}
 
 
 @dataclass(frozen=True)
 class Embeddings(Endpoint):
-    """`/api/embeddings` (legacy): the prompt in; the vector's dimension out."""
+    """`/api/embeddings` (legacy): the prompt in; the vector's length out."""
 
     def input(self, request: Mapping[str, Any]) -> Any:
         return request.get("prompt")
 
     def output(self, response: Any, request: Mapping[str, Any]) -> Any:
-        return {"dimensions": len(response.embedding or [])}
+        return {"embedding_length": len(response.embedding or [])}
 
 
 # --- web search and fetch (ollama >= 0.6.0: https://ollama.com/api/...) ------------------------
@@ -501,9 +598,7 @@ class Web(Endpoint):
     def metrics(self, last: Any) -> dict[str, float]:
         return {}  # no tokens: a search is not a model call
 
-    def metadata(
-        self, request: Mapping[str, Any], last: Any, host: str | None, *, content: bool = True
-    ) -> dict[str, Any]:
+    def metadata(self, request: Mapping[str, Any], last: Any, host: str | None) -> dict[str, Any]:
         metadata: dict[str, Any] = {"provider": "ollama"}
         for key, value in request.items():
             if key not in self.content_keys and value is not None:
@@ -577,9 +672,8 @@ ENDPOINTS: Mapping[str, Endpoint] = _by_path(
     Generate(
         "/api/generate",
         "ollama.generate",
-        content_keys=("prompt", "system", "images"),
+        content_keys=("prompt", "system", "images", "suffix"),
         chat_schema=True,
-        content_settings=("suffix",),
     ),
     Embed("/api/embed", "ollama.embed", content_keys=("input",), has_first_token=False),
     Embeddings(

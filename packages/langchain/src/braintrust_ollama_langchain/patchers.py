@@ -9,7 +9,9 @@
 3. `langchain_core.callbacks.manager._configure`, where LangChain builds every run's callback
    manager (`invoke`, `ainvoke`, `stream`, `astream`, `batch`, tools, retrievers, nested runs,
    LangGraph): it leaves each run exactly one Braintrust handler, adding the global one when the
-   run has none. Two handlers on a run would each write a span tree.
+   run has none. Two handlers on a run would each write a span tree. A root run also remembers
+   the user's line that started it (`remember_caller`), the caller of the Ollama calls LangGraph
+   makes from tasks or threads of its own.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from types import ModuleType
 from typing import Any
 
 import wrapt
-from braintrust_ollama import tokens_counted_under
+from braintrust_ollama import remember_caller, tokens_counted_under
 from braintrust_ollama._warn import warn_once
 
 from ._global_handler import ProcessWideHandler
@@ -201,6 +203,8 @@ def _configured(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict
     manager = wrapped(*args, **kwargs)
     try:
         one_braintrust_handler(manager)
+        if manager.parent_run_id is None:  # a root run: LangGraph may run its nodes as tasks
+            remember_caller()
     except Exception:
         warn_once(
             _log, "could not choose the Braintrust handler of a LangChain run", unaffected="the run"

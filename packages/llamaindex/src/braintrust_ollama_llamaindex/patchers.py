@@ -3,17 +3,21 @@
 - Streaming methods (`Ollama`'s six, `StructuredLLM.stream_chat` / `astream_chat`, and the base
   `LLM.stream` / `astream` that streaming query engines use) claim the LlamaIndex span their call
   opens, and hand back their stream wrapped in a `StreamSpan`.
+- `Workflow.run` (agents are workflows) remembers the user's line calling it: the Ollama calls
+  of its steps, which run on tasks of the run's own, name it in their `context`.
 - `BraintrustSpanHandler` (patched on the class, so every instance is covered however it was
   registered: ours, Braintrust's `setup_llamaindex()` / `auto_instrument()`, or the user's own):
   - `new_span` leaves out the spans of an LLM's private helpers (`_prepare_chat_with_tools`),
     which LlamaIndex opens only because they are abstract in its base class: they call no model
-    and would stand beside the model call as empty duplicates;
+    and would stand beside the model call as empty duplicates; it gives a workflow run's span
+    its question, names a workflow step's span after the step, and has a root span remember the
+    user's line that opened it;
   - `prepare_to_exit_span` leaves a claimed span open when LlamaIndex exits it on handing the
     stream back (the `StreamSpan` ends it when the stream does), and likewise a span that
     returns a query's `StreamingResponse` (its text is computed, LLM call included, as the user
     reads it); and it gives a span the output of what ran under it where the handler has none:
-    the message of the Ollama SDK call an LLM span made (tool calls included), the object a
-    structured prediction returned, a tool's result.
+    the output of the Ollama SDK call an LLM span made (tool calls included), the object a
+    structured prediction returned, a tool's result, a workflow run's answer.
 
 Non-streamed calls (chat, complete, tools, embeddings) already run the Ollama SDK call while
 Braintrust's LlamaIndex span is current, so they nest without any patch.
@@ -30,10 +34,10 @@ from contextvars import ContextVar
 from typing import Any
 
 import wrapt
-from braintrust_ollama import output_under
+from braintrust_ollama import output_under, remember_caller
 from braintrust_ollama._warn import warn_once
 from llama_index.core.base.llms.base import BaseLLM
-from llama_index.core.base.llms.types import ChatResponse
+from llama_index.core.base.llms.types import ChatMessage, ChatResponse
 from llama_index.core.base.response.schema import (
     AsyncStreamingResponse,
     Response,
@@ -41,6 +45,7 @@ from llama_index.core.base.response.schema import (
 )
 from llama_index.core.instrumentation.span import BaseSpan
 from llama_index.core.tools.types import ToolOutput
+from llama_index.core.workflow import StopEvent, Workflow
 from pydantic import BaseModel
 
 from ._streams import (
@@ -115,23 +120,96 @@ def _arguments(args: tuple[Any, ...], kwargs: dict[str, Any], *names: str) -> li
 
 def _is_llm_helper(id_: str, instance: Any) -> bool:
     """A span LlamaIndex opens on an LLM's private method (its id is `Class.method-<uuid>`)."""
-    method = id_.split("-", 1)[0].rsplit(".", 1)[-1]
-    return method.startswith("_") and isinstance(instance, BaseLLM)
+    return _method(id_).startswith("_") and isinstance(instance, BaseLLM)
 
 
 def _new_span(
     wrapped: Callable[..., Any], handler: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    """`new_span`: an LLM helper's span is tracked by LlamaIndex but gets no Braintrust span."""
+    """`new_span`: an LLM helper's span is tracked by LlamaIndex but gets no Braintrust span. A
+    root span remembers the user's line that started the run, for the Ollama calls its workflow
+    steps make on tasks of their own."""
     try:
         id_, _, instance, parent_id = _arguments(
             args, kwargs, "id_", "bound_args", "instance", "parent_span_id"
         )
         if _is_llm_helper(id_, instance):
             return BaseSpan(id_=id_, parent_id=parent_id)
+        if parent_id is None:
+            remember_caller()
     except Exception:
         warn_once(_log, "could not open a LlamaIndex span", unaffected="the LlamaIndex call")
-    return wrapped(*args, **kwargs)
+    span = wrapped(*args, **kwargs)
+    try:
+        _describe(handler, *_arguments(args, kwargs, "id_", "bound_args", "instance"))
+    except Exception:
+        warn_once(_log, "could not describe a LlamaIndex span", unaffected="the LlamaIndex call")
+    return span
+
+
+def _describe(handler: Any, id_: str, bound_args: Any, instance: Any) -> None:
+    """What Braintrust's handler leaves out of a new span: a workflow run's question (its start
+    event, or the keyword arguments `run()` makes it from) and a workflow step's name (the
+    handler names every step `llamaindex`, or after its workflow)."""
+    record = handler._bt_spans.get(id_)
+    if record is None:
+        return
+    method = _method(id_)
+    if isinstance(instance, Workflow) and method == "run":
+        arguments = bound_args.arguments
+        event = arguments.get("start_event")
+        fields = _event_fields(event) if event is not None else arguments.get("kwargs") or {}
+        question = {k: _plain(v) for k, v in fields.items() if _is_plain(v)}
+        if question:
+            record.bt_span.log(input=question)
+    elif instance is None or (isinstance(instance, Workflow) and method != "run_from"):
+        record.bt_span.set_attributes(name=method)
+
+
+def _method(id_: str) -> str:
+    """The method or function a LlamaIndex span id names: `Class.method-<uuid4>` -> `method`."""
+    return id_.split("-", 1)[0].rsplit(".", 1)[-1]
+
+
+def _event_fields(event: Any) -> dict[str, Any]:
+    """A workflow event's declared fields and the ones it was given beyond them."""
+    fields = {name: getattr(event, name, None) for name in type(event).model_fields}
+    fields.update(event.items())
+    return fields
+
+
+def _is_plain(value: Any) -> bool:
+    """Text, numbers, messages and lists of them: what a question or an answer is made of (not
+    the memory or context objects a run is also handed)."""
+    if isinstance(value, (list, tuple)):
+        return bool(value) and all(_is_plain(v) for v in value)
+    return isinstance(value, (str, int, float, ChatMessage)) and value != ""
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, ChatMessage):
+        return {"role": str(value.role.value), "content": value.content}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _answer(result: Any) -> Any:
+    """A workflow run's answer: its `StopEvent`'s result; an agent's reply as `{"response"}`."""
+    if isinstance(result, StopEvent):
+        result = result.result
+    response = getattr(result, "response", None)
+    if isinstance(response, ChatMessage):  # an agent's AgentOutput
+        answer: dict[str, Any] = {"response": response.content}
+        structured = getattr(result, "structured_response", None)
+        if structured is not None:
+            answer["structured_response"] = structured
+        return answer
+    if isinstance(result, ChatMessage):
+        return _plain(result)
+    if isinstance(result, BaseModel):
+        return result.model_dump(mode="json")
+    return result
 
 
 def _drop_span(
@@ -183,22 +261,34 @@ def _exit_span(
 def _output(handler: Any, id_: str, instance: Any, result: Any) -> Any:
     """A span's output where Braintrust's handler has none or less (None: the handler's stands).
 
-    An LLM's chat response: the output of the Ollama SDK call made under the span (the message
-    with its tool calls and thinking, which the handler leaves out). A structured prediction:
-    the object. A tool call: its result as the model reads it.
+    An LLM's chat response: the output of the Ollama SDK call made under the span (the reply as
+    choices, with its tool calls and thinking, which the handler leaves out), or, while that
+    call is not written yet (an async stream broken off), the text LlamaIndex saw in the same
+    shape. A structured prediction: the object. A tool call: its result as the model reads it.
     """
     record = handler._bt_spans.get(id_)  # Braintrust's span for this LlamaIndex span
     if record is None:
         return None
     if isinstance(result, ToolOutput):
         return result.content
+    if isinstance(instance, Workflow) and _method(id_) == "run":
+        return _answer(result)
     if not isinstance(instance, BaseLLM):
         return None
     if isinstance(result, ChatResponse):
-        return output_under(record.bt_span)
+        under = output_under(record.bt_span)
+        if under is not None or not _is_ollama_llm(instance):
+            return under
+        message = {"role": "assistant", "content": result.message.content or ""}
+        return [{"index": 0, "finish_reason": "stop", "message": message}]
     if isinstance(result, BaseModel) and not hasattr(result, "raw"):
         return result.model_dump()
     return None
+
+
+def _is_ollama_llm(instance: Any) -> bool:
+    """LlamaIndex's `Ollama` LLM (or a subclass): its chat spans stand for one model call."""
+    return any(cls.__module__.startswith(OLLAMA_MODULE) for cls in type(instance).__mro__)
 
 
 def _claim_span(
@@ -241,6 +331,18 @@ def _keep_open_while_streaming(
     result.response_gen = keep(text, span)
     record.bt_span.unset_current()  # as Braintrust's handler would on exit: the caller goes on
     return True
+
+
+# --- workflow runs ---------------------------------------------------------------------------
+
+
+def _workflow_run(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """`Workflow.run`: the user's line calling it is the caller of the Ollama calls its steps
+    make, on asyncio tasks of the run's own."""
+    remember_caller()
+    return wrapped(*args, **kwargs)
 
 
 # --- streaming methods -----------------------------------------------------------------------
@@ -333,8 +435,10 @@ def patch_span_handler() -> bool:
 
 
 def patch_core_llms() -> bool:
-    """Patch the streaming methods of core's `LLM` and `StructuredLLM` (idempotent)."""
+    """Patch the streaming methods of core's `LLM` and `StructuredLLM`, and `Workflow.run`
+    (idempotent)."""
     _patch_streams(_streaming_classes(ollama=False, load=True))
+    _patch(Workflow, "run", _workflow_run)
     return True
 
 
@@ -368,3 +472,4 @@ def unpatch() -> None:
     for owner, sync, async_ in loaded + _streaming_classes(ollama=True, load=False):
         for name in (*sync, *async_):
             _unpatch(owner, name)
+    _unpatch(Workflow, "run")
