@@ -4,6 +4,9 @@ erases them."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -235,3 +238,31 @@ def test_a_span_id_holding_a_nul_character_still_merges(tmp_path: Path) -> None:
         "answer",
         {"start": 1.0, "end": 2.0},
     )
+
+
+def test_a_store_an_earlier_version_wrote_is_read_and_appended_to(tmp_path: Path) -> None:
+    """Version 2 kept one merged row per span (`spans`); its rows are kept as appended rows."""
+    path = tmp_path / "traces.db"
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.executescript(
+            "PRAGMA journal_mode = WAL;"
+            "CREATE TABLE spans (id TEXT PRIMARY KEY, root_span_id TEXT NOT NULL, span_id TEXT,"
+            " start REAL, row TEXT NOT NULL);"
+            "CREATE TABLE attachments (key TEXT PRIMARY KEY, content_type TEXT NOT NULL,"
+            " filename TEXT NOT NULL, data BLOB NOT NULL);"
+            "PRAGMA user_version = 2;"
+        )
+        db.execute(
+            "INSERT INTO spans VALUES (?, ?, ?, ?, ?)",
+            ("s", "s", "s", 100.0, json.dumps({k: v for k, v in MERGED.items()})),
+        )
+        db.execute("INSERT INTO attachments VALUES ('k', 'image/png', 'a.png', x'89')")
+    path.chmod(0o600)
+    store = LocalStore(path)
+    assert store.rows("s") == [MERGED]
+    assert store.attachment("k") is not None
+    store.append([{**IDENTITY, "_is_merge": True, "metadata": {"later": True}}])
+    assert store.rows("s")[0]["metadata"] == {**MERGED["metadata"], "later": True}
+    assert [t.name for t in store.traces()] == ["request"]
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA auto_vacuum").fetchone() == (2,)  # incremental, as new stores

@@ -661,6 +661,10 @@ def _prepare_database(db: sqlite3.Connection) -> None:
         with contextlib.suppress(sqlite3.Error):
             db.execute("ROLLBACK")
         raise
+    if version == 2:  # once: rebuilt so that freed pages can be returned to the file system
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            db.execute("VACUUM")
 
 
 def _from_version_2(db: sqlite3.Connection) -> None:
