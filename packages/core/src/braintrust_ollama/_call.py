@@ -12,11 +12,16 @@ made the call, even for a stream written later from inside its iteration — and
 is recorded (`record_content` on the client or its class, set by `setup_ollama` / `wrap_ollama`).
 Errors are recorded as Braintrust's own spans record them (`stringify_exception`: the traceback,
 type and message).
+
+A chat or generate call (an `inspected` endpoint) also looks its model up in the model-info cache
+(`_model_info`, never waiting for it) and reads the response's raw JSON as the SDK parses it
+(`ResponseReader`), so its span can say why the answer may be bad (`_insight`).
 """
 
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import sys
 import time
@@ -26,6 +31,8 @@ import braintrust
 from braintrust.logger import NOOP_SPAN, get_span_parent_object, stringify_exception
 
 from . import tracing
+from ._insight import Answer, inspect_call
+from ._model_info import MODEL_INFO, Server
 from ._warn import warn_once
 
 _log = logging.getLogger(__name__)
@@ -84,7 +91,9 @@ class OllamaCall:
         "_caller",
         "_content",
         "_host",
+        "_model",
         "_parent",
+        "_reader",
         "_request",
         "_start",
         "endpoint",
@@ -111,6 +120,31 @@ class OllamaCall:
         self._parent = parent if hasattr(parent, "start_span") else contextvars.copy_context()
         self._start = time.time()
         self.finished = False
+        self._reader: ResponseReader | None = None
+        self._model: tuple[str, str, Any, Any] | None = None  # host, model, entry, server
+
+    def _inspect(self, client: Any) -> None:
+        """For a chat or generate call: read the raw response, and look the model up."""
+        self._reader = ResponseReader()
+        model = self._request.get("model")
+        if self._host and isinstance(model, str) and model:
+            server = functools.partial(_server_of, client)
+            entry = MODEL_INFO.look_up(self._host, model, server)
+            if entry is not None:
+                self._model = (self._host, model, entry, server)
+
+    def sdk_args(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The SDK `_request` arguments to call with: the response type (`args[0]`) read
+        through this call's `ResponseReader`, for an inspected endpoint."""
+        reader = self._reader
+        if reader is None or not args or not isinstance(args[0], type):
+            return args
+        try:
+            reader.cls = args[0]
+            return (reader, *args[1:])
+        except Exception:
+            warn_once(_log, "could not read a response's raw JSON")
+            return args
 
     @classmethod
     def begin(cls, client: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> OllamaCall | None:
@@ -129,7 +163,7 @@ class OllamaCall:
                 return None
             if isinstance(parent, braintrust.Span):
                 setattr(parent, _TOKENS_MARKER, True)
-            return cls(
+            call = cls(
                 endpoint,
                 kwargs.get("json") or {},
                 _client_host(client),
@@ -137,6 +171,9 @@ class OllamaCall:
                 content=getattr(client, RECORD_CONTENT_ATTR, True),
                 caller=_caller_location(),
             )
+            if endpoint.inspected:
+                call._inspect(client)
+            return call
         except Exception:
             warn_once(_log, "could not start a span")
             return None
@@ -148,7 +185,14 @@ class OllamaCall:
             end = time.time()
             # Log probabilities are the generated tokens: content, kept only with it.
             extra = self.endpoint.response_metadata(response) if self._content else None
-            self.write(output, response, end, first_token=end, extra_metadata=extra)
+            self.write(
+                output,
+                response,
+                end,
+                first_token=end,
+                extra_metadata=extra,
+                answer=self.endpoint.answer(response),
+            )
         except Exception:
             warn_once(_log, "could not record a response")
 
@@ -165,9 +209,11 @@ class OllamaCall:
         first_token: float | None,
         error: BaseException | None = None,
         extra_metadata: dict[str, Any] | None = None,
+        answer: Answer | None = None,
     ) -> None:
         """Write the span: `last` is the response or final chunk holding the counters;
-        `extra_metadata` is what the response said beyond its output (log probabilities)."""
+        `extra_metadata` is what the response said beyond its output (log probabilities);
+        `answer` what the model returned (for an inspected endpoint's checks)."""
         if self.finished:
             return
         self.finished = True
@@ -179,6 +225,8 @@ class OllamaCall:
         metadata = endpoint.metadata(self._request, last, self._host, content=self._content)
         if extra_metadata:
             metadata.update(extra_metadata)
+        if endpoint.inspected:
+            self._add_insight(metadata, metrics, last, answer, failed=error is not None)
         event: dict[str, Any] = {"metadata": metadata, "metrics": metrics}
         if self._content:
             event["input"] = endpoint.input(self._request)
@@ -201,6 +249,35 @@ class OllamaCall:
             self._parent.run(braintrust.start_span, **fields, **event)
         else:
             self._parent.start_span(**fields, **event)
+
+    def _add_insight(
+        self,
+        metadata: dict[str, Any],
+        metrics: dict[str, Any],
+        last: Any,
+        answer: Answer | None,
+        *,
+        failed: bool,
+    ) -> None:
+        """What the model is and why its answer may be bad (`_insight`); after a cold start,
+        the model's `/api/ps` is asked again, for the next span."""
+        try:
+            entry = self._model[2] if self._model else None
+            found, counted = inspect_call(
+                self._request,
+                last,
+                answer,
+                entry.facts if entry is not None else None,
+                cached_tokens=_cached_tokens(last, self._reader),
+                failed=failed,
+            )
+            metadata.update(found)
+            metrics.update(counted)
+            load = getattr(last, "load_duration", None)
+            if self._model and load and load > tracing.COLD_START_SECONDS * 1e9:
+                MODEL_INFO.loaded_again(*self._model)
+        except Exception:
+            warn_once(_log, "could not inspect a response")
 
     def fail(self, error: BaseException) -> None:
         """End with the error the SDK call raised."""
@@ -252,6 +329,7 @@ class CallStream:
                 first_token=self.first_token,
                 error=error,
                 extra_metadata=extra,
+                answer=stream.answer(),
             )
         except Exception:
             warn_once(_log, "could not record a stream")
@@ -259,6 +337,39 @@ class CallStream:
 
 def _ignore(chunk: Any) -> None:
     pass
+
+
+class ResponseReader:
+    """Stands in for the response type the SDK's `_request(cls, ...)` builds each response or
+    stream chunk with: it builds them exactly as the SDK would (`cls(**part)`) and keeps the
+    last raw JSON object, whose fields the SDK's pydantic models drop when they do not declare
+    them (`prompt_eval_cached_count`). tests/core/test_local_model_problems.py fails if an SDK
+    release stops building responses this way."""
+
+    __slots__ = ("cls", "last")
+
+    def __init__(self) -> None:
+        self.cls: Any = None
+        self.last: dict[str, Any] | None = None
+
+    def __call__(self, **part: Any) -> Any:
+        self.last = part
+        return self.cls(**part)
+
+
+def _cached_tokens(last: Any, reader: ResponseReader | None) -> int | None:
+    """`prompt_eval_cached_count`: the SDK's field when it declares one, else the raw JSON's."""
+    value = tracing._field(last, "prompt_eval_cached_count") if last is not None else None
+    if value is None and reader is not None and reader.last is not None and last is not None:
+        value = reader.last.get("prompt_eval_cached_count")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _server_of(client: Any) -> Server:
+    """Where the client's server is, for the model-info fetch: its base URL and headers
+    (credentials included, never logged)."""
+    http = client._client
+    return Server(str(http.base_url), tuple(http.headers.items()))
 
 
 def _caller_location() -> dict[str, Any] | None:

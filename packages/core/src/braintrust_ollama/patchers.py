@@ -25,7 +25,7 @@ def _traced_request(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     if call is None:
         return wrapped(*args, **kwargs)
     try:
-        result = wrapped(*args, **kwargs)
+        result = wrapped(*call.sdk_args(args), **kwargs)
     except BaseException as error:
         call.fail(error)
         raise
@@ -40,7 +40,7 @@ async def _traced_async_request(wrapped: Any, instance: Any, args: Any, kwargs: 
     if call is None:
         return await wrapped(*args, **kwargs)
     try:
-        result = await wrapped(*args, **kwargs)
+        result = await wrapped(*call.sdk_args(args), **kwargs)
     except BaseException as error:
         call.fail(error)
         raise

@@ -57,6 +57,8 @@ from typing import Any
 
 from braintrust import Attachment
 
+from ._insight import Answer
+
 __all__ = [
     "COLD_START_SECONDS",
     "ENDPOINTS",
@@ -109,6 +111,10 @@ class Stream:
         """What the chunks said beyond the output (log probabilities), for the metadata."""
         return {}
 
+    def answer(self) -> Answer | None:
+        """What the model returned so far, for the checks of `inspected` endpoints."""
+        return None
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -121,6 +127,9 @@ class Endpoint:
     has_first_token: bool = True
     chat_schema: bool = False  # input and output in Braintrust's chat message schema
     content_settings: tuple[str, ...] = ()  # settings in metadata only when content is recorded
+    # A local model's answer: the span also says why it may be bad (braintrust_ollama._insight)
+    # and what the model is (braintrust_ollama._model_info); `answer` feeds the checks.
+    inspected: bool = False
 
     def input(self, request: Mapping[str, Any]) -> Any:
         """The span input for the request body the SDK sent."""
@@ -165,6 +174,10 @@ class Endpoint:
         """What a whole response says beyond the output (log probabilities), for the metadata."""
         return {}
 
+    def answer(self, response: Any) -> Answer | None:
+        """What a whole response returned, for the checks of `inspected` endpoints."""
+        return None
+
 
 # --- chat ---------------------------------------------------------------------------------------
 
@@ -201,6 +214,9 @@ class _ChatStream(Stream):
     def response_metadata(self) -> dict[str, Any]:
         return logprobs_metadata(self.logprobs)
 
+    def answer(self) -> Answer | None:
+        return Answer("".join(self.content), len(self.tool_calls), bool(self.thinking))
+
 
 class _ChatStreamWithoutThinking(_ChatStream):
     """For SDKs before ollama 0.5.2, whose messages have no `thinking`."""
@@ -234,6 +250,11 @@ class Chat(Endpoint):
 
     def response_metadata(self, response: Any) -> dict[str, Any]:
         return logprobs_metadata(_field(response, "logprobs"))
+
+    def answer(self, response: Any) -> Answer | None:
+        message = response.message
+        thinking = getattr(message, "thinking", None)  # ollama < 0.5.2 has no thinking
+        return Answer(message.content or "", len(message.tool_calls or ()), bool(thinking))
 
 
 def chat_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -358,6 +379,9 @@ class _GenerateStream(Stream):
     def response_metadata(self) -> dict[str, Any]:
         return logprobs_metadata(self.logprobs)
 
+    def answer(self) -> Answer | None:
+        return Answer("".join(self.text), 0, bool(self.thinking), bool(self.image))
+
 
 class _GenerateStreamWithoutThinking(_GenerateStream):
     """For SDKs before ollama 0.5.2, whose chunks have no `thinking`."""
@@ -393,6 +417,11 @@ class Generate(Endpoint):
 
     def response_metadata(self, response: Any) -> dict[str, Any]:
         return logprobs_metadata(_field(response, "logprobs"))
+
+    def answer(self, response: Any) -> Answer | None:
+        thinking = getattr(response, "thinking", None)  # ollama < 0.5.2 has no thinking
+        image = bool(_field(response, "image"))
+        return Answer(response.response or "", 0, bool(thinking), image)
 
 
 def _with_image(output: dict[str, Any], image: str | None) -> dict[str, Any]:
@@ -554,13 +583,14 @@ def _by_path(*endpoints: Endpoint) -> Mapping[str, Endpoint]:
 
 # Every traced endpoint, by path.
 ENDPOINTS: Mapping[str, Endpoint] = _by_path(
-    Chat("/api/chat", "ollama.chat", content_keys=("messages",), chat_schema=True),
+    Chat("/api/chat", "ollama.chat", content_keys=("messages",), chat_schema=True, inspected=True),
     Generate(
         "/api/generate",
         "ollama.generate",
         content_keys=("prompt", "system", "images"),
         chat_schema=True,
         content_settings=("suffix",),
+        inspected=True,
     ),
     Embed("/api/embed", "ollama.embed", content_keys=("input",), has_first_token=False),
     Embeddings(
