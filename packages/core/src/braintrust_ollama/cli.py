@@ -6,6 +6,9 @@
                                             --save-attachments DIR: its images as files)
     braintrust-ollama traces push [ID|last|--since WHEN] --project NAME
                                             send stored traces to Braintrust (no duplicates)
+    braintrust-ollama traces stats [--since WHEN] [--json]
+                                            one row per model: calls, errors, latency, tokens,
+                                            speed, cold starts, truncated prompts, format errors
 
 Exit codes: 0 success, 1 a demo call failed or no single trace matched, 2 bad usage.
 Errors are one line on stderr, never a traceback.
@@ -22,13 +25,14 @@ from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from braintrust_ollama.local.stats import model_stats
 from braintrust_ollama.local.store import (
     HOME_ENV,
     LocalStore,
     default_store_path,
     save_trace_attachments,
 )
-from braintrust_ollama.local.view import make_console, trace_table, trace_tree
+from braintrust_ollama.local.view import make_console, stats_table, trace_table, trace_tree
 
 __all__ = ["main"]
 
@@ -62,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
         "-n", "--limit", type=_positive_int, default=20, help="how many (default 20)"
     )
     traces.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    actions = traces.add_subparsers(dest="action", metavar="{show,push}")
+    actions = traces.add_subparsers(dest="action", metavar="{show,push,stats}")
     show = actions.add_parser("show", help="print one trace as a tree")
     show.add_argument("trace", nargs="?", default="last", help="a trace id (or prefix), or last")
     show.add_argument("--json", action="store_true", help="print the trace's raw span rows")
@@ -86,6 +90,19 @@ def _parser() -> argparse.ArgumentParser:
         " or an age (30m, 2h, 7d)",
     )
     push.add_argument("--project", required=True, help="the Braintrust project to send them to")
+    stats = actions.add_parser(
+        "stats",
+        help="one row per model: calls, errors, latency, tokens, speed, cold starts, truncations",
+        description="Per-model statistics of the Ollama calls in the local store: calls and"
+        " errors, median and 95th-percentile duration, prompt and output tokens, median output"
+        " tokens per second, cold starts, truncated prompts and format errors.",
+    )
+    stats.add_argument(
+        "--since",
+        help="only calls started since WHEN: an ISO date or time (2026-05-01, 2026-05-01T09:00)"
+        " or an age (30m, 2h, 7d)",
+    )
+    stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
 
 
@@ -125,6 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _push(args.trace, since=args.since, project=args.project)
         if args.action == "show":
             return _show(args.trace, as_json=args.json, save_attachments=args.save_attachments)
+        if args.action == "stats":
+            return _stats(since=args.since, as_json=args.json)
         return _list(args.limit, as_json=args.json)
     except KeyboardInterrupt:
         return 130
@@ -159,6 +178,19 @@ def _show(trace: str, *, as_json: bool, save_attachments: Path | None = None) ->
     if save_attachments is not None:
         for path in save_trace_attachments(store, rows, save_attachments):
             print(f"braintrust-ollama: saved {path}", file=sys.stderr)
+    return 0
+
+
+def _stats(*, since: str | None, as_json: bool) -> int:
+    store = LocalStore()
+    stats = model_stats(store.model_spans(_since(since) if since else None))
+    if as_json:
+        print(json.dumps([s.as_dict() for s in stats], indent=2, ensure_ascii=False))
+    elif not stats:
+        when = f" since {since}" if since else ""
+        print(f"No Ollama calls{when} in {store.path}. Make some: braintrust-ollama demo")
+    else:
+        make_console().print(stats_table(stats))
     return 0
 
 

@@ -1,7 +1,9 @@
-"""The terminal views of local traces: a table of recent traces and one trace as a tree.
+"""The terminal views of local traces: a table of recent traces, one trace as a tree, and the
+per-model statistics.
 
 Rendered with rich; colours and styles follow rich's terminal detection (none when the output is
-not a terminal, none with NO_COLOR set).
+not a terminal, none with NO_COLOR set). Span data is only ever put in `Text` objects, never in
+markup strings.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from rich.console import Console, Group
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.table import Table
 from rich.text import Text
 
+from braintrust_ollama.local.stats import ModelStats
 from braintrust_ollama.local.store import TraceSummary, span_name, summarize
 
-__all__ = ["make_console", "trace_table", "trace_tree"]
+__all__ = ["make_console", "stats_table", "trace_table", "trace_tree"]
 
 _ERROR_CHARS = 160
 # Levels of the tree shown by indentation; deeper spans show their depth as a number.
@@ -56,8 +59,9 @@ def trace_table(traces: Sequence[TraceSummary]) -> Table:
 
 
 def trace_tree(rows: Sequence[dict[str, Any]], root_span_id: str) -> Group:
-    """One trace: a line per span (name, type, model, duration, tokens, time to first token,
-    error), children in start order under their first parent.
+    """One trace: a line per span (name, type, model with its size and quantization, duration,
+    tokens, time to first token, error), then a `⚠` line per warning the span carries
+    (`metadata.warnings`), children in start order under their first parent.
 
     Any depth prints (no recursion). Guides indent the first `INDENT_LEVELS` levels; deeper
     spans stay at that indent and show their depth (`(depth 37)`, the top span's being 0), so names are never pushed
@@ -76,7 +80,7 @@ def trace_tree(rows: Sequence[dict[str, Any]], root_span_id: str) -> Group:
         ("  ", ""),
         (f"{summary.spans} spans, {_duration(summary.duration_s)}", "dim"),
     )
-    lines = [heading]
+    lines: list[RenderableType] = [heading]
     # Depth-first with an explicit stack: (row, depth, guides of its ancestors, is last child).
     stack: list[tuple[dict[str, Any], int, str, bool]] = []
 
@@ -101,6 +105,7 @@ def trace_tree(rows: Sequence[dict[str, Any]], root_span_id: str) -> Group:
         lines.append(line)
         if depth < INDENT_LEVELS:
             guides += "    " if last else "│   "
+        lines.extend(_warnings(row, guides))
         push_children(row.get("span_id"), depth + 1, guides)
     return Group(*lines)
 
@@ -114,6 +119,9 @@ def _label(row: dict[str, Any]) -> Text:
         label.append(f" [{attributes['type']}]", style="dim")
     if metadata.get("model"):
         label.append(f"  {metadata['model']}", style="cyan")
+        size = _model_size(metadata.get("model_details"))
+        if size:
+            label.append(f" ({size})", style="cyan")
     start, end = _seconds(metrics, "start"), _seconds(metrics, "end")
     duration = end - start if start is not None and end is not None else None
     if duration is not None:
@@ -137,6 +145,88 @@ def _label(row: dict[str, Any]) -> Text:
             error = error[: _ERROR_CHARS - 3] + "..."
         label.append(f"  error: {error}", style="bold red")
     return label
+
+
+def _model_size(details: Any) -> str:
+    """`8.2B Q4_K_M`: the model's size and quantization, from `metadata.model_details`."""
+    if not isinstance(details, dict):
+        return ""
+    parts = (details.get("parameter_size"), details.get("quantization_level"))
+    return " ".join(str(p) for p in parts if isinstance(p, str) and p)
+
+
+def _warnings(row: dict[str, Any], guides: str) -> list[RenderableType]:
+    """A `⚠` line per warning of the span (`metadata.warnings`), under it."""
+    warnings = (row.get("metadata") or {}).get("warnings")
+    if not isinstance(warnings, list):
+        return []
+    return [
+        _Wrapped(Text(f"{guides}  ", style="dim"), "⚠ ", Text(str(warning), style="yellow"))
+        for warning in warnings
+    ]
+
+
+class _Wrapped:
+    """`text` wrapped to the width left after `indent` and `marker`: its first line behind
+    both, the others behind the indent and blanks as wide as the marker (no trailing blanks)."""
+
+    def __init__(self, indent: Text, marker: str, text: Text) -> None:
+        self.indent = indent
+        self.marker = marker
+        self.text = text
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        inset = self.indent.cell_len + len(self.marker)
+        lines = self.text.wrap(console, max(options.max_width - inset, 20))
+        for i, line in enumerate(lines):
+            line.rstrip()
+            marker = Text(self.marker if i == 0 else " " * len(self.marker), style=line.style)
+            yield Text.assemble(self.indent, marker, line)
+
+
+# What the columns of `stats_table` hold, printed under it.
+STATS_LEGEND = (
+    "in / out: prompt / output tokens; p50 / p95: duration of a call; tok/s: median output"
+    " tokens per second; cold: cold starts; trunc: truncated prompts; fmt: format errors"
+)
+
+
+def stats_table(stats: Sequence[ModelStats]) -> Group:
+    """One row per model: calls, errors, median and p95 duration, prompt and output tokens,
+    median output tokens per second, cold starts, truncated prompts, format errors; then
+    what the columns hold."""
+    table = Table(box=None, pad_edge=False, padding=(0, 1, 0, 0))
+    table.add_column("model", overflow="fold")
+    for column in ("calls", "err", "p50", "p95", "in", "out", "tok/s", "cold", "trunc", "fmt"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for s in stats:
+        table.add_row(
+            Text(s.model),
+            str(s.calls),
+            Text(str(s.errors), style="red") if s.errors else Text("-"),
+            _duration(s.median_s),
+            _duration(s.p95_s),
+            _count(s.prompt_tokens),
+            _count(s.completion_tokens),
+            f"{s.median_tokens_per_second:.1f}" if s.median_tokens_per_second else "-",
+            str(s.cold_starts) if s.cold_starts else "-",
+            _flagged(s.truncated_prompts),
+            _flagged(s.format_errors),
+        )
+    return Group(table, _Wrapped(Text(), "", Text(STATS_LEGEND, style="dim")))
+
+
+def _flagged(count: int) -> Text:
+    return Text(str(count), style="yellow") if count else Text("-")
+
+
+def _count(tokens: int) -> str:
+    """`950`, `12.3k`, `4.1M`: a token count in at most 6 characters."""
+    if tokens < 10_000:
+        return str(tokens)
+    if tokens < 10_000_000:
+        return f"{tokens / 1000:.1f}k" if tokens < 1_000_000 else f"{tokens / 1e6:.2f}M"
+    return f"{tokens / 1e6:.0f}M"
 
 
 def _error_line(error: Any) -> str:
