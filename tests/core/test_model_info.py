@@ -9,12 +9,14 @@ Ollama's API documentation.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 import time
 from typing import Any
 
 import braintrust
+import httpx
 import ollama
 import pytest
 from braintrust_ollama import _model_info
@@ -334,7 +336,8 @@ def test_an_unreachable_server_is_one_debug_line_per_fetch(
     port = sock.getsockname()[1]
     try:
         client = ollama.Client(host=f"http://user:hunter2@127.0.0.1:{port}")
-        with braintrust.start_span(name="request"), pytest.raises(ConnectionError):
+        refused = (ConnectionError, httpx.ConnectError)  # ollama 0.4.0 lets httpx's through
+        with braintrust.start_span(name="request"), pytest.raises(refused):
             client.chat(model=MODEL, messages=HI)
         assert model_info.wait(timeout=10)
     finally:
@@ -412,3 +415,48 @@ def test_embeddings_fetch_nothing(memory_logger, ollama_server, traced, model_in
         client.embeddings(model="all-minilm", prompt="Hi")
     assert model_info.wait(timeout=10)
     assert info_requests(ollama_server) == []
+
+
+def test_calls_that_each_load_the_model_ask_ps_again_at_most_once_a_while(
+    memory_logger, ollama_server, traced, model_info, monkeypatch
+):
+    monkeypatch.setattr(_model_info, "REFRESH_INTERVAL_S", 60.0)
+    client = ollama.Client(host=ollama_server.url)
+    with braintrust.start_span(name="request"):
+        for _ in range(5):  # keep_alive=0: every call loads the model (2 s)
+            ollama_server.reply("/api/chat", Chat("Hi!", load_duration=2_000_000_000))
+            client.chat(model=MODEL, messages=HI, keep_alive=0)
+    assert model_info.wait(timeout=10)
+    assert info_requests(ollama_server) == ["/api/show", "/api/ps", "/api/ps"]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="os.fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_forked_child_fetches_with_a_worker_of_its_own(ollama_server, model_info):
+    import os
+
+    from braintrust_ollama._call import _server_of
+
+    client = ollama.Client(host=ollama_server.url)
+    hang = Hang(threading.Event())
+    ollama_server.reply("/api/show", hang)  # the parent's fetch is stuck at the fork
+    model_info.look_up(ollama_server.url, "parent-model", lambda: _server_of(client))
+    assert hang.reached.wait(timeout=10)
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its own worker, its own fetch
+        try:
+            entry = model_info.look_up(ollama_server.url, MODEL, lambda: _server_of(client))
+            done = model_info.wait(timeout=10)
+            os.write(writer, json.dumps([done, entry.facts.details]).encode())
+        finally:
+            os._exit(0)
+    os.close(writer)
+    try:
+        with os.fdopen(reader) as report:
+            done, details = json.loads(report.read())
+    finally:
+        hang.release.set()
+        os.waitpid(pid, 0)
+    assert done is True
+    assert details["family"] == "llama"  # FakeOllama's canned /api/show

@@ -123,9 +123,11 @@ class Lines:
 
 @dataclass
 class Hang:
-    """No answer until `release` is set (or GATE_TIMEOUT_S passes); then the connection is cut."""
+    """No answer until `release` is set (or GATE_TIMEOUT_S passes); then the connection is cut.
+    `reached` is set when the request arrives."""
 
     release: threading.Event
+    reached: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass
@@ -321,6 +323,7 @@ class _Handler(BaseHTTPRequestHandler):
         if reply is None:
             self._json(404, {"error": "404 page not found"})
         elif isinstance(reply, Hang):
+            reply.reached.set()
             reply.release.wait(GATE_TIMEOUT_S)
             self._cut()
         elif isinstance(reply, Trickle):

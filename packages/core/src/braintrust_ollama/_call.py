@@ -29,6 +29,7 @@ from typing import Any
 
 import braintrust
 from braintrust.logger import NOOP_SPAN, get_span_parent_object, stringify_exception
+from pydantic import BaseModel
 
 from . import tracing
 from ._insight import Answer, inspect_call
@@ -124,8 +125,7 @@ class OllamaCall:
         self._model: tuple[str, str, Any, Any] | None = None  # host, model, entry, server
 
     def _inspect(self, client: Any) -> None:
-        """For a chat or generate call: read the raw response, and look the model up."""
-        self._reader = ResponseReader()
+        """For a chat or generate call: look the model up (never waiting for it)."""
         model = self._request.get("model")
         if self._host and isinstance(model, str) and model:
             server = functools.partial(_server_of, client)
@@ -134,14 +134,13 @@ class OllamaCall:
                 self._model = (self._host, model, entry, server)
 
     def sdk_args(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
-        """The SDK `_request` arguments to call with: the response type (`args[0]`) read
-        through this call's `ResponseReader`, for an inspected endpoint."""
-        reader = self._reader
-        if reader is None or not args or not isinstance(args[0], type):
+        """The SDK `_request` arguments to call with: for an inspected endpoint, the response
+        type (`args[0]`) replaced by this call's `ResponseReader`, which keeps the raw JSON."""
+        if not self.endpoint.inspected or not args or not isinstance(args[0], type):
             return args
         try:
-            reader.cls = args[0]
-            return (reader, *args[1:])
+            self._reader = ResponseReader(args[0])
+            return (self._reader.build, *args[1:])
         except Exception:
             warn_once(_log, "could not read a response's raw JSON")
             return args
@@ -340,21 +339,33 @@ def _ignore(chunk: Any) -> None:
 
 
 class ResponseReader:
-    """Stands in for the response type the SDK's `_request(cls, ...)` builds each response or
-    stream chunk with: it builds them exactly as the SDK would (`cls(**part)`) and keeps the
-    last raw JSON object, whose fields the SDK's pydantic models drop when they do not declare
-    them (`prompt_eval_cached_count`). tests/core/test_local_model_problems.py fails if an SDK
-    release stops building responses this way."""
+    """What the SDK's `_request(cls, ...)` is given as `cls`, the response type it builds each
+    response or stream chunk with (`cls(**json)`): `build` makes the same object the SDK would
+    and keeps the last raw JSON object, whose fields the SDK's pydantic models drop when they do
+    not declare them (`prompt_eval_cached_count`). For a plain pydantic model (no `__init__` of
+    its own, as every ollama response type) it validates the JSON as `cls(**json)` does, without
+    unpacking it twice: a stream pays about 0.1 µs a chunk for it.
+    tests/core/test_local_model_problems.py fails if an SDK release stops building responses
+    this way."""
 
-    __slots__ = ("cls", "last")
+    __slots__ = ("build", "last")
 
-    def __init__(self) -> None:
-        self.cls: Any = None
+    def __init__(self, cls: Any) -> None:
         self.last: dict[str, Any] | None = None
+        if getattr(cls, "__init__", None) is BaseModel.__init__:
+            validate = cls.model_validate
 
-    def __call__(self, **part: Any) -> Any:
-        self.last = part
-        return self.cls(**part)
+            def build(**part: Any) -> Any:
+                self.last = part
+                return validate(part)
+
+        else:
+
+            def build(**part: Any) -> Any:
+                self.last = part
+                return cls(**part)
+
+        self.build = build
 
 
 def _cached_tokens(last: Any, reader: ResponseReader | None) -> int | None:

@@ -116,26 +116,18 @@ def inspect_call(
     if cached_tokens is not None:
         metrics["prompt_cached_tokens"] = cached_tokens
     options = _options(request)
-    facts = facts or ModelFacts()
-    window = _positive_int(options.get("num_ctx")) or facts.context_length
+    facts = facts or _NO_FACTS
+    requested = _positive_int(options.get("num_ctx"))
+    window = requested or facts.context_length
     if window:
         metadata["context_length"] = window
     if facts.details:
         metadata["model_details"] = dict(facts.details)
     warnings: list[str] = []
     if not failed and last is not None:
-        count = _positive_int(getattr(last, "prompt_eval_count", None))
-        if request.get("truncate") is not False:  # `truncate: false`: an error, never a cut
-            trained = _positive_int((facts.details or {}).get("context_length"))
-            windows = _windows(_positive_int(options.get("num_ctx")), facts.context_length, trained)
-            keep = _non_negative_int(options.get("num_keep"))
-            reason = prompt_truncation(
-                count,
-                functools.partial(estimate_prompt_tokens, request),
-                windows,
-                num_keep=DEFAULT_NUM_KEEP if keep is None else keep,
-                known=window is not None,
-            )
+        # `truncate: false` makes the server refuse an over-long prompt, never cut it.
+        if request.get("truncate") is not False:
+            reason = _truncation(request, last, options, facts, requested)
             if reason:
                 metadata["prompt_truncated"] = True
                 warnings.append(reason)
@@ -147,6 +139,32 @@ def inspect_call(
     if warnings:
         metadata["warnings"] = warnings
     return metadata, metrics
+
+
+def _truncation(
+    request: Mapping[str, Any],
+    last: Any,
+    options: Mapping[str, Any],
+    facts: ModelFacts,
+    requested: int | None,
+) -> str | None:
+    """`prompt_truncation` for this call; the estimate is made only when a rule needs it (most
+    calls: a count no window explains, and no window known, end here)."""
+    count = _positive_int(getattr(last, "prompt_eval_count", None))
+    trained = _positive_int(facts.details.get("context_length")) if facts.details else None
+    windows = _windows(requested, facts.context_length, trained)
+    keep = _non_negative_int(options.get("num_keep"))
+    keep = DEFAULT_NUM_KEEP if keep is None else keep
+    known = windows[0].known
+    if not known and (count is None or count not in _suspect_counts(windows, keep)):
+        return None
+    return prompt_truncation(
+        count,
+        functools.partial(estimate_prompt_tokens, request),
+        windows,
+        num_keep=keep,
+        known=known,
+    )
 
 
 def _answer_warnings(
@@ -198,17 +216,24 @@ class _Window(NamedTuple):
     known: bool  # from the request or /api/ps, not a guessed default
 
 
-def _windows(requested: int | None, loaded: int | None, trained: int | None) -> list[_Window]:
+@functools.lru_cache(maxsize=256)
+def _windows(requested: int | None, loaded: int | None, trained: int | None) -> tuple[_Window, ...]:
     """The windows the call may have run with: the known one (and the trained length when the
     request asked for more: servers cap the window there), else the defaults."""
     known = requested or loaded
     if known:
-        windows = [_Window(known, True)]
         if trained and trained < known:
-            windows.append(_Window(trained, True))
-        return windows
+            return (_Window(known, True), _Window(trained, True))
+        return (_Window(known, True),)
     defaults = {min(w, trained) if trained else w for w in DEFAULT_WINDOWS}
-    return [_Window(w, False) for w in sorted(defaults)]
+    return tuple(_Window(w, False) for w in sorted(defaults))
+
+
+@functools.lru_cache(maxsize=256)
+def _suspect_counts(windows: tuple[_Window, ...], num_keep: int) -> frozenset[int]:
+    """The counts `prompt_truncation` looks closer at when no window is known: cut lengths."""
+    cuts = {runner_cut(w.tokens, num_keep) for w in windows}
+    return frozenset(cuts | {w.tokens for w in windows if w.tokens == OLD_DEFAULT_WINDOW})
 
 
 def prompt_truncation(
@@ -414,10 +439,15 @@ def _offload_warning(share: float) -> str:
 
 # --- helpers ----------------------------------------------------------------------------------
 
+_NO_FACTS = ModelFacts()
+_NO_OPTIONS: Mapping[str, Any] = {}
+
 
 def _options(request: Mapping[str, Any]) -> Mapping[str, Any]:
     options = request.get("options")
-    if isinstance(options, Mapping):
+    if options is None:
+        return _NO_OPTIONS
+    if isinstance(options, (dict, Mapping)):  # a dict (checked first, quickly) as a rule
         return options
     dump = getattr(options, "model_dump", None)  # an `ollama.Options` the SDK left as a model
     return dump(exclude_none=True) if callable(dump) else {}

@@ -4,15 +4,15 @@ in the background and kept per process.
 Contract:
 
 - Off the call path: a traced chat or generate call only looks its model up (`MODEL_INFO.look_up`:
-  one dictionary read). The first call with a model on a server starts a fetch in a thread of its
-  own; the call never waits for it, and its span carries what is known when it is written
-  (`Entry.facts`). A real model's first answer takes longer than a local `/api/show`, so the
+  one dictionary read). The first call with a model on a server queues a fetch, which a thread
+  of its own runs; the call never waits for it, and its span carries what is known when it is
+  written (`Entry.facts`). A real model's first answer takes longer than a local `/api/show`, so the
   first span usually has the details; a model loaded for that call (a cold start) is not in
   `/api/ps` yet, so its window and GPU share come with the next span.
 - At most once per (server, model, digest) per process for `/api/show`; `/api/ps` again after a
   cold start (the model was loaded anew: its window and GPU share may have changed, and a new
-  digest, from a new pull, brings a new `/api/show`). A failed `/api/show` is tried again only
-  after a cold start.
+  digest, from a new pull, brings a new `/api/show`), at most every `REFRESH_INTERVAL_S`. A
+  failed `/api/show` is tried again only when `/api/ps` shows the model loaded.
 - Never traced (plain httpx, not the `ollama` SDK), bounded in time (`FETCH_TIMEOUT_S` per
   request, `MAX_BODY_BYTES` per body), silent on failure beyond a debug log. The request goes to
   the client's own base URL with the client's headers (its credentials included); neither is
@@ -24,10 +24,12 @@ Contract:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import math
 import os
+import queue
 import re
 import threading
 import time
@@ -54,6 +56,7 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 FETCH_TIMEOUT_S = 2.0  # per request: connect, each read, and the whole body
+REFRESH_INTERVAL_S = 1.0  # `/api/ps` again after a cold start at most this often per model
 MAX_BODY_BYTES = 4 * 1024 * 1024  # a `/api/show` body with a long license is ~50 KB
 
 # What `metadata.model_details` holds, from `/api/show`'s `details`.
@@ -71,14 +74,47 @@ class Server:
 class Entry:
     """What is known about one model on one server; `facts` is replaced, never changed."""
 
-    __slots__ = ("again", "busy", "digest", "facts", "shown")
+    __slots__ = ("again", "busy", "digest", "facts", "refreshed", "shown")
 
     def __init__(self) -> None:
         self.facts = ModelFacts()
         self.digest: str | None = None  # of the model `/api/show` described, once known
         self.shown = False  # `/api/show` answered
-        self.busy = False  # a fetch is running
+        self.busy = False  # a fetch is queued or running
         self.again = False  # a cold start asked for `/api/ps` while it ran
+        self.refreshed: float | None = None  # when a cold start last asked for `/api/ps`
+
+
+class _Worker:
+    """One daemon thread running the fetches in turn: a call only queues one (no thread start
+    on the call path but the first of the process). A server that hangs holds the others back
+    by at most its bounded fetch."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self._jobs.put(job)
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            return
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="braintrust-ollama-model-info", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._jobs.get()()  # a job never raises: `ModelInfo._fetch` catches all
+
+    def after_fork_in_child(self) -> None:
+        self._jobs = queue.SimpleQueue()  # the parent's jobs are the parent's
+        self._thread = None
+        self._lock = threading.Lock()
 
 
 class ModelInfo:
@@ -88,6 +124,7 @@ class ModelInfo:
         self._entries: dict[tuple[str, str], Entry] = {}
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
+        self._worker = _Worker()
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=self._after_fork_in_child)
 
@@ -105,19 +142,24 @@ class ModelInfo:
                 return entry
             entry = self._entries[(host, model)] = Entry()
             entry.busy = True
-        self._start(host, model, entry, server, first=True)
+        self._submit(host, model, entry, server, first=True)
         return entry
 
     def loaded_again(
         self, host: str, model: str, entry: Entry, server: Callable[[], Server | None]
     ) -> None:
-        """After a cold start: ask `/api/ps` again (and `/api/show` if the digest changed)."""
+        """After a cold start: ask `/api/ps` again (and `/api/show` if the digest changed), at
+        most every `REFRESH_INTERVAL_S` (calls that each load the model, `keep_alive=0`)."""
         with self._lock:
+            now = time.monotonic()
+            if entry.refreshed is not None and now - entry.refreshed < REFRESH_INTERVAL_S:
+                return
+            entry.refreshed = now
             if entry.busy:
                 entry.again = True
                 return
             entry.busy = True
-        self._start(host, model, entry, server, first=False)
+        self._submit(host, model, entry, server, first=False)
 
     def wait(self, timeout: float) -> bool:
         """Wait until no fetch is running (at most `timeout` seconds); True if none is."""
@@ -137,7 +179,7 @@ class ModelInfo:
 
     # --- the fetch --------------------------------------------------------------------------
 
-    def _start(
+    def _submit(
         self,
         host: str,
         model: str,
@@ -150,13 +192,7 @@ class ModelInfo:
             where = server()
             if where is None:
                 raise ValueError("the client's server is unknown")
-            thread = threading.Thread(
-                target=self._fetch,
-                args=(host, model, entry, where, first),
-                name="braintrust-ollama-model-info",
-                daemon=True,
-            )
-            thread.start()
+            self._worker.submit(functools.partial(self._fetch, host, model, entry, where, first))
         except Exception as error:  # no thread at interpreter exit, say
             _log.debug(
                 "braintrust-ollama: no model info for %s on %s: %s", model, host, _why(error)
@@ -215,6 +251,7 @@ class ModelInfo:
     def _after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
+        self._worker.after_fork_in_child()
         for entry in self._entries.values():  # their threads are not in the child
             entry.busy = False
             entry.again = False

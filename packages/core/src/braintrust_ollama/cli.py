@@ -60,7 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--embed-model", help="embedding model on a live Ollama")
 
     traces = commands.add_parser(
-        "traces", help="list recent local traces, show one, or push them to Braintrust"
+        "traces",
+        help="list recent local traces, show one, sum them up per model, or push them to Braintrust",
     )
     traces.add_argument(
         "-n", "--limit", type=_positive_int, default=20, help="how many (default 20)"

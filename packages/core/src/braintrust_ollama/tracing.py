@@ -13,8 +13,10 @@ returned by `stream()`; then list an instance in `ENDPOINTS`. Set `has_first_tok
 endpoint with no token stream (`time_to_first_token` is then never recorded), `type` for a span
 that is not an `llm` span (a `tool`, say), `chat_schema=True` when its input and output are chat
 messages (the test suite then checks every such span against Braintrust's schema), and
-`content_settings` for request settings that are user content. Override `metadata` / `metrics`
-when the endpoint's response carries other fields or counters. With content recording off
+`content_settings` for request settings that are user content, and `inspected=True` for a local
+model's completion (chat, generate): its span also says why the answer may be bad and what the
+model is (`_insight`, `_model_info`), from what `answer(response)` / `Stream.answer()` return.
+Override `metadata` / `metrics` when the endpoint's response carries other fields or counters. With content recording off
 (`record_content=False`), `input`, `output` and `Stream.output` are never called: whatever an
 endpoint puts there is what the switch keeps out.
 
