@@ -57,6 +57,7 @@ _log = logging.getLogger(__name__)
 
 FETCH_TIMEOUT_S = 2.0  # per request: connect, each read, and the whole body
 REFRESH_INTERVAL_S = 1.0  # `/api/ps` again after a cold start at most this often per model
+_KEPT_CLIENTS = 8  # servers whose HTTP client the worker keeps
 MAX_BODY_BYTES = 4 * 1024 * 1024  # a `/api/show` body with a long license is ~50 KB
 
 # What `metadata.model_details` holds, from `/api/show`'s `details`.
@@ -125,6 +126,7 @@ class ModelInfo:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._worker = _Worker()
+        self._clients: dict[Server, httpx.Client] = {}  # the worker thread's, by server
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=self._after_fork_in_child)
 
@@ -201,26 +203,38 @@ class ModelInfo:
 
     def _fetch(self, host: str, model: str, entry: Entry, server: Server, first: bool) -> None:
         try:
-            with httpx.Client(
-                base_url=server.base_url,
-                headers=list(server.headers),
-                timeout=FETCH_TIMEOUT_S,
-                follow_redirects=False,
-            ) as client:
-                if first:
-                    _quietly(self._show, client, model, entry, None, host=host)
-                while True:
-                    _quietly(self._ps, client, model, entry, host=host)
-                    with self._lock:
-                        if not entry.again:
-                            break
-                        entry.again = False
+            client = self._client(server)
+            if first:
+                _quietly(self._show, client, model, entry, None, host=host)
+            while True:
+                _quietly(self._ps, client, model, entry, host=host)
+                with self._lock:
+                    if not entry.again:
+                        break
+                    entry.again = False
         except Exception as error:
             _log.debug(
                 "braintrust-ollama: no model info for %s on %s: %s", model, host, _why(error)
             )
         finally:
             self._done(entry)
+
+    def _client(self, server: Server) -> httpx.Client:
+        """The worker's HTTP client for `server`, kept (with its connections) for the next fetch:
+        a new one costs a TLS context, ~30 ms. For an `http://` server, none is made (there is
+        no TLS to verify, and redirects, to `https://` or anywhere, are not followed)."""
+        client = self._clients.pop(server, None)
+        if client is None:
+            client = httpx.Client(
+                base_url=server.base_url,
+                headers=list(server.headers),
+                follow_redirects=False,
+                verify=not server.base_url.startswith("http://"),
+            )
+        self._clients[server] = client  # the most recently used last
+        while len(self._clients) > _KEPT_CLIENTS:
+            self._clients.pop(next(iter(self._clients))).close()
+        return client
 
     def _show(self, client: httpx.Client, model: str, entry: Entry, digest: str | None) -> None:
         body = _get_json(client, "POST", "/api/show", {"model": model})
@@ -252,6 +266,7 @@ class ModelInfo:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._worker.after_fork_in_child()
+        self._clients = {}  # the parent's connections stay the parent's
         for entry in self._entries.values():  # their threads are not in the child
             entry.busy = False
             entry.again = False
@@ -280,7 +295,7 @@ _CREDENTIALS = re.compile(r"://[^/\s@]*@")
 def _get_json(client: httpx.Client, method: str, path: str, body: Any = None) -> Any:
     """The JSON body of one request, read within `FETCH_TIMEOUT_S` and `MAX_BODY_BYTES`."""
     deadline = time.monotonic() + FETCH_TIMEOUT_S
-    with client.stream(method, path, json=body) as response:
+    with client.stream(method, path, json=body, timeout=FETCH_TIMEOUT_S) as response:
         response.raise_for_status()
         data = bytearray()
         for chunk in response.iter_bytes():
