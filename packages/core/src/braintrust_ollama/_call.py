@@ -352,7 +352,7 @@ class ResponseReader:
 
     def __init__(self, cls: Any) -> None:
         self.last: dict[str, Any] | None = None
-        if getattr(cls, "__init__", None) is BaseModel.__init__:
+        if _plain_model(cls):
             validate = cls.model_validate
 
             def build(**part: Any) -> Any:
@@ -366,6 +366,12 @@ class ResponseReader:
                 return cls(**part)
 
         self.build = build
+
+
+@functools.lru_cache(maxsize=64)
+def _plain_model(cls: type) -> bool:
+    """A pydantic model that builds from keywords as `model_validate` does (no `__init__`)."""
+    return issubclass(cls, BaseModel) and cls.__init__ is BaseModel.__init__
 
 
 def _cached_tokens(last: Any, reader: ResponseReader | None) -> int | None:

@@ -152,11 +152,11 @@ def _truncation(
     calls: a count no window explains, and no window known, end here)."""
     count = _positive_int(getattr(last, "prompt_eval_count", None))
     trained = _positive_int(facts.details.get("context_length")) if facts.details else None
-    windows = _windows(requested, facts.context_length, trained)
     keep = _non_negative_int(options.get("num_keep"))
     keep = DEFAULT_NUM_KEEP if keep is None else keep
+    windows, suspects = _plan(requested, facts.context_length, trained, keep)
     known = windows[0].known
-    if not known and (count is None or count not in _suspect_counts(windows, keep)):
+    if not known and (count is None or count not in suspects):
         return None
     return prompt_truncation(
         count,
@@ -189,13 +189,14 @@ def _answer_warnings(
             if cut == "num_predict"
             else "output cut short: the context window ran out"
         )
+    blank = not answer.text or answer.text.isspace()
     wanted = request.get("format")
-    if wanted and answer.text.strip() and not answer.tool_calls:
+    if wanted and not blank and not answer.tool_calls:
         error = format_error(wanted, answer.text)
         if error:
             metadata["format_error"] = error
             warnings.append(f"format not honoured: {error}")
-    if generated and not answer.text.strip() and not answer.tool_calls and not answer.image:
+    if generated and blank and not answer.tool_calls and not answer.image:
         only = " (only thinking)" if answer.thinking else ""
         warnings.append(
             f"empty output: {generated} tokens generated, no text and no tool calls came back{only}"
@@ -216,7 +217,6 @@ class _Window(NamedTuple):
     known: bool  # from the request or /api/ps, not a guessed default
 
 
-@functools.lru_cache(maxsize=256)
 def _windows(requested: int | None, loaded: int | None, trained: int | None) -> tuple[_Window, ...]:
     """The windows the call may have run with: the known one (and the trained length when the
     request asked for more: servers cap the window there), else the defaults."""
@@ -230,10 +230,14 @@ def _windows(requested: int | None, loaded: int | None, trained: int | None) -> 
 
 
 @functools.lru_cache(maxsize=256)
-def _suspect_counts(windows: tuple[_Window, ...], num_keep: int) -> frozenset[int]:
-    """The counts `prompt_truncation` looks closer at when no window is known: cut lengths."""
+def _plan(
+    requested: int | None, loaded: int | None, trained: int | None, num_keep: int
+) -> tuple[tuple[_Window, ...], frozenset[int]]:
+    """The windows the call may have run with (`_windows`) and the counts `prompt_truncation`
+    looks closer at when none is known: their cut lengths."""
+    windows = _windows(requested, loaded, trained)
     cuts = {runner_cut(w.tokens, num_keep) for w in windows}
-    return frozenset(cuts | {w.tokens for w in windows if w.tokens == OLD_DEFAULT_WINDOW})
+    return windows, frozenset(cuts | {w.tokens for w in windows if w.tokens == OLD_DEFAULT_WINDOW})
 
 
 def prompt_truncation(
