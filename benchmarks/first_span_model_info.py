@@ -56,7 +56,7 @@ def main() -> None:
         known_after = []
         for trial in range(TRIALS):
             started = time.perf_counter()
-            entry = MODEL_INFO.look_up(server.url, f"timed-{trial}", lambda: _server(server.url))
+            entry = MODEL_INFO.look_up(server.url, f"timed-{trial}", client)
             while entry is not None and not entry.facts.details:
                 time.sleep(0.0002)
             known_after.append(time.perf_counter() - started)
@@ -64,12 +64,6 @@ def main() -> None:
             "details known after (no model latency): median"
             f" {statistics.median(known_after) * 1000:.1f} ms, max {max(known_after) * 1000:.1f} ms"
         )
-
-
-def _server(url: str) -> object:
-    from braintrust_ollama._model_info import Server
-
-    return Server(url, ())
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ type and message).
 
 A chat or generate call (an `inspected` endpoint) also looks its model up in the model-info cache
 (`_model_info`, never waiting for it) and reads the response's raw JSON as the SDK parses it
-(`ResponseReader`), so its span can say why the answer may be bad (`_insight`).
+(`response_reader`), so its span can say why the answer may be bad (`_insight`).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import functools
 import logging
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import braintrust
@@ -33,7 +34,7 @@ from pydantic import BaseModel
 
 from . import tracing
 from ._insight import Answer, inspect_call
-from ._model_info import MODEL_INFO, Server
+from ._model_info import MODEL_INFO
 from ._warn import warn_once
 
 _log = logging.getLogger(__name__)
@@ -92,9 +93,9 @@ class OllamaCall:
         "_caller",
         "_content",
         "_host",
+        "_kept",
         "_model",
         "_parent",
-        "_reader",
         "_request",
         "_start",
         "endpoint",
@@ -121,26 +122,25 @@ class OllamaCall:
         self._parent = parent if hasattr(parent, "start_span") else contextvars.copy_context()
         self._start = time.time()
         self.finished = False
-        self._reader: ResponseReader | None = None
-        self._model: tuple[str, str, Any, Any] | None = None  # host, model, entry, server
+        self._kept: list[Any] | None = None  # the raw JSON the SDK last built from
+        self._model: tuple[str, str, Any, Any] | None = None  # host, model, entry, client
 
     def _inspect(self, client: Any) -> None:
         """For a chat or generate call: look the model up (never waiting for it)."""
         model = self._request.get("model")
         if self._host and isinstance(model, str) and model:
-            server = functools.partial(_server_of, client)
-            entry = MODEL_INFO.look_up(self._host, model, server)
+            entry = MODEL_INFO.look_up(self._host, model, client)
             if entry is not None:
-                self._model = (self._host, model, entry, server)
+                self._model = (self._host, model, entry, client)
 
     def sdk_args(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
         """The SDK `_request` arguments to call with: for an inspected endpoint, the response
-        type (`args[0]`) replaced by this call's `ResponseReader`, which keeps the raw JSON."""
+        type (`args[0]`) replaced by a `response_reader`, which keeps the raw JSON."""
         if not self.endpoint.inspected or not args or not isinstance(args[0], type):
             return args
         try:
-            self._reader = ResponseReader(args[0])
-            return (self._reader.build, *args[1:])
+            build, self._kept = response_reader(args[0])
+            return (build, *args[1:])
         except Exception:
             warn_once(_log, "could not read a response's raw JSON")
             return args
@@ -267,7 +267,7 @@ class OllamaCall:
                 last,
                 answer,
                 entry.facts if entry is not None else None,
-                cached_tokens=_cached_tokens(last, self._reader),
+                cached_tokens=_cached_tokens(last, self._kept),
                 failed=failed,
             )
             metadata.update(found)
@@ -338,34 +338,30 @@ def _ignore(chunk: Any) -> None:
     pass
 
 
-class ResponseReader:
+def response_reader(cls: Any) -> tuple[Callable[..., Any], list[Any]]:
     """What the SDK's `_request(cls, ...)` is given as `cls`, the response type it builds each
-    response or stream chunk with (`cls(**json)`): `build` makes the same object the SDK would
-    and keeps the last raw JSON object, whose fields the SDK's pydantic models drop when they do
-    not declare them (`prompt_eval_cached_count`). For a plain pydantic model (no `__init__` of
-    its own, as every ollama response type) it validates the JSON as `cls(**json)` does, without
-    unpacking it twice: a stream pays about 0.1 µs a chunk for it.
+    response or stream chunk with (`cls(**json)`), and where it keeps the last raw JSON object:
+    it builds the same object the SDK would, and the raw JSON holds the fields the SDK's
+    pydantic models drop when they do not declare them (`prompt_eval_cached_count`). For a plain
+    pydantic model (no `__init__` of its own, as every ollama response type) it validates the
+    JSON as `cls(**json)` does, without unpacking it twice: about 0.1 µs a stream chunk.
     tests/core/test_local_model_problems.py fails if an SDK release stops building responses
     this way."""
+    kept: list[Any] = [None]
+    if _plain_model(cls):
+        validate = cls.model_validate
 
-    __slots__ = ("build", "last")
+        def build(**part: Any) -> Any:
+            kept[0] = part
+            return validate(part)
 
-    def __init__(self, cls: Any) -> None:
-        self.last: dict[str, Any] | None = None
-        if _plain_model(cls):
-            validate = cls.model_validate
+    else:
 
-            def build(**part: Any) -> Any:
-                self.last = part
-                return validate(part)
+        def build(**part: Any) -> Any:
+            kept[0] = part
+            return cls(**part)
 
-        else:
-
-            def build(**part: Any) -> Any:
-                self.last = part
-                return cls(**part)
-
-        self.build = build
+    return build, kept
 
 
 @functools.lru_cache(maxsize=64)
@@ -374,19 +370,16 @@ def _plain_model(cls: type) -> bool:
     return issubclass(cls, BaseModel) and cls.__init__ is BaseModel.__init__
 
 
-def _cached_tokens(last: Any, reader: ResponseReader | None) -> int | None:
-    """`prompt_eval_cached_count`: the SDK's field when it declares one, else the raw JSON's."""
-    value = tracing._field(last, "prompt_eval_cached_count") if last is not None else None
-    if value is None and reader is not None and reader.last is not None and last is not None:
-        value = reader.last.get("prompt_eval_cached_count")
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
-
-
-def _server_of(client: Any) -> Server:
-    """Where the client's server is, for the model-info fetch: its base URL and headers
-    (credentials included, never logged)."""
-    http = client._client
-    return Server(str(http.base_url), tuple(http.headers.items()))
+def _cached_tokens(last: Any, kept: list[Any] | None) -> int | None:
+    """`prompt_eval_cached_count` from the raw JSON the SDK last built from (`kept`, see
+    `response_reader`), else from the SDK's field, on an SDK that declares one."""
+    if last is None:
+        return None
+    if kept is not None and kept[0] is not None:
+        value = kept[0].get("prompt_eval_cached_count")
+    else:  # no raw JSON kept: an SDK that declares the field has it
+        value = tracing._field(last, "prompt_eval_cached_count")
+    return value if type(value) is int and value >= 0 else None
 
 
 def _caller_location() -> dict[str, Any] | None:

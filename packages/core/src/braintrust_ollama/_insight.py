@@ -115,7 +115,9 @@ def inspect_call(
     metrics: dict[str, float] = {}
     if cached_tokens is not None:
         metrics["prompt_cached_tokens"] = cached_tokens
-    options = _options(request)
+    options = request.get("options")
+    if type(options) is not dict:  # an `ollama.Options`, or none
+        options = _options(request)
     facts = facts or _NO_FACTS
     requested = _positive_int(options.get("num_ctx"))
     window = requested or facts.context_length
@@ -131,7 +133,7 @@ def inspect_call(
             if reason:
                 metadata["prompt_truncated"] = True
                 warnings.append(reason)
-        if getattr(last, "done", None) and answer is not None:
+        if answer is not None and getattr(last, "done", None):
             warnings.extend(_answer_warnings(request, last, answer, options, facts, metadata))
     if facts.gpu_offload is not None:
         metadata["gpu_offload"] = facts.gpu_offload
@@ -150,7 +152,11 @@ def _truncation(
 ) -> str | None:
     """`prompt_truncation` for this call; the estimate is made only when a rule needs it (most
     calls: a count no window explains, and no window known, end here)."""
-    count = _positive_int(getattr(last, "prompt_eval_count", None))
+    count = getattr(last, "prompt_eval_count", None)
+    guessed = not (requested or facts.context_length or facts.details or "num_keep" in options)
+    if guessed and (type(count) is not int or count not in _DEFAULT_SUSPECTS):
+        return None  # no window known, and the count is no default window's cut length
+    count = _positive_int(count)
     trained = _positive_int(facts.details.get("context_length")) if facts.details else None
     keep = _non_negative_int(options.get("num_keep"))
     keep = DEFAULT_NUM_KEEP if keep is None else keep
@@ -176,12 +182,17 @@ def _answer_warnings(
     metadata: dict[str, Any],
 ) -> list[str]:
     """Output cut short, `format` not honoured, empty output: the checks of a whole answer."""
-    warnings = []
+    warnings: list[str] = []
     generated = _non_negative_int(getattr(last, "eval_count", None))
+    blank = not answer.text or answer.text.isspace()
+    done_reason = getattr(last, "done_reason", None)
+    wanted = request.get("format")
+    if done_reason != "length" and not wanted and not (blank and generated):
+        return warnings  # the common case: a whole answer, stopped by the model, no format
     num_predict = _positive_int(options.get("num_predict"))
     if num_predict is None and options.get("num_predict") is None:
         num_predict = facts.num_predict
-    cut = output_truncation(getattr(last, "done_reason", None), generated, num_predict)
+    cut = output_truncation(done_reason, generated, num_predict)
     if cut:
         metadata["output_truncated"] = cut
         warnings.append(
@@ -189,8 +200,6 @@ def _answer_warnings(
             if cut == "num_predict"
             else "output cut short: the context window ran out"
         )
-    blank = not answer.text or answer.text.isspace()
-    wanted = request.get("format")
     if wanted and not blank and not answer.tool_calls:
         error = format_error(wanted, answer.text)
         if error:
@@ -445,6 +454,9 @@ def _offload_warning(share: float) -> str:
 
 _NO_FACTS = ModelFacts()
 _NO_OPTIONS: Mapping[str, Any] = {}
+# The counts worth a closer look when no window is known and the model's trained length is not
+# either: the cut lengths of the default windows with the default `num_keep`.
+_DEFAULT_SUSPECTS = _plan(None, None, None, DEFAULT_NUM_KEEP)[1]
 
 
 def _options(request: Mapping[str, Any]) -> Mapping[str, Any]:

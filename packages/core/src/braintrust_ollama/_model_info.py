@@ -51,6 +51,7 @@ __all__ = [
     "Server",
     "facts_from_ps",
     "facts_from_show",
+    "server_of",
 ]
 
 _log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ _log = logging.getLogger(__name__)
 FETCH_TIMEOUT_S = 2.0  # per request: connect, each read, and the whole body
 REFRESH_INTERVAL_S = 1.0  # `/api/ps` again after a cold start at most this often per model
 _KEPT_CLIENTS = 8  # servers whose HTTP client the worker keeps
+_UNSEEN: Any = object()
 MAX_BODY_BYTES = 4 * 1024 * 1024  # a `/api/show` body with a long license is ~50 KB
 
 # What `metadata.model_details` holds, from `/api/show`'s `details`.
@@ -122,7 +124,7 @@ class ModelInfo:
     """The per-process cache of model facts, by (server host, model)."""
 
     def __init__(self) -> None:
-        self._entries: dict[tuple[str, str], Entry] = {}
+        self._entries: dict[tuple[str, str], Entry | None] = {}  # None: model info was off
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._worker = _Worker()
@@ -130,26 +132,26 @@ class ModelInfo:
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=self._after_fork_in_child)
 
-    def look_up(self, host: str, model: str, server: Callable[[], Server | None]) -> Entry | None:
-        """The entry of `model` on `host`; the first look-up starts its fetch (`server()` says
-        where to send it). None when model info is off."""
-        entry = self._entries.get((host, model))
-        if entry is not None:
+    def look_up(self, host: str, model: str, client: Any) -> Entry | None:
+        """The entry of `model` on `host` (the server of the SDK `client`); the first look-up
+        queues its fetch. None when model info is off (as it was when the model was first
+        seen on that server)."""
+        entry = self._entries.get((host, model), _UNSEEN)
+        if entry is not _UNSEEN:
             return entry
-        if not _settings.model_info_enabled():
-            return None
+        enabled = _settings.model_info_enabled()
         with self._lock:
-            entry = self._entries.get((host, model))
-            if entry is not None:
+            entry = self._entries.get((host, model), _UNSEEN)
+            if entry is not _UNSEEN:
                 return entry
-            entry = self._entries[(host, model)] = Entry()
+            entry = self._entries[(host, model)] = Entry() if enabled else None
+            if entry is None:
+                return None
             entry.busy = True
-        self._submit(host, model, entry, server, first=True)
+        self._submit(host, model, entry, client, first=True)
         return entry
 
-    def loaded_again(
-        self, host: str, model: str, entry: Entry, server: Callable[[], Server | None]
-    ) -> None:
+    def loaded_again(self, host: str, model: str, entry: Entry, client: Any) -> None:
         """After a cold start: ask `/api/ps` again (and `/api/show` if the digest changed), at
         most every `REFRESH_INTERVAL_S` (calls that each load the model, `keep_alive=0`)."""
         with self._lock:
@@ -161,13 +163,13 @@ class ModelInfo:
                 entry.again = True
                 return
             entry.busy = True
-        self._submit(host, model, entry, server, first=False)
+        self._submit(host, model, entry, client, first=False)
 
     def wait(self, timeout: float) -> bool:
         """Wait until no fetch is running (at most `timeout` seconds); True if none is."""
         deadline = time.monotonic() + timeout
         with self._idle:
-            while any(e.busy for e in self._entries.values()):
+            while any(e is not None and e.busy for e in self._entries.values()):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -181,19 +183,9 @@ class ModelInfo:
 
     # --- the fetch --------------------------------------------------------------------------
 
-    def _submit(
-        self,
-        host: str,
-        model: str,
-        entry: Entry,
-        server: Callable[[], Server | None],
-        *,
-        first: bool,
-    ) -> None:
+    def _submit(self, host: str, model: str, entry: Entry, client: Any, *, first: bool) -> None:
         try:
-            where = server()
-            if where is None:
-                raise ValueError("the client's server is unknown")
+            where = server_of(client)
             self._worker.submit(functools.partial(self._fetch, host, model, entry, where, first))
         except Exception as error:  # no thread at interpreter exit, say
             _log.debug(
@@ -268,8 +260,16 @@ class ModelInfo:
         self._worker.after_fork_in_child()
         self._clients = {}  # the parent's connections stay the parent's
         for entry in self._entries.values():  # their threads are not in the child
-            entry.busy = False
-            entry.again = False
+            if entry is not None:
+                entry.busy = False
+                entry.again = False
+
+
+def server_of(client: Any) -> Server:
+    """Where an SDK client's server is: its httpx client's base URL and headers (credentials
+    included, never logged)."""
+    http = client._client
+    return Server(str(http.base_url), tuple(http.headers.items()))
 
 
 def _quietly(
