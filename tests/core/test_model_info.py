@@ -223,6 +223,7 @@ def test_details_window_and_gpu_share_come_from_the_same_server(
 
 
 def test_many_first_calls_at_once_fetch_once(memory_logger, ollama_server, traced, model_info):
+    ollama_server.load(MODEL)
     client = ollama.Client(host=ollama_server.url)
     barrier = threading.Barrier(16)
 
@@ -263,6 +264,7 @@ def test_ps_is_asked_again_after_a_cold_start_and_show_after_a_new_digest(
 
 
 def test_a_warm_call_asks_nothing_again(memory_logger, ollama_server, traced, model_info):
+    ollama_server.load(MODEL)
     client = ollama.Client(host=ollama_server.url)
     with braintrust.start_span(name="request"):
         for _ in range(5):
@@ -282,13 +284,14 @@ def test_a_warm_call_asks_nothing_again(memory_logger, ollama_server, traced, mo
         {"details": None, "model_info": [], "capabilities": {}},
     ],
     ids=["500", "404", "not-json", "cut-json", "a-list", "odd-shape"],
-)
-def test_a_failed_or_odd_show_leaves_the_details_out_and_logs_only_at_debug(
+)  # an odd shape that is JSON is an answer with no details in it: nothing to log
+def test_a_failed_or_odd_show_leaves_the_details_out_and_logs_at_debug_at_most(
     memory_logger, ollama_server, traced, model_info, caplog, reply
 ):
     caplog.set_level(logging.DEBUG, logger="braintrust_ollama")
-    ollama_server.reply("/api/show", reply)
-    ollama_server.reply("/api/ps", Error(500, "no"))
+    # A failed /api/show is asked once more, when /api/ps lists the model: it fails again.
+    ollama_server.reply("/api/show", reply, reply)
+    ollama_server.load(MODEL)
     client = ollama.Client(host=ollama_server.url)
     with braintrust.start_span(name="request"):
         first = client.chat(model=MODEL, messages=HI)
@@ -298,10 +301,9 @@ def test_a_failed_or_odd_show_leaves_the_details_out_and_logs_only_at_debug(
     spans = by_name(memory_logger.pop(), "ollama.chat")
     assert [s.get("error") for s in spans] == [None, None]
     assert all("model_details" not in s["metadata"] for s in spans)
-    assert [r.levelname for r in caplog.records if r.name.startswith("braintrust_ollama")] in (
-        ["DEBUG"],
-        ["DEBUG", "DEBUG"],
-    )
+    assert all(s["metadata"]["context_length"] == 4096 for s in spans[1:])  # /api/ps answered
+    levels = [r.levelname for r in caplog.records if r.name.startswith("braintrust_ollama")]
+    assert set(levels) <= {"DEBUG"}
 
 
 def test_a_hung_server_never_delays_a_call_and_the_fetch_ends_in_time(
@@ -458,3 +460,33 @@ def test_a_forked_child_fetches_with_a_worker_of_its_own(ollama_server, model_in
         os.waitpid(pid, 0)
     assert done is True
     assert details["family"] == "llama"  # FakeOllama's canned /api/show
+
+
+def test_a_model_not_yet_loaded_at_the_first_ps_is_asked_about_again(
+    memory_logger, ollama_server, traced, model_info
+):
+    # /api/ps answered before the model was loaded (a load quicker than a cold start's 0.5 s).
+    ollama_server.reply("/api/ps", {"models": []})
+    ollama_server.load(MODEL, context_length=8192)
+    client = ollama.Client(host=ollama_server.url)
+    with braintrust.start_span(name="request"):
+        for _ in range(3):
+            client.chat(model=MODEL, messages=HI)
+            assert model_info.wait(timeout=10)
+    first, _, third = by_name(memory_logger.pop(), "ollama.chat")
+    assert "context_length" not in first["metadata"]
+    assert third["metadata"]["context_length"] == 8192
+    assert info_requests(ollama_server) == ["/api/show", "/api/ps", "/api/ps"]
+
+
+def test_a_server_whose_ps_never_lists_the_model_is_asked_three_more_times(
+    memory_logger, ollama_server, traced, model_info, monkeypatch
+):
+    monkeypatch.setattr(_model_info, "REFRESH_INTERVAL_S", 0.0)
+    ollama_server.reply("/api/ps", *[{"models": []}] * 10)  # a proxy that hides them, say
+    client = ollama.Client(host=ollama_server.url)
+    with braintrust.start_span(name="request"):
+        for _ in range(8):
+            client.chat(model=MODEL, messages=HI)
+            assert model_info.wait(timeout=10)
+    assert info_requests(ollama_server) == ["/api/show"] + ["/api/ps"] * 4

@@ -258,8 +258,9 @@ class OllamaCall:
         *,
         failed: bool,
     ) -> None:
-        """What the model is and why its answer may be bad (`_insight`); after a cold start,
-        the model's `/api/ps` is asked again, for the next span."""
+        """What the model is and why its answer may be bad (`_insight`); after a cold start
+        (or while `/api/ps` has not listed the model yet), `/api/ps` is asked again, for the
+        next span."""
         try:
             entry = self._model[2] if self._model else None
             found, counted = inspect_call(
@@ -272,9 +273,10 @@ class OllamaCall:
             )
             metadata.update(found)
             metrics.update(counted)
-            load = getattr(last, "load_duration", None)
-            if self._model and load and load > tracing.COLD_START_SECONDS * 1e9:
-                MODEL_INFO.loaded_again(*self._model)
+            if self._model is not None and not failed:  # for the next span
+                load = getattr(last, "load_duration", None)
+                cold = load is not None and load > tracing.COLD_START_SECONDS * 1e9
+                MODEL_INFO.loaded_again(*self._model, cold=cold)
         except Exception:
             warn_once(_log, "could not inspect a response")
 

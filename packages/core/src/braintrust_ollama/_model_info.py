@@ -11,8 +11,10 @@ Contract:
   `/api/ps` yet, so its window and GPU share come with the next span.
 - At most once per (server, model, digest) per process for `/api/show`; `/api/ps` again after a
   cold start (the model was loaded anew: its window and GPU share may have changed, and a new
-  digest, from a new pull, brings a new `/api/show`), at most every `REFRESH_INTERVAL_S`. A
-  failed `/api/show` is tried again only when `/api/ps` shows the model loaded.
+  digest, from a new pull, brings a new `/api/show`) and after a call while `/api/ps` has not
+  listed the model yet (it was asked before the model was loaded), at most every
+  `REFRESH_INTERVAL_S` (and `UNLISTED_ASKS` times for the latter). A failed `/api/show` is tried
+  again only when `/api/ps` shows the model loaded.
 - Never traced (plain httpx, not the `ollama` SDK), bounded in time (`FETCH_TIMEOUT_S` per
   request, `MAX_BODY_BYTES` per body), silent on failure beyond a debug log. The request goes to
   the client's own base URL with the client's headers (its credentials included); neither is
@@ -58,6 +60,7 @@ _log = logging.getLogger(__name__)
 
 FETCH_TIMEOUT_S = 2.0  # per request: connect, each read, and the whole body
 REFRESH_INTERVAL_S = 1.0  # `/api/ps` again after a cold start at most this often per model
+UNLISTED_ASKS = 3  # `/api/ps` asked again at most this often when it does not list the model
 _KEPT_CLIENTS = 8  # servers whose HTTP client the worker keeps
 _UNSEEN: Any = object()
 MAX_BODY_BYTES = 4 * 1024 * 1024  # a `/api/show` body with a long license is ~50 KB
@@ -77,14 +80,25 @@ class Server:
 class Entry:
     """What is known about one model on one server; `facts` is replaced, never changed."""
 
-    __slots__ = ("again", "busy", "digest", "facts", "refreshed", "shown")
+    __slots__ = (
+        "again",
+        "busy",
+        "digest",
+        "facts",
+        "listed",
+        "refreshed",
+        "shown",
+        "unlisted_asks",
+    )
 
     def __init__(self) -> None:
         self.facts = ModelFacts()
         self.digest: str | None = None  # of the model `/api/show` described, once known
         self.shown = False  # `/api/show` answered
+        self.listed = False  # `/api/ps` has listed the model (it was loaded)
         self.busy = False  # a fetch is queued or running
         self.again = False  # a cold start asked for `/api/ps` while it ran
+        self.unlisted_asks = 0  # times `/api/ps` was asked again because it had not listed it
         self.refreshed: float | None = None  # when a cold start last asked for `/api/ps`
 
 
@@ -151,17 +165,26 @@ class ModelInfo:
         self._submit(host, model, entry, client, first=True)
         return entry
 
-    def loaded_again(self, host: str, model: str, entry: Entry, client: Any) -> None:
-        """After a cold start: ask `/api/ps` again (and `/api/show` if the digest changed), at
-        most every `REFRESH_INTERVAL_S` (calls that each load the model, `keep_alive=0`)."""
+    def loaded_again(self, host: str, model: str, entry: Entry, client: Any, *, cold: bool) -> None:
+        """After a call: ask `/api/ps` again (and `/api/show` if the digest changed) when the
+        call loaded the model (`cold`), or while `/api/ps` has not listed it (it was asked
+        before the model was loaded; `UNLISTED_ASKS` times at most). At most every
+        `REFRESH_INTERVAL_S` (calls that each load the model: `keep_alive=0`)."""
+        if not cold and (entry.listed or entry.unlisted_asks >= UNLISTED_ASKS):
+            return
         with self._lock:
             now = time.monotonic()
             if entry.refreshed is not None and now - entry.refreshed < REFRESH_INTERVAL_S:
                 return
-            entry.refreshed = now
             if entry.busy:
-                entry.again = True
+                # The running fetch asks `/api/ps` once more if the model was loaded anew,
+                # or if its own `/api/ps` does not list it.
+                entry.again = entry.again or cold
+                entry.refreshed = now if cold else entry.refreshed
                 return
+            entry.refreshed = now
+            if not cold:
+                entry.unlisted_asks += 1
             entry.busy = True
         self._submit(host, model, entry, client, first=False)
 
@@ -198,12 +221,11 @@ class ModelInfo:
             client = self._client(server)
             if first:
                 _quietly(self._show, client, model, entry, None, host=host)
-            while True:
+            _quietly(self._ps, client, model, entry, host=host)
+            with self._lock:
+                again, entry.again = entry.again, False
+            if again:  # the model was loaded anew while this fetch ran
                 _quietly(self._ps, client, model, entry, host=host)
-                with self._lock:
-                    if not entry.again:
-                        break
-                    entry.again = False
         except Exception as error:
             _log.debug(
                 "braintrust-ollama: no model info for %s on %s: %s", model, host, _why(error)
@@ -239,6 +261,7 @@ class ModelInfo:
         found = facts_from_ps(_get_json(client, "GET", "/api/ps"), model)
         if found is None:  # not loaded (yet): what was known stays
             return
+        entry.listed = True
         context_length, offload, digest = found
         entry.facts = dataclasses.replace(
             entry.facts, context_length=context_length, gpu_offload=offload
