@@ -185,7 +185,7 @@ class _Wrapped:
 
 
 # What the columns of `stats_table` hold, printed under it.
-STATS_LEGEND = (
+_STATS_LEGEND = (
     "in / out: prompt / output tokens; p50 / p95: duration of a call; tok/s: median output"
     " tokens per second; cold: cold starts; trunc: truncated prompts; fmt: format errors"
 )
@@ -213,7 +213,7 @@ def stats_table(stats: Sequence[ModelStats]) -> Group:
             _flagged(s.truncated_prompts),
             _flagged(s.format_errors),
         )
-    return Group(table, _Wrapped(Text(), "", Text(STATS_LEGEND, style="dim")))
+    return Group(table, _Wrapped(Text(), "", Text(_STATS_LEGEND, style="dim")))
 
 
 def _flagged(count: int) -> Text:
