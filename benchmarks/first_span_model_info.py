@@ -1,6 +1,6 @@
 """How often the first span of a model carries its model information (`/api/show`, `/api/ps`).
 
-    uv run python benchmarks/first_span_model_info.py
+    cd benchmarks && uv run python first_span_model_info.py
 
 Each trial traces the first chat with a new model name against FakeOllama (tests/support), whose
 answer takes LATENCY seconds (a real model's first answer: from ~0.1 s warm to seconds when it
@@ -19,12 +19,11 @@ from pathlib import Path
 
 import braintrust
 import ollama
-from braintrust import logger as bt_logger
-from braintrust.test_helpers import init_test_logger
-from braintrust.util import LazyValue
+from bench_core import memory_logger
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from braintrust_ollama import setup_ollama
+from braintrust_ollama._call import server_of
 from braintrust_ollama._model_info import MODEL_INFO
 from support.ollama_server import Chat, FakeOllama
 
@@ -33,9 +32,8 @@ LATENCIES = (0.0, 0.002, 0.005, 0.02, 0.1)
 
 
 def main() -> None:
-    with bt_logger._internal_with_memory_background_logger() as memory, FakeOllama() as server:
-        bt_logger._state._global_bg_logger = LazyValue(lambda: memory, use_mutex=False)
-        init_test_logger("first-span")
+    memory = memory_logger()
+    with FakeOllama() as server:
         setup_ollama()
         client = ollama.Client(host=server.url)
         print("answer latency | first spans with model_details | with context_length (warm)")
@@ -56,7 +54,7 @@ def main() -> None:
         known_after = []
         for trial in range(TRIALS):
             started = time.perf_counter()
-            entry = MODEL_INFO.look_up(server.url, f"timed-{trial}", client)
+            entry = MODEL_INFO.look_up(server.url, f"timed-{trial}", client, server_of)
             while entry is not None and not entry.facts.details:
                 time.sleep(0.0002)
             known_after.append(time.perf_counter() - started)

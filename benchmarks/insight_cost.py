@@ -1,6 +1,6 @@
 """What the local-model checks add to a traced chat and stream (BENCHMARKS.md).
 
-    uv run python benchmarks/insight_cost.py [ROUNDS]
+    cd benchmarks && uv run python insight_cost.py [ROUNDS]
 
 One process, bench_core.py's chat and 200-chunk stream, interleaving three variants round by
 round so that they share the machine's load: the code path without the checks

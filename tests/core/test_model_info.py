@@ -437,16 +437,18 @@ def test_calls_that_each_load_the_model_ask_ps_again_at_most_once_a_while(
 def test_a_forked_child_fetches_with_a_worker_of_its_own(ollama_server, model_info):
     import os
 
+    from braintrust_ollama._call import server_of
+
     client = ollama.Client(host=ollama_server.url)
     hang = Hang(threading.Event())
     ollama_server.reply("/api/show", hang)  # the parent's fetch is stuck at the fork
-    model_info.look_up(ollama_server.url, "parent-model", client)
+    model_info.look_up(ollama_server.url, "parent-model", client, server_of)
     assert hang.reached.wait(timeout=10)
     reader, writer = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: its own worker, its own fetch
         try:
-            entry = model_info.look_up(ollama_server.url, MODEL, client)
+            entry = model_info.look_up(ollama_server.url, MODEL, client, server_of)
             done = model_info.wait(timeout=10)
             os.write(writer, json.dumps([done, entry.facts.details]).encode())
         finally:

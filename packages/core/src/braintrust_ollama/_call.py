@@ -34,7 +34,7 @@ from pydantic import BaseModel
 
 from . import tracing
 from ._insight import Answer, inspect_call
-from ._model_info import MODEL_INFO
+from ._model_info import MODEL_INFO, Server
 from ._warn import warn_once
 
 _log = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ class OllamaCall:
         """For a chat or generate call: look the model up (never waiting for it)."""
         model = self._request.get("model")
         if self._host and isinstance(model, str) and model:
-            entry = MODEL_INFO.look_up(self._host, model, client)
+            entry = MODEL_INFO.look_up(self._host, model, client, server_of)
             if entry is not None:
                 self._model = (self._host, model, entry, client)
 
@@ -276,7 +276,7 @@ class OllamaCall:
             if self._model is not None and not failed:  # for the next span
                 load = getattr(last, "load_duration", None)
                 cold = load is not None and load > tracing.COLD_START_SECONDS * 1e9
-                MODEL_INFO.loaded_again(*self._model, cold=cold)
+                MODEL_INFO.loaded_again(*self._model, server_of, cold=cold)
         except Exception:
             warn_once(_log, "could not inspect a response")
 
@@ -405,7 +405,7 @@ def _caller_location() -> dict[str, Any] | None:
 def _client_host(client: Any) -> str | None:
     """The client's server as `scheme://host:port`, cached per underlying httpx client."""
     try:
-        http = client._client
+        http = _http_client(client)
         cached = client.__dict__.get("_braintrust_ollama_host")
         if cached is None or cached[0] is not http:
             cached = (http, tracing.host_without_credentials(http.base_url))
@@ -413,3 +413,16 @@ def _client_host(client: Any) -> str | None:
         return cached[1]
     except Exception:
         return None
+
+
+def server_of(client: Any) -> Server:
+    """How to reach an SDK client's server, for the model-info fetch: its base URL and headers
+    (credentials included, never logged)."""
+    http = _http_client(client)
+    return Server(str(http.base_url), tuple(http.headers.items()))
+
+
+def _http_client(client: Any) -> Any:
+    """The SDK client's httpx client: the one private name of the SDK read besides the patch
+    point (`client._client`; its base URL is nowhere public)."""
+    return client._client

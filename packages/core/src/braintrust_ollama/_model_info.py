@@ -53,7 +53,6 @@ __all__ = [
     "Server",
     "facts_from_ps",
     "facts_from_show",
-    "server_of",
 ]
 
 _log = logging.getLogger(__name__)
@@ -146,10 +145,12 @@ class ModelInfo:
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=self._after_fork_in_child)
 
-    def look_up(self, host: str, model: str, client: Any) -> Entry | None:
-        """The entry of `model` on `host` (the server of the SDK `client`); the first look-up
-        queues its fetch. None when model info is off (as it was when the model was first
-        seen on that server)."""
+    def look_up(
+        self, host: str, model: str, client: Any, server: Callable[[Any], Server]
+    ) -> Entry | None:
+        """The entry of `model` on `host` (the server of the SDK `client`, which `server(client)`
+        says how to reach); the first look-up queues its fetch. None when model info is off (as
+        it was when the model was first seen on that server)."""
         entry = self._entries.get((host, model), _UNSEEN)
         if entry is not _UNSEEN:
             return entry
@@ -162,10 +163,19 @@ class ModelInfo:
             if entry is None:
                 return None
             entry.busy = True
-        self._submit(host, model, entry, client, first=True)
+        self._submit(host, model, entry, server, client, first=True)
         return entry
 
-    def loaded_again(self, host: str, model: str, entry: Entry, client: Any, *, cold: bool) -> None:
+    def loaded_again(
+        self,
+        host: str,
+        model: str,
+        entry: Entry,
+        client: Any,
+        server: Callable[[Any], Server],
+        *,
+        cold: bool,
+    ) -> None:
         """After a call: ask `/api/ps` again (and `/api/show` if the digest changed) when the
         call loaded the model (`cold`), or while `/api/ps` has not listed it (it was asked
         before the model was loaded; `UNLISTED_ASKS` times at most). At most every
@@ -186,7 +196,7 @@ class ModelInfo:
             if not cold:
                 entry.unlisted_asks += 1
             entry.busy = True
-        self._submit(host, model, entry, client, first=False)
+        self._submit(host, model, entry, server, client, first=False)
 
     def wait(self, timeout: float) -> bool:
         """Wait until no fetch is running (at most `timeout` seconds); True if none is."""
@@ -206,9 +216,18 @@ class ModelInfo:
 
     # --- the fetch --------------------------------------------------------------------------
 
-    def _submit(self, host: str, model: str, entry: Entry, client: Any, *, first: bool) -> None:
+    def _submit(
+        self,
+        host: str,
+        model: str,
+        entry: Entry,
+        server: Callable[[Any], Server],
+        client: Any,
+        *,
+        first: bool,
+    ) -> None:
         try:
-            where = server_of(client)
+            where = server(client)
             self._worker.submit(functools.partial(self._fetch, host, model, entry, where, first))
         except Exception as error:  # no thread at interpreter exit, say
             _log.debug(
@@ -286,13 +305,6 @@ class ModelInfo:
             if entry is not None:
                 entry.busy = False
                 entry.again = False
-
-
-def server_of(client: Any) -> Server:
-    """Where an SDK client's server is: its httpx client's base URL and headers (credentials
-    included, never logged)."""
-    http = client._client
-    return Server(str(http.base_url), tuple(http.headers.items()))
 
 
 def _quietly(
