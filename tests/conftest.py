@@ -15,6 +15,8 @@ from braintrust import logger as bt_logger
 from braintrust.test_helpers import init_test_logger
 from braintrust.util import LazyValue
 from braintrust_ollama import destinations
+from braintrust_ollama._model_info import MODEL_INFO
+from braintrust_ollama._settings import MODEL_INFO_ENV
 from braintrust_ollama._warn import reset_warnings
 from braintrust_ollama.tracing import ENDPOINTS
 from support.chat_schema import chat_schema_errors
@@ -92,6 +94,27 @@ def _warn_again() -> Iterator[None]:
     reset_warnings()
     yield
     reset_warnings()
+
+
+@pytest.fixture(autouse=True)
+def _no_model_info(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Spans carry no model information fetched in the background (`/api/show`, `/api/ps`)
+    unless a test asks for it (`model_info`): whole-span tests stay deterministic, and FakeOllama
+    serves only what a test sends it. Subprocesses started with `os.environ` inherit it."""
+    monkeypatch.setenv(MODEL_INFO_ENV, "false")
+    MODEL_INFO.clear()
+    yield
+    MODEL_INFO.clear()
+
+
+@pytest.fixture
+def model_info(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """Model information on, with an empty cache; `.wait()` waits for fetches in flight."""
+    monkeypatch.setenv(MODEL_INFO_ENV, "true")
+    MODEL_INFO.clear()
+    yield MODEL_INFO
+    assert MODEL_INFO.wait(timeout=10), "a model-info fetch outlived its test"
+    MODEL_INFO.clear()
 
 
 @pytest.fixture

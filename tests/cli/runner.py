@@ -26,6 +26,9 @@ class Cli:
             "HOME": str(self.home),
             "OLLAMA_HOST": self.ollama_host,
             "LANG": "C.UTF-8",
+            # Off, as for the whole suite (tests/conftest.py): only what a test sends reaches
+            # its FakeOllama, and spans do not depend on when a background fetch answers.
+            "BRAINTRUST_OLLAMA_MODEL_INFO": "false",
         }
 
     @property

@@ -40,6 +40,7 @@ class Program:
             "OLLAMA_HOST": self.ollama_url,
             "LANG": "C.UTF-8",
             "PYTHONUNBUFFERED": "1",
+            "BRAINTRUST_OLLAMA_MODEL_INFO": "false",  # off, as for the whole suite
         }
 
     def write(self, source: str, name: str = "app.py") -> Path:

@@ -14,6 +14,7 @@ import braintrust
 import pytest
 from braintrust.logger import SpanImpl
 from braintrust_ollama.local import logger as local_logger
+from braintrust_ollama.local.store import LocalStore
 from braintrust_ollama.local.view import json_text, printable
 from cli.runner import SCRIPT, Cli
 from support.terminal import in_terminal
@@ -144,3 +145,76 @@ def test_json_text_prints_json_nested_deeper_than_python_can_recurse() -> None:
         level, depth = level["k"], depth + 1
     assert level == "[nested deeper than 500 levels: not shown]"
     assert depth == 498  # the list and the row are the first two of the 500 levels
+
+
+def _trace_with_warnings(store: Path) -> None:
+    start = 1_800_000_000.0
+    root = {
+        "id": "root",
+        "span_id": "root",
+        "root_span_id": "root",
+        "created": "2026-08-12T10:11:12Z",
+        "span_attributes": {"name": "summarise report", "type": "task"},
+        "metrics": {"start": start, "end": start + 2.5},
+    }
+    chat = {
+        "id": "chat",
+        "span_id": "chat",
+        "root_span_id": "root",
+        "span_parents": ["root"],
+        "created": "2026-08-12T10:11:12Z",
+        "span_attributes": {"name": "ollama.chat", "type": "llm"},
+        "metadata": {
+            "provider": "ollama",
+            "model": "qwen3:8b",
+            "stream": False,
+            "model_details": {
+                "family": "qwen3",
+                "parameter_size": "8.2B",
+                "quantization_level": "Q4_K_M",
+            },
+            "prompt_truncated": True,
+            "warnings": [
+                "prompt truncated: Ollama kept 2050 of about 6004 prompt tokens (context window"
+                " 4096); raise num_ctx",
+                "[bold red]not markup[/]",
+            ],
+        },
+        "metrics": {
+            "start": start + 0.1,
+            "end": start + 2.0,
+            "total_duration": 1.9,
+            "prompt_tokens": 2050,
+            "completion_tokens": 128,
+        },
+    }
+    generate = {
+        **chat,
+        "id": "gen",
+        "span_id": "gen",
+        "metrics": {"start": start + 2.1, "end": start + 2.4},
+        "metadata": {
+            "provider": "ollama",
+            "model": "llama3.2",
+            "model_details": {"family": "llama"},
+            "warnings": ["output cut short: num_predict (128) reached"],
+        },
+    }
+    LocalStore(store).append([root, chat, generate])
+
+
+def test_a_span_shows_its_models_size_and_a_line_per_warning(cli: Cli) -> None:
+    _trace_with_warnings(cli.store)
+    shown = _show(cli, "traces", "show", "root", columns=80)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines() == [
+        "trace root  3 spans, 2.50 s",
+        "└── summarise report [task]  2.50 s",
+        "    ├── ollama.chat [llm]  qwen3:8b (8.2B Q4_K_M)  1.90 s (ollama 1.90 s)",
+        "    │     tokens 2050 in / 128 out",  # a figure that does not fit goes below, whole
+        "    │     ⚠ prompt truncated: Ollama kept 2050 of about 6004 prompt tokens",
+        "    │       (context window 4096); raise num_ctx",
+        "    │     ⚠ [bold red]not markup[/]",
+        "    └── ollama.chat [llm]  llama3.2  300.0 ms",
+        "          ⚠ output cut short: num_predict (128) reached",
+    ]

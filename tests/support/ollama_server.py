@@ -18,6 +18,15 @@ test can compare the tokens in a trace with what the server sent.
     gate = threading.Semaphore(0); server.reply("/api/chat", Chat("a b c", gate=gate))  # slow stream
     server.reply("/v1/systemone", {...})                          # any JSON body, as given
     server.reply("/api/generate", Lines([{...}, {...}]))          # these NDJSON lines, streamed
+
+Model information, as a real server gives it: `/api/show` answers a canned llama description;
+`/api/ps` lists the models a completion has loaded (`server.load(model, ...)` sets one up with
+its window, size and VRAM share). Faults for it: `Hang(release)` (no answer until `release` is
+set, then a cut connection), `Trickle(body, every_s)` (the body one byte at a time), `Raw(bytes)`
+(a body that is not JSON), and any odd JSON as a scripted reply.
+
+    server.reply("/api/show", Hang(release))                      # a server that never answers
+    server.reply("/api/chat", Chat("...", prompt_eval_count=2050, prompt_eval_cached_count=4))
 """
 
 from __future__ import annotations
@@ -30,7 +39,19 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["Chat", "Embed", "Error", "FakeOllama", "Fault", "Generate", "Lines", "Served"]
+__all__ = [
+    "Chat",
+    "Embed",
+    "Error",
+    "FakeOllama",
+    "Fault",
+    "Generate",
+    "Hang",
+    "Lines",
+    "Raw",
+    "Served",
+    "Trickle",
+]
 
 MODEL = "llama3.2:1b"
 CREATED_AT = "2026-08-12T10:11:12.123456789Z"
@@ -48,6 +69,9 @@ class Chat:
     eval_count: int = 10
     done_reason: str = "stop"
     gate: Any = None  # a Semaphore/Event-like object with .acquire(timeout=) gating chunks 2..n
+    prompt_eval_cached_count: int | None = None  # newer servers: the prompt tokens from cache
+    load_duration: int | None = None  # nanoseconds; default 12 ms (warm)
+    delay_s: float = 0.0  # how long the model "thinks" before the first byte of the answer
 
 
 @dataclass
@@ -60,6 +84,9 @@ class Generate:
     eval_count: int = 12
     done_reason: str = "stop"
     gate: Any = None
+    prompt_eval_cached_count: int | None = None
+    load_duration: int | None = None
+    delay_s: float = 0.0
 
 
 @dataclass
@@ -92,6 +119,31 @@ class Lines:
     """A stream of exactly these JSON objects, one per NDJSON line (hand-made exchanges)."""
 
     chunks: list[dict[str, Any]]
+
+
+@dataclass
+class Hang:
+    """No answer until `release` is set (or GATE_TIMEOUT_S passes); then the connection is cut.
+    `reached` is set when the request arrives."""
+
+    release: threading.Event
+    reached: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
+class Trickle:
+    """A JSON body sent one byte every `every_s` seconds (a server too slow to read)."""
+
+    body: Any
+    every_s: float = 0.05
+
+
+@dataclass
+class Raw:
+    """These bytes as the body, whatever they are (not JSON, say)."""
+
+    data: bytes
+    status: int = 200
 
 
 @dataclass
@@ -132,6 +184,7 @@ class FakeOllama:
         self.requests: list[_Request] = []
         self.served: list[Served] = []
         self._gates: list[Any] = []
+        self.loaded: dict[str, dict[str, Any]] = {}  # what /api/ps lists, by model
         handler = type("_Handler", (_Handler,), {"fake": self})
         self._httpd = _Server(("127.0.0.1", 0), handler)
         # A short poll interval: shutdown() waits for the serving loop to notice it.
@@ -162,6 +215,30 @@ class FakeOllama:
         """Queue replies for `path`, served in order before the canned reply."""
         with self._lock:
             self._scripts[path].extend(replies)
+
+    def load(
+        self,
+        model: str,
+        *,
+        context_length: int | None = 4096,
+        size: int = 2_019_393_189,
+        size_vram: int | None = None,
+        digest: str = "a80c4f17acd55265feec403c7aef86be0c25983ab279d83f3bcd3abbcb5b8b72",
+    ) -> None:
+        """List `model` in /api/ps as loaded, as a real server would after serving it."""
+        entry: dict[str, Any] = {
+            "name": model,
+            "model": model,
+            "size": size,
+            "digest": digest,
+            "details": dict(_SHOW["details"]),
+            "expires_at": "2026-08-12T10:16:12.123456789Z",
+            "size_vram": size if size_vram is None else size_vram,
+        }
+        if context_length is not None:  # servers before v0.9.7 do not say
+            entry["context_length"] = context_length
+        with self._lock:
+            self.loaded[model] = entry
 
     def tokens_served(self) -> tuple[int, int]:
         """(sum of prompt_eval_count, sum of eval_count) over every completion served."""
@@ -234,8 +311,25 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self.fake._record(request, None)
 
+        if isinstance(reply, (Chat, Generate)):
+            with self.fake._lock:
+                loaded = model in self.fake.loaded
+            if not loaded:
+                self.fake.load(model)
+        if reply is _LOADED:
+            with self.fake._lock:
+                reply = {"models": list(self.fake.loaded.values())}
+
         if reply is None:
             self._json(404, {"error": "404 page not found"})
+        elif isinstance(reply, Hang):
+            reply.reached.set()
+            reply.release.wait(GATE_TIMEOUT_S)
+            self._cut()
+        elif isinstance(reply, Trickle):
+            self._trickle(reply)
+        elif isinstance(reply, Raw):
+            self._raw(reply)
         elif isinstance(reply, Error):
             self._json(reply.status, {"error": reply.message})
         elif isinstance(reply, Fault):
@@ -266,8 +360,14 @@ class _Handler(BaseHTTPRequestHandler):
             **_durations(reply.eval_count),
             "eval_count": reply.eval_count,
         }
+        if reply.load_duration is not None:
+            final["load_duration"] = reply.load_duration
         if reply.prompt_eval_count is not None:
             final["prompt_eval_count"] = reply.prompt_eval_count
+        if reply.prompt_eval_cached_count is not None:
+            final["prompt_eval_cached_count"] = reply.prompt_eval_cached_count
+        if reply.delay_s:
+            threading.Event().wait(reply.delay_s)  # the model at work (a measurement's latency)
         if not streaming:
             payload: dict[str, Any] = {"model": model, "created_at": CREATED_AT}
             payload[key] = self._piece(
@@ -354,6 +454,29 @@ class _Handler(BaseHTTPRequestHandler):
             },
         )
 
+    def _trickle(self, reply: Trickle) -> None:
+        data = json.dumps(reply.body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        pause = threading.Event()
+        for i in range(len(data)):
+            try:
+                self.wfile.write(data[i : i + 1])
+                self.wfile.flush()
+            except OSError:
+                self.close_connection = True
+                return
+            pause.wait(reply.every_s)
+
+    def _raw(self, reply: Raw) -> None:
+        self.send_response(reply.status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(reply.data)))
+        self.end_headers()
+        self.wfile.write(reply.data)
+
     # --- transport ---------------------------------------------------------------------------
 
     def _json(self, status: int, payload: Any) -> None:
@@ -412,6 +535,8 @@ _SHOW = {
     "modified_at": "2026-08-01T10:00:00Z",
 }
 
+_LOADED = object()  # /api/ps: the models FakeOllama has loaded
+
 _CANNED: dict[str, Any] = {
     "/api/chat": Chat(),
     "/api/generate": Generate(),
@@ -420,5 +545,5 @@ _CANNED: dict[str, Any] = {
     "/api/show": _SHOW,
     "/api/version": {"version": "0.12.6"},
     "/api/tags": {"models": []},
-    "/api/ps": {"models": []},
+    "/api/ps": _LOADED,
 }

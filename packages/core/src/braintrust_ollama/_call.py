@@ -12,6 +12,10 @@ the first frame outside this package, the SDK and the frameworks the adapters tr
 inside its iteration or a call a framework makes for the user — and whether content is recorded (`record_content` on the client or its class, set by `setup_ollama` / `wrap_ollama`).
 Errors are recorded as Braintrust's own spans record them (`stringify_exception`: the traceback,
 type and message).
+
+A chat or generate call (an `inspected` endpoint) also looks its model up in the model-info cache
+(`_model_info`, never waiting for it) and reads the response's raw JSON as the SDK parses it
+(`response_reader`), so its span can say why the answer may be bad (`_insight`).
 """
 
 from __future__ import annotations
@@ -27,8 +31,11 @@ from typing import Any
 
 import braintrust
 from braintrust.logger import NOOP_SPAN, get_span_parent_object, stringify_exception
+from pydantic import BaseModel
 
 from . import tracing
+from ._insight import Answer, inspect_call
+from ._model_info import MODEL_INFO, Server
 from ._warn import warn_once
 
 _log = logging.getLogger(__name__)
@@ -130,6 +137,8 @@ class OllamaCall:
         "_caller",
         "_content",
         "_host",
+        "_kept",
+        "_model",
         "_parent",
         "_request",
         "_start",
@@ -157,6 +166,28 @@ class OllamaCall:
         self._parent = parent if hasattr(parent, "start_span") else contextvars.copy_context()
         self._start = time.time()
         self.finished = False
+        self._kept: list[Any] | None = None  # the raw JSON the SDK last built from
+        self._model: tuple[str, str, Any, Any] | None = None  # host, model, entry, client
+
+    def _inspect(self, client: Any) -> None:
+        """For a chat or generate call: look the model up (never waiting for it)."""
+        model = self._request.get("model")
+        if self._host and isinstance(model, str) and model:
+            entry = MODEL_INFO.look_up(self._host, model, client, server_of)
+            if entry is not None:
+                self._model = (self._host, model, entry, client)
+
+    def sdk_args(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The SDK `_request` arguments to call with: for an inspected endpoint, the response
+        type (`args[0]`) replaced by a `response_reader`, which keeps the raw JSON."""
+        if not self.endpoint.inspected or not args or not isinstance(args[0], type):
+            return args
+        try:
+            build, self._kept = response_reader(args[0])
+            return (build, *args[1:])
+        except Exception:
+            warn_once(_log, "could not read a response's raw JSON")
+            return args
 
     @classmethod
     def begin(cls, client: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> OllamaCall | None:
@@ -178,7 +209,7 @@ class OllamaCall:
                 return None
             if isinstance(parent, braintrust.Span):
                 setattr(parent, _TOKENS_MARKER, True)
-            return cls(
+            call = cls(
                 endpoint,
                 kwargs.get("json") or {},
                 _client_host(client),
@@ -186,6 +217,9 @@ class OllamaCall:
                 content=getattr(client, RECORD_CONTENT_ATTR, True),
                 caller=_caller_location(),
             )
+            if endpoint.inspected:
+                call._inspect(client)
+            return call
         except Exception:
             warn_once(_log, "could not start a span")
             return None
@@ -201,6 +235,7 @@ class OllamaCall:
                 end,
                 first_token=end,
                 more_metadata=functools.partial(endpoint.response_metadata, response),
+                answer=functools.partial(endpoint.answer, response),
             )
         except Exception:
             warn_once(_log, "could not record a response")
@@ -219,10 +254,12 @@ class OllamaCall:
         error: BaseException | None = None,
         more_metadata: Callable[[], dict[str, Any]] | None = None,
         unfinished_at_exit: bool = False,
+        answer: Callable[[], Answer | None] | None = None,
     ) -> None:
         """Write the span: `output()` builds its output; `last` is the response or final chunk
         holding the counters; `more_metadata()` is what the response said beyond its output
-        (log probabilities: content, so asked only when content is recorded).
+        (log probabilities: content, so asked only when content is recorded); `answer()` what
+        the model returned (for an inspected endpoint's checks).
 
         Each field is built on its own: one that cannot be built is left out (a part of one, as
         `tracing.LeftOut` says), and the span is written with everything else and
@@ -247,6 +284,8 @@ class OllamaCall:
                 metadata.update(more)
         if unfinished_at_exit:  # a stream the interpreter's exit left unfinished
             metadata["unfinished_at_exit"] = True
+        if endpoint.inspected:
+            self._add_insight(metadata, metrics, last, answer, failed=error is not None)
         event: dict[str, Any] = {"metadata": metadata, "metrics": metrics}
         shown = None
         if self._content:
@@ -276,6 +315,37 @@ class OllamaCall:
             self._parent.run(braintrust.start_span, **fields, **event)
         else:
             self._parent.start_span(**fields, **event)
+
+    def _add_insight(
+        self,
+        metadata: dict[str, Any],
+        metrics: dict[str, Any],
+        last: Any,
+        answer: Callable[[], Answer | None] | None,
+        *,
+        failed: bool,
+    ) -> None:
+        """What the model is and why its answer may be bad (`_insight`); after a cold start
+        (or while `/api/ps` has not listed the model yet), `/api/ps` is asked again, for the
+        next span."""
+        try:
+            entry = self._model[2] if self._model else None
+            found, counted = inspect_call(
+                self._request,
+                last,
+                answer() if answer is not None else None,
+                entry.facts if entry is not None else None,
+                cached_tokens=_cached_tokens(last, self._kept),
+                failed=failed,
+            )
+            metadata.update(found)
+            metrics.update(counted)
+            if self._model is not None and not failed:  # for the next span
+                load = getattr(last, "load_duration", None)
+                cold = load is not None and load > tracing.COLD_START_SECONDS * 1e9
+                MODEL_INFO.loaded_again(*self._model, server_of, cold=cold)
+        except Exception:
+            warn_once(_log, "could not inspect a response")
 
     def fail(self, error: BaseException) -> None:
         """End with the error the SDK call raised."""
@@ -325,6 +395,7 @@ class CallStream:
                 error=error,
                 more_metadata=stream.response_metadata,
                 unfinished_at_exit=at_exit,
+                answer=stream.answer,
             )
         except Exception:
             warn_once(_log, "could not record a stream")
@@ -354,6 +425,50 @@ _WHY_CHARS = 200
 
 def _ignore(chunk: Any) -> None:
     pass
+
+
+def response_reader(cls: Any) -> tuple[Callable[..., Any], list[Any]]:
+    """What the SDK's `_request(cls, ...)` is given as `cls`, the response type it builds each
+    response or stream chunk with (`cls(**json)`), and where it keeps the last raw JSON object:
+    it builds the same object the SDK would, and the raw JSON holds the fields the SDK's
+    pydantic models drop when they do not declare them (`prompt_eval_cached_count`). For a plain
+    pydantic model (no `__init__` of its own, as every ollama response type) it validates the
+    JSON as `cls(**json)` does, without unpacking it twice: about 0.1 µs a stream chunk.
+    tests/core/test_local_model_problems.py fails if an SDK release stops building responses
+    this way."""
+    kept: list[Any] = [None]
+    if _plain_model(cls):
+        validate = cls.model_validate
+
+        def build(**part: Any) -> Any:
+            kept[0] = part
+            return validate(part)
+
+    else:
+
+        def build(**part: Any) -> Any:
+            kept[0] = part
+            return cls(**part)
+
+    return build, kept
+
+
+@functools.lru_cache(maxsize=64)
+def _plain_model(cls: type) -> bool:
+    """A pydantic model that builds from keywords as `model_validate` does (no `__init__`)."""
+    return issubclass(cls, BaseModel) and cls.__init__ is BaseModel.__init__
+
+
+def _cached_tokens(last: Any, kept: list[Any] | None) -> int | None:
+    """`prompt_eval_cached_count` from the raw JSON the SDK last built from (`kept`, see
+    `response_reader`), else from the SDK's field, on an SDK that declares one."""
+    if last is None:
+        return None
+    if kept is not None and kept[0] is not None:
+        value = kept[0].get("prompt_eval_cached_count")
+    else:  # no raw JSON kept: an SDK that declares the field has it
+        value = tracing._field(last, "prompt_eval_cached_count")
+    return value if type(value) is int and value >= 0 else None
 
 
 def _caller_location() -> dict[str, Any] | None:
@@ -434,7 +549,7 @@ def remember_caller() -> None:
 def _client_host(client: Any) -> str | None:
     """The client's server as `scheme://host:port`, cached per underlying httpx client."""
     try:
-        http = client._client
+        http = _http_client(client)
         cached = client.__dict__.get("_braintrust_ollama_host")
         if cached is None or cached[0] is not http:
             cached = (http, tracing.host_without_credentials(http.base_url))
@@ -442,3 +557,16 @@ def _client_host(client: Any) -> str | None:
         return cached[1]
     except Exception:
         return None
+
+
+def server_of(client: Any) -> Server:
+    """How to reach an SDK client's server, for the model-info fetch: its base URL and headers
+    (credentials included, never logged)."""
+    http = _http_client(client)
+    return Server(str(http.base_url), tuple(http.headers.items()))
+
+
+def _http_client(client: Any) -> Any:
+    """The SDK client's httpx client: the one private name of the SDK read besides the patch
+    point (`client._client`; its base URL is nowhere public)."""
+    return client._client

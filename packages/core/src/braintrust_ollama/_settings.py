@@ -1,4 +1,5 @@
-"""The two switches a user sets without touching code: content recording and tracing itself.
+"""The switches a user sets without touching code: content recording, tracing itself, and the
+model information spans carry.
 
 - `BRAINTRUST_OLLAMA_RECORD_CONTENT=false` (or `0`, `no`, `off`): spans keep metadata and metrics
   but no input or output (no messages, prompts, images, answers, generate `suffix`). The
@@ -6,7 +7,11 @@
 - `BRAINTRUST_OLLAMA_DISABLED=1` (or `true`, `yes`, `on`): `setup_ollama()` and `wrap_ollama()`
   patch nothing (`setup_ollama()` returns False), logged once per process.
 
-Both are read when `setup_ollama()` / `wrap_ollama()` runs, never per call.
+- `BRAINTRUST_OLLAMA_MODEL_INFO=false` (or `0`, `no`, `off`): no `/api/show` / `/api/ps` is
+  fetched, so chat and generate spans carry no `model_details`, `gpu_offload` or loaded window.
+
+The first two are read when `setup_ollama()` / `wrap_ollama()` runs, never per call; the third
+when a model is first seen on a server (once per model and server).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import os
 
 RECORD_CONTENT_ENV = "BRAINTRUST_OLLAMA_RECORD_CONTENT"
 DISABLED_ENV = "BRAINTRUST_OLLAMA_DISABLED"
+MODEL_INFO_ENV = "BRAINTRUST_OLLAMA_MODEL_INFO"
 
 _log = logging.getLogger(__name__)
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -28,6 +34,11 @@ def record_content(argument: bool | None = None) -> bool:
     if argument is not None:
         return argument
     return os.environ.get(RECORD_CONTENT_ENV, "").strip().lower() not in _FALSE
+
+
+def model_info_enabled() -> bool:
+    """Whether spans may carry model information fetched from the Ollama server (default yes)."""
+    return os.environ.get(MODEL_INFO_ENV, "").strip().lower() not in _FALSE
 
 
 def tracing_disabled() -> bool:

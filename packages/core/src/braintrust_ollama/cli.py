@@ -6,6 +6,9 @@
                                             --save-attachments DIR: its images as files)
     braintrust-ollama traces push [ID|last|--since WHEN] --project NAME
                                             send stored traces to Braintrust (no duplicates)
+    braintrust-ollama traces stats [--since WHEN] [--json]
+                                            one row per model: calls, errors, latency, tokens,
+                                            speed, cold starts, truncated prompts, format errors
 
 Exit codes: 0 success, 1 a demo call failed or no single trace matched, 2 bad usage.
 Errors are one line on stderr, never a traceback. When the reader of the output goes away
@@ -29,6 +32,7 @@ from typing import Any, TextIO
 
 from braintrust_ollama._command import cli_command
 from braintrust_ollama._delivery import DEFAULT_TIMEOUT_S
+from braintrust_ollama.local.stats import model_stats
 from braintrust_ollama.local.store import (
     HOME_ENV,
     MAX_STORE_MB_ENV,
@@ -40,6 +44,7 @@ from braintrust_ollama.local.view import (
     json_text,
     make_console,
     printable,
+    stats_table,
     trace_table,
     trace_tree,
 )
@@ -71,16 +76,16 @@ def _parser() -> argparse.ArgumentParser:
 
     traces = commands.add_parser(
         "traces",
-        help="list recent local traces, show one, or push them to Braintrust",
+        help="list recent local traces, show one, sum them up per model, or push them to Braintrust",
         description="List the recent traces in the local store, newest first: id, start, name,"
-        " spans, duration, tokens and errors. `traces show` prints one as a tree, `traces push`"
-        " sends traces to Braintrust.",
+        " spans, duration, tokens and errors. `traces show` prints one as a tree, `traces stats`"
+        " sums up the Ollama calls per model, `traces push` sends traces to Braintrust.",
     )
     traces.add_argument(
         "-n", "--limit", type=_positive_int, default=20, metavar="N", help="how many (default 20)"
     )
     traces.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    actions = traces.add_subparsers(dest="action", metavar="{show,push}")
+    actions = traces.add_subparsers(dest="action", metavar="{show,push,stats}")
     show = actions.add_parser(
         "show",
         help="print one trace as a tree",
@@ -121,6 +126,20 @@ def _parser() -> argparse.ArgumentParser:
         help="how long to wait for Braintrust's answer to the login and to each batch before"
         f" stopping (default {DEFAULT_TIMEOUT_S:g})",
     )
+    stats = actions.add_parser(
+        "stats",
+        help="one row per model: calls, errors, latency, tokens, speed, cold starts, truncations",
+        description="Per-model statistics of the Ollama calls in the local store: calls and"
+        " errors, median and 95th-percentile duration, prompt and output tokens, median output"
+        " tokens per second, cold starts, truncated prompts and format errors.",
+    )
+    stats.add_argument(
+        "--since",
+        metavar="WHEN",
+        help="only calls started since WHEN: an ISO date or time (2026-05-01, 2026-05-01T09:00)"
+        " or an age (30m, 2h, 7d)",
+    )
+    stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
 
 
@@ -165,6 +184,8 @@ def _run(args: argparse.Namespace) -> int:
             return _push(args.trace, since=args.since, project=args.project, timeout=args.timeout)
         if args.action == "show":
             return _show(args.trace, as_json=args.json, save_attachments=args.save_attachments)
+        if args.action == "stats":
+            return _stats(since=args.since, as_json=args.json)
         return _list(args.limit, as_json=args.json)
     except KeyboardInterrupt:
         return 130
@@ -256,6 +277,19 @@ def _show(trace: str, *, as_json: bool, save_attachments: Path | None = None) ->
     if save_attachments is not None:
         for path in save_trace_attachments(store, rows, save_attachments):
             print(f"braintrust-ollama: saved {path}", file=sys.stderr)
+    return 0
+
+
+def _stats(*, since: str | None, as_json: bool) -> int:
+    store = LocalStore()
+    stats = model_stats(store.model_spans(_since(since) if since else None))
+    if as_json:
+        print(json_text([s.as_dict() for s in stats]))
+    elif not stats:
+        when = f" since {printable(since)}" if since else ""
+        print(f"No Ollama calls{when} in {printable(store.path)}. Make some: {cli_command()} demo")
+    else:
+        make_console().print(stats_table(stats))
     return 0
 
 

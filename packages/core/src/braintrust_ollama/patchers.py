@@ -35,7 +35,7 @@ def _traced_request(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         return wrapped(*args, **kwargs)
     inside = IN_TRACED_REQUEST.set(True)
     try:
-        result = wrapped(*args, **kwargs)
+        result = wrapped(*call.sdk_args(args), **kwargs)
     except BaseException as error:
         call.fail(error)
         raise
@@ -53,7 +53,7 @@ async def _traced_async_request(wrapped: Any, instance: Any, args: Any, kwargs: 
         return await wrapped(*args, **kwargs)
     inside = IN_TRACED_REQUEST.set(True)
     try:
-        result = await wrapped(*args, **kwargs)
+        result = await wrapped(*call.sdk_args(args), **kwargs)
     except BaseException as error:
         call.fail(error)
         raise

@@ -13,9 +13,12 @@ returned by `stream()`; then list an instance in `ENDPOINTS`. Set `has_first_tok
 endpoint with no token stream (`time_to_first_token` is then never recorded), `type` for a span
 that is not an `llm` span (a `tool`, say), and `chat_schema=True` when its input is chat messages
 and its output chat choices (the test suite then checks every such span against Braintrust's
-schema). Override `metadata` / `metrics` when the endpoint's response carries other fields or
-counters. With content recording off (`record_content=False`), `input`, `output` and
-`Stream.output` are never called: whatever an endpoint puts there is what the switch keeps out.
+schema), and `inspected=True` for a local model's completion (chat, generate): its span also says
+why the answer may be bad and what the model is (`_insight`, `_model_info`), from what
+`answer(response)` / `Stream.answer()` return. Override `metadata` / `metrics` when the
+endpoint's response carries other fields or counters. With content recording off
+(`record_content=False`), `input`, `output` and `Stream.output` are never called: whatever an
+endpoint puts there is what the switch keeps out.
 
 Chat, generate and embed spans have the shape Braintrust's own Ollama integration (its
 JavaScript SDK's `ollama-plugin.ts`) writes, so one query, dashboard or scorer reads both; where
@@ -63,6 +66,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from braintrust import Attachment
+
+from ._insight import Answer
 
 __all__ = [
     "COLD_START_SECONDS",
@@ -144,6 +149,10 @@ class Stream:
         """What the chunks said beyond the output (log probabilities), for the metadata."""
         return {}
 
+    def answer(self) -> Answer | None:
+        """What the model returned so far, for the checks of `inspected` endpoints."""
+        return None
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -155,6 +164,9 @@ class Endpoint:
     type: str = "llm"
     has_first_token: bool = True
     chat_schema: bool = False  # input chat messages, output chat choices (Braintrust's schema)
+    # A local model's answer: the span also says why it may be bad (braintrust_ollama._insight)
+    # and what the model is (braintrust_ollama._model_info); `answer` feeds the checks.
+    inspected: bool = False
 
     def input(self, request: Mapping[str, Any]) -> Any:
         """The span input for the request body the SDK sent."""
@@ -208,6 +220,10 @@ class Endpoint:
         """What a whole response says beyond the output (log probabilities), for the metadata."""
         return {}
 
+    def answer(self, response: Any) -> Answer | None:
+        """What a whole response returned, for the checks of `inspected` endpoints."""
+        return None
+
 
 # --- chat ---------------------------------------------------------------------------------------
 
@@ -249,6 +265,9 @@ class _ChatStream(Stream):
     def response_metadata(self) -> dict[str, Any]:
         return logprobs_metadata(self.logprobs)
 
+    def answer(self) -> Answer | None:
+        return Answer("".join(self.content), len(self.tool_calls), bool(self.thinking))
+
 
 class _ChatStreamWithoutThinking(_ChatStream):
     """For SDKs before ollama 0.5.2, whose messages have no `thinking`."""
@@ -284,6 +303,11 @@ class Chat(Endpoint):
 
     def response_metadata(self, response: Any) -> dict[str, Any]:
         return logprobs_metadata(_field(response, "logprobs"))
+
+    def answer(self, response: Any) -> Answer | None:
+        message = response.message
+        thinking = getattr(message, "thinking", None)  # ollama < 0.5.2 has no thinking
+        return Answer(message.content or "", len(message.tool_calls or ()), bool(thinking))
 
 
 def chat_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -465,6 +489,9 @@ class _GenerateStream(Stream):
     def response_metadata(self) -> dict[str, Any]:
         return logprobs_metadata(self.logprobs)
 
+    def answer(self) -> Answer | None:
+        return Answer("".join(self.text), 0, bool(self.thinking), bool(self.image))
+
 
 class _GenerateStreamWithoutThinking(_GenerateStream):
     """For SDKs before ollama 0.5.2, whose chunks have no `thinking`."""
@@ -507,6 +534,11 @@ class Generate(Endpoint):
 
     def response_metadata(self, response: Any) -> dict[str, Any]:
         return logprobs_metadata(_field(response, "logprobs"))
+
+    def answer(self, response: Any) -> Answer | None:
+        thinking = getattr(response, "thinking", None)  # ollama < 0.5.2 has no thinking
+        image = bool(_field(response, "image"))
+        return Answer(response.response or "", 0, bool(thinking), image)
 
 
 def _with_image(choices: list[dict[str, Any]], image: str | None) -> list[dict[str, Any]]:
@@ -668,12 +700,13 @@ def _by_path(*endpoints: Endpoint) -> Mapping[str, Endpoint]:
 
 # Every traced endpoint, by path.
 ENDPOINTS: Mapping[str, Endpoint] = _by_path(
-    Chat("/api/chat", "ollama.chat", content_keys=("messages",), chat_schema=True),
+    Chat("/api/chat", "ollama.chat", content_keys=("messages",), chat_schema=True, inspected=True),
     Generate(
         "/api/generate",
         "ollama.generate",
         content_keys=("prompt", "system", "images", "suffix"),
         chat_schema=True,
+        inspected=True,
     ),
     Embed("/api/embed", "ollama.embed", content_keys=("input",), has_first_token=False),
     Embeddings(

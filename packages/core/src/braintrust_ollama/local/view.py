@@ -1,4 +1,5 @@
-"""The terminal views of local traces: a table of recent traces and one trace as a tree.
+"""The terminal views of local traces: a table of recent traces, one trace as a tree, and the
+Ollama calls summed up per model.
 
 Everything a view shows from a row is data from outside: a model's output, a server's error, a
 span name an HTTP client chose. It is shown as text, never as terminal control sequences or rich
@@ -31,11 +32,13 @@ from typing import Any, TypeGuard
 
 from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderResult
+from rich.table import Table
 from rich.text import Text
 
+from braintrust_ollama.local.stats import ModelStats
 from braintrust_ollama.local.store import TraceSummary, span_name, summarize
 
-__all__ = ["json_text", "make_console", "printable", "trace_table", "trace_tree"]
+__all__ = ["json_text", "make_console", "printable", "stats_table", "trace_table", "trace_tree"]
 
 _ERROR_CHARS = 160
 # Levels of the tree shown by indentation; deeper spans show their depth as a number.
@@ -209,8 +212,9 @@ def _figures(t: TraceSummary) -> list[Text]:
 
 
 def trace_tree(rows: Sequence[dict[str, Any]], root_span_id: str) -> _TraceTree:
-    """One trace: a line per span (name, type, model, duration, tokens, time to first token,
-    error), children in start order under their first parent.
+    """One trace: a line per span (name, type, model with its size and quantization, duration,
+    tokens, time to first token, error), then a `⚠` line per warning the span carries
+    (`metadata.warnings`), children in start order under their first parent.
 
     A span's figures that do not fit on its line go on the next, indented under its name; a name
     or error too long for the line is shortened. Any depth prints (no recursion). Guides indent
@@ -230,6 +234,7 @@ class _TraceTree:
         yield _fit(self._heading(), width)
         for prefix, continuation, row in self._walk():
             yield from _span_lines(prefix, continuation, row, width)
+            yield from _warning_lines(console, continuation, row, width)
 
     def _heading(self) -> Text:
         heading = Text.assemble(("trace ", "dim"), (printable(self.root_span_id), "bold"))
@@ -315,7 +320,9 @@ def _label(row: dict[str, Any]) -> tuple[Text, str, list[Text]]:
     kind = f" [{printable(attributes['type'])[:20]}]" if attributes.get("type") else ""
     parts: list[Text] = []
     if metadata.get("model"):
-        parts.append(Text(printable(metadata["model"])[:_NAME_CHARS], style="cyan"))
+        model = printable(metadata["model"])[:_NAME_CHARS]
+        size = _model_size(metadata.get("model_details"))
+        parts.append(Text(f"{model} ({size})" if size else model, style="cyan"))
     start, end = _seconds(metrics, "start"), _seconds(metrics, "end")
     duration = end - start if start is not None and end is not None else None
     server = _seconds(metrics, "total_duration")
@@ -344,6 +351,96 @@ def _label(row: dict[str, Any]) -> tuple[Text, str, list[Text]]:
 
 def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
+
+
+def _model_size(details: Any) -> str:
+    """`8.2B Q4_K_M`: the model's size and quantization (`metadata.model_details`), if known."""
+    details = _mapping(details)
+    size = " ".join(
+        printable(details[key])[:20] for key in ("parameter_size", "quantization_level")
+        if details.get(key)
+    )  # fmt: skip
+    return size
+
+
+def _warning_lines(
+    console: Console, indent: Text, row: dict[str, Any], width: int
+) -> Iterator[Text]:
+    """A `⚠` line per warning of the span (`metadata.warnings`), under it, each wrapped to the
+    width left after `indent`."""
+    warnings = _mapping(row.get("metadata")).get("warnings")
+    if not isinstance(warnings, list):
+        return
+    for warning in warnings:
+        yield from _wrapped(console, indent, "⚠ ", Text(printable(warning), style="yellow"), width)
+
+
+def _wrapped(console: Console, indent: Text, marker: str, text: Text, width: int) -> Iterator[Text]:
+    """`text` wrapped to the width left after `indent` and `marker`: its first line behind
+    both, the others behind the indent and blanks as wide as the marker."""
+    inset = cell_len(indent.plain) + cell_len(marker)
+    for i, line in enumerate(text.wrap(console, max(width - inset, 20))):
+        line.rstrip()
+        lead = Text(marker if i == 0 else " " * cell_len(marker), style=line.style)
+        yield Text.assemble(indent, lead, line)
+
+
+# --- the Ollama calls per model ---------------------------------------------------------------
+
+# What the columns of `stats_table` hold, printed under it.
+_STATS_LEGEND = (
+    "in / out: prompt / output tokens; p50 / p95: duration of a call; tok/s: median output"
+    " tokens per second; cold: cold starts; trunc: truncated prompts; fmt: format errors"
+)
+
+
+def stats_table(stats: Sequence[ModelStats]) -> _StatsTable:
+    """One row per model: calls, errors, median and p95 duration, prompt and output tokens,
+    median output tokens per second, cold starts, truncated prompts, format errors; then what
+    the columns hold. Model names are folded onto more lines when long, figures never cut."""
+    return _StatsTable(stats)
+
+
+class _StatsTable:
+    def __init__(self, stats: Sequence[ModelStats]) -> None:
+        self.stats = stats
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        table = Table(box=None, pad_edge=False, padding=(0, 1, 0, 0))
+        table.add_column("model", overflow="fold")
+        for column in ("calls", "err", "p50", "p95", "in", "out", "tok/s", "cold", "trunc", "fmt"):
+            table.add_column(column, justify="right", no_wrap=True)
+        for s in self.stats:
+            table.add_row(
+                Text(printable(s.model)[:_NAME_CHARS]),
+                Text(str(s.calls)),
+                Text(str(s.errors), style="red") if s.errors else Text("-"),
+                Text(_duration(s.median_s)),
+                Text(_duration(s.p95_s)),
+                Text(_short_count(s.prompt_tokens)),
+                Text(_short_count(s.completion_tokens)),
+                Text(f"{s.median_tokens_per_second:.1f}" if s.median_tokens_per_second else "-"),
+                Text(str(s.cold_starts) if s.cold_starts else "-"),
+                _flagged(s.truncated_prompts),
+                _flagged(s.format_errors),
+            )
+        yield table
+        yield from _wrapped(
+            console, Text(), "", Text(_STATS_LEGEND, style="dim"), options.max_width
+        )
+
+
+def _flagged(count: int) -> Text:
+    return Text(str(count), style="yellow") if count else Text("-")
+
+
+def _short_count(tokens: int) -> str:
+    """`950`, `12.3k`, `4.10M`: a token count in at most 6 characters."""
+    if tokens < 10_000:
+        return str(tokens)
+    if tokens < 10_000_000:
+        return f"{tokens / 1000:.1f}k" if tokens < 1_000_000 else f"{tokens / 1e6:.2f}M"
+    return f"{tokens / 1e6:.0f}M"
 
 
 def _error_line(error: Any) -> str:
