@@ -141,10 +141,13 @@ def test_json_text_prints_json_nested_deeper_than_python_can_recurse() -> None:
     loaded = json.loads(json_text([{"id": "deep", "input": deep}]))
     assert loaded[0]["id"] == "deep"
     level, depth = loaded[0]["input"], 0
-    while isinstance(level, dict):
+    while isinstance(level, dict) and level:
         level, depth = level["k"], depth + 1
-    assert level == "[nested deeper than 500 levels: not shown]"
-    assert depth == 498  # the list and the row are the first two of the 500 levels
+    if level == {}:  # this Python's json nests that deep (3.13 on): printed whole
+        assert depth == 5000
+    else:
+        assert level == "[nested deeper than 500 levels: not shown]"
+        assert depth == 498  # the list and the row are the first two of the 500 levels
 
 
 def _trace_with_warnings(store: Path) -> None:
