@@ -38,6 +38,7 @@ never = threading.Semaphore(0)  # the blocked reader's second chunk never comes
 server.reply("/api/chat", Chat(ANSWER), Chat("first then nothing", gate=never))
 MESSAGES = [{"role": "user", "content": "Count to 64"}]
 started = threading.Barrier(3)
+slow_has_its_reply = threading.Event()  # requests go out when a stream is first read: in order
 
 
 def slow_reader(stream) -> None:
@@ -46,6 +47,7 @@ def slow_reader(stream) -> None:
         text += chunk.message.content
         chunks += 1
         if chunks == 1:
+            slow_has_its_reply.set()
             started.wait()
         time.sleep(0.005)  # the reader's own work on each chunk
     print(f"slow reader: {chunks} chunks, {text!r}", flush=True)
@@ -63,6 +65,7 @@ with braintrust.start_span(name="program"):
     slow = client.chat(model="llama3.2", messages=MESSAGES, stream=True)
     blocked = client.chat(model="llama3.2", messages=MESSAGES, stream=True)
 threading.Thread(target=slow_reader, args=(slow,), daemon=True).start()
+slow_has_its_reply.wait(30)
 threading.Thread(target=blocked_reader, args=(blocked,), daemon=True).start()
 started.wait()
 print("main: exiting", flush=True)
