@@ -46,7 +46,8 @@ from braintrust.logger import BraintrustState, RetryRequestExceptionsAdapter
 from braintrust.util import LazyValue
 
 from braintrust_ollama import _braintrust
-from braintrust_ollama._warn import notice, safe_url
+from braintrust_ollama._rows import copy_containers, resolved
+from braintrust_ollama._warn import notice, safe_url, warn_once
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
@@ -325,15 +326,15 @@ class BraintrustDelivery:
         try:
             row = lazy.get()
         except Exception:
-            _log.warning("braintrust-ollama: a trace row could not be resolved", exc_info=True)
+            warn_once(
+                _log, "could not resolve a trace row for Braintrust", unaffected="the local copy"
+            )
             return None
-        # A copy of its containers: Braintrust's logger merges and rewrites rows in place (an
-        # attachment becomes its reference), and the local copy reads the same row.
-        outgoing = copy_containers(row)
+        outgoing = copy_containers(row)  # Braintrust's logger rewrites rows in place
         local_id = row.get("project_id")
         if local_id in self._projects:  # else not one of ours (an experiment, another logger's)
             outgoing["project_id"] = self._project_id(local_id)
-        return _resolved(outgoing)
+        return resolved(outgoing)
 
     def _project_id(self, local_id: str) -> str:
         """Braintrust's id of a project rows name by `local_id`: registered (get or create) with
@@ -451,19 +452,6 @@ def _no_flush(batch_size: int | None = None) -> None:
 
 def _env_app_url() -> str:
     return os.environ.get("BRAINTRUST_APP_URL") or "https://www.braintrust.dev"
-
-
-def _resolved(row: Row) -> LazyValue[Row]:
-    return LazyValue(lambda: row, use_mutex=False)
-
-
-def copy_containers(value: Any) -> Any:
-    """A copy of the dicts and lists in `value`; their leaves (attachments too) are shared."""
-    if isinstance(value, dict):
-        return {key: copy_containers(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [copy_containers(item) for item in value]
-    return value
 
 
 def explain(error: BaseException, *, during: str) -> str:

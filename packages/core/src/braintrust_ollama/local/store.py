@@ -45,6 +45,7 @@ import platformdirs
 from braintrust.merge_row_batch import MERGE_ROW_SKIP_FIELDS
 from braintrust.util import merge_dicts
 
+from braintrust_ollama._rows import ATTACHMENT_TYPE
 from braintrust_ollama.local.stats import ModelSpan
 
 __all__ = [
@@ -74,7 +75,6 @@ _MB = 1_000_000
 _SCHEMA_VERSION = 3
 _IS_MERGE = "_is_merge"
 _KEPT_ON_MERGE = frozenset([*MERGE_ROW_SKIP_FIELDS, _IS_MERGE])
-ATTACHMENT_TYPE = "braintrust_attachment"  # Braintrust's AttachmentReference["type"]
 _PRIVATE_FILE = 0o600
 _PRIVATE_DIR = 0o700
 # Past this share of the bound on disk after a write, the store is trimmed and compacted; its
@@ -832,7 +832,8 @@ if hasattr(os, "register_at_fork"):
 
 
 def attachment_keys(value: Any) -> list[str]:
-    """The keys of the Braintrust attachment references in `value` (rows, say), in order."""
+    """The keys of the Braintrust attachment references in `value` (rows, say), in order. A walk
+    with no recursion (not `_rows.map_attachments`): a view never fails on a row, however deep."""
     keys: list[str] = []
     stack = [value]
     while stack:
