@@ -147,6 +147,7 @@ class BraintrustDelivery:
         self._pause_s = RETRY_FIRST_S
         self._thread: threading.Thread | None = None
         self._finalizer_pid = 0
+        self._closed = False  # the exit is over: nothing more is tried
 
     # --- set-up ----------------------------------------------------------------------------
 
@@ -217,6 +218,18 @@ class BraintrustDelivery:
             self._go_away(f"no answer from {self.app_url} within {self.timeout_s:g} s")
         return False
 
+    def close(self) -> None:
+        """After the exit's flush: no more tries. A try started at interpreter finalization
+        could print (Braintrust's HTTP adapter reports retries on stderr) while Python tears
+        down, which Python 3.13 turns into a crash."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def _exit_flush(self) -> None:
+        self.flush()
+        self.close()
+
     def mask_like(self, background: Any) -> None:
         """Mask as `background` does (set with `braintrust.set_masking_function`), when this
         delivery uses a background logger of its own (a forked child's)."""
@@ -253,7 +266,7 @@ class BraintrustDelivery:
             return True
 
     def _run(self) -> None:
-        while not self._rejected:
+        while not (self._rejected or self._closed):
             try:
                 if not self._logged_in:
                     self._log_in()
@@ -261,6 +274,8 @@ class BraintrustDelivery:
                 batch = self._next_batch()
                 if batch:
                     self._send(batch)
+            except _Closed:
+                return
             except Exception as error:  # the thread must outlive any failure
                 self._failed(error)
 
@@ -281,6 +296,8 @@ class BraintrustDelivery:
         """The oldest waiting rows (they stay queued until taken), once they are due."""
         with self._cond:
             while not self._due():
+                if self._closed:
+                    return []
                 self._cond.wait(self._wait_s())
             return list(self._waiting)[:BATCH_ROWS]
 
@@ -365,8 +382,10 @@ class BraintrustDelivery:
 
     def _wait_for_retry(self) -> None:
         with self._cond:
-            while time.monotonic() < self._retry_at and not self._rejected:
+            while time.monotonic() < self._retry_at and not (self._rejected or self._closed):
                 self._cond.wait(self._retry_at - time.monotonic())
+            if self._closed:
+                raise _Closed
 
     # --- saying it -------------------------------------------------------------------------
 
@@ -405,7 +424,9 @@ class BraintrustDelivery:
         at its exit, after the local copy's last write."""
         if self._finalizer_pid != os.getpid():
             self._finalizer_pid = os.getpid()
-            multiprocessing.util.Finalize(self, self.flush, exitpriority=_CHILD_FLUSH_PRIORITY)
+            multiprocessing.util.Finalize(
+                self, self._exit_flush, exitpriority=_CHILD_FLUSH_PRIORITY
+            )
 
     def _after_fork_in_child(self) -> None:
         """The child sends its own rows, through a background logger of its own: the parent's
@@ -444,6 +465,10 @@ class _DebugLog(io.TextIOBase):
         if text.strip():
             _log.debug("braintrust: %s", text.rstrip())
         return len(text)
+
+
+class _Closed(Exception):
+    """The exit is over: the delivery thread stops."""
 
 
 def _no_flush(batch_size: int | None = None) -> None:
