@@ -241,6 +241,30 @@ def test_form_and_upload_endpoints_record_fields_and_describe_files(client, memo
     }
 
 
+def test_types_and_file_names_the_client_writes_are_redacted(client, memory_logger):
+    """A part's filename and content type, and a body's media type, are the client's text."""
+    part = (
+        f'--b0\r\nContent-Disposition: form-data; name="doc"; filename="f?token={SECRET}.txt"\r\n'
+        f"Content-Type: text/plain;key={SECRET}\r\n\r\nhello\r\n--b0--\r\n"
+    )
+    headers = {"content-type": "multipart/form-data; boundary=b0"}
+    client.post("/upload", content=part.encode(), headers=headers)
+    upload, rows = logged(memory_logger)
+    assert_nowhere(rows, SECRET)
+    assert upload["input"]["body"] == {
+        "doc": {
+            "filename": "f?token=[REDACTED]",
+            "content_type": "text/plain;key=[REDACTED]",
+            "size": 5,
+        }
+    }
+
+    client.post("/echo", content=b"\x00", headers={"content-type": f"x/y password={SECRET}"})
+    echo, rows = logged(memory_logger)
+    assert_nowhere(rows, SECRET)
+    assert echo["input"]["body"] == "[x/y password=[REDACTED] body, 1 bytes, not recorded]"
+
+
 def test_secret_echoed_in_a_json_list_response_is_redacted(client, memory_logger):
     client.post("/oauth/tokens")
 

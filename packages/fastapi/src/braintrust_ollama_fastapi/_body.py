@@ -77,20 +77,21 @@ class BodyRecorder:
             or (content_encoding or "identity").lower() != "identity"
             or (self.truncated and media not in _STREAMS)
         ):
-            return self._placeholder(media, content_encoding)
+            return self._placeholder(media, content_encoding, redactor)
         body = _Body(b"".join(self._chunks), not self.truncated, content_type or "")
         try:
             return parse(body, redactor)
         # JSON or forms that do not parse, bytes that are not UTF-8, nesting deeper than
         # Python's stack
         except (ValueError, RecursionError):
-            return self._placeholder(media, content_encoding)
+            return self._placeholder(media, content_encoding, redactor)
 
-    def _placeholder(self, media: str, content_encoding: str | None) -> str:
+    def _placeholder(self, media: str, content_encoding: str | None, redactor: Redactor) -> str:
         kind = media or "untyped"
         if content_encoding:
             kind = f"{kind} ({content_encoding})"
-        return f"[{kind} body, {self.size} bytes, not recorded]"
+        # The type is the client's to write: the rule applies to it too.
+        return f"[{redactor.text(kind)} body, {self.size} bytes, not recorded]"
 
 
 class _Body(NamedTuple):
@@ -184,8 +185,12 @@ def _multipart(body: _Body, redactor: Redactor) -> dict[str, Any]:
         fields.append((_utf8(field.field_name), _utf8(field.value)))
 
     def on_file(file: File) -> None:
-        name = redactor.text(_utf8(file.file_name))
-        described = {"filename": name, "content_type": file.content_type, "size": file.size}
+        name, kind = _utf8(file.file_name), file.content_type
+        described = {
+            "filename": redactor.text(name),
+            "content_type": kind if kind is None else redactor.text(kind),
+            "size": file.size,
+        }
         fields.append((_utf8(file.field_name), described))
 
     if "boundary=" not in body.content_type.lower():  # else python-multipart logs an error
