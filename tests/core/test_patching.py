@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import contextvars
+import importlib.metadata
+import logging
 import sys
 
 import braintrust
 import ollama
 import pytest
-from braintrust_ollama import setup_ollama, tokens_counted_under, unpatch_ollama, wrap_ollama
+from braintrust_ollama import (
+    _patching,
+    setup_ollama,
+    tokens_counted_under,
+    unpatch_ollama,
+    wrap_ollama,
+)
 from braintrust_ollama._patching import is_patched
 from support.spans import by_name, only
 
@@ -227,22 +235,18 @@ def test_wrap_ollama_on_the_module_traces_its_functions_and_returns_the_module(
 def test_an_ollama_older_than_0_4_is_left_untraced_and_said_once(
     memory_logger, ollama_server, monkeypatch, caplog
 ):
-    import importlib.metadata
-    import logging
-
     real_version = importlib.metadata.version
     monkeypatch.setattr(
         importlib.metadata,
         "version",
         lambda name: "0.3.3" if name == "ollama" else real_version(name),
     )
-    original = ollama.Client.__dict__["_request"]
+    _patching._not_supported.cache_clear()  # "once per process": start this test afresh
     client = ollama.Client(host=ollama_server.url)
     with caplog.at_level(logging.WARNING, logger="braintrust_ollama"):
-        assert setup_ollama() is False
-        assert setup_ollama() is False
-        assert wrap_ollama(client) is client
-    assert ollama.Client.__dict__["_request"] is original and "_request" not in vars(client)
+        set_ups = [setup_ollama(), setup_ollama(), wrap_ollama(client) is client]
+    assert set_ups == [False, False, True]
+    assert not is_patched(ollama.Client, "_request") and not is_patched(client, "_request")
     with braintrust.start_span(name="request"):
         client.chat(model="llama3.2", messages=MESSAGES)
     assert by_name(memory_logger.pop(), "ollama.chat") == []

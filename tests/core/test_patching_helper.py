@@ -84,6 +84,7 @@ def test_a_patch_is_applied_only_to_the_versions_it_names(original, monkeypatch,
     monkeypatch.setattr(
         importlib.metadata, "version", lambda name: versions.get(name) or real_version(name)
     )
+    _patching._not_supported.cache_clear()  # "once per process": start this test afresh
     table = (Patch(f"{__name__}:Greeter.greet", shout, "greeter-dist>=1.3"),)
     with caplog.at_level(logging.WARNING, logger="braintrust_ollama"):
         assert _patching.apply(table) is False
