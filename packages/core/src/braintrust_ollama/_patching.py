@@ -121,6 +121,7 @@ def supported(requires: str) -> bool:
     """Whether the installed distribution named by `requires` (`"ollama>=0.4"`) is at a version
     it allows. True when that distribution is not installed (what it would patch cannot be
     imported either) or its version is not PEP 440. An unmet requirement is logged once."""
+    # Imported here, at set-up: `import braintrust_ollama` does not pay for them.
     from packaging.requirements import Requirement
     from packaging.version import InvalidVersion, Version
 
