@@ -11,7 +11,6 @@ import braintrust
 import ollama
 import pytest
 from braintrust_ollama import (
-    _patching,
     setup_ollama,
     tokens_counted_under,
     unpatch_ollama,
@@ -241,7 +240,6 @@ def test_an_ollama_older_than_0_4_is_left_untraced_and_said_once(
         "version",
         lambda name: "0.3.3" if name == "ollama" else real_version(name),
     )
-    _patching._not_supported.cache_clear()  # "once per process": start this test afresh
     client = ollama.Client(host=ollama_server.url)
     with caplog.at_level(logging.WARNING, logger="braintrust_ollama"):
         set_ups = [setup_ollama(), setup_ollama(), wrap_ollama(client) is client]
@@ -251,7 +249,7 @@ def test_an_ollama_older_than_0_4_is_left_untraced_and_said_once(
         client.chat(model="llama3.2", messages=MESSAGES)
     assert by_name(memory_logger.pop(), "ollama.chat") == []
     assert [r.getMessage() for r in caplog.records] == [
-        "braintrust-ollama needs ollama>=0.4 (found 0.3.3): not patching it"
+        "braintrust-ollama: ollama 0.3.3 is installed, but this needs ollama>=0.4: not patching it"
     ]
 
 

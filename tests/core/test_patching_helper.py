@@ -84,14 +84,14 @@ def test_a_patch_is_applied_only_to_the_versions_it_names(original, monkeypatch,
     monkeypatch.setattr(
         importlib.metadata, "version", lambda name: versions.get(name) or real_version(name)
     )
-    _patching._not_supported.cache_clear()  # "once per process": start this test afresh
     table = (Patch(f"{__name__}:Greeter.greet", shout, "greeter-dist>=1.3"),)
     with caplog.at_level(logging.WARNING, logger="braintrust_ollama"):
         assert _patching.apply(table) is False
         assert _patching.apply(table) is False
     assert Greeter.__dict__["greet"] is original
     assert [r.getMessage() for r in caplog.records] == [
-        "braintrust-ollama needs greeter-dist>=1.3 (found 1.2.0): not patching it"
+        "braintrust-ollama: greeter-dist 1.2.0 is installed, but this needs greeter-dist>=1.3: "
+        "not patching it"
     ]
 
     versions["greeter-dist"] = "1.3.0rc1"  # a pre-release of 1.3 is older than 1.3

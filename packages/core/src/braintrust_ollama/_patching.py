@@ -36,7 +36,7 @@ from typing import Any
 
 import wrapt
 
-from ._warn import warn_once
+from ._warn import log_once, warn_once
 
 __all__ = [
     "LOCK",
@@ -132,13 +132,9 @@ def supported(requires: str) -> bool:
             return True
     except (importlib.metadata.PackageNotFoundError, InvalidVersion):
         return True
-    _not_supported(requires, found)
+    what = f"{requirement.name} {found} is installed, but this needs {requires}: not patching it"
+    log_once(_log, what, level=logging.WARNING)
     return False
-
-
-@functools.cache
-def _not_supported(requires: str, found: str) -> None:
-    _log.warning("braintrust-ollama needs %s (found %s): not patching it", requires, found)
 
 
 @dataclass(frozen=True)
