@@ -176,6 +176,8 @@ class Patch:
         owner = self.owner(load=load)
         if owner is None:
             return False
+        if is_patched(owner, self.name):  # the usual case, on every `wrap_ollama()`: no lock
+            return True
         with LOCK:
             if is_patched(owner, self.name):
                 return True
