@@ -38,20 +38,6 @@ import wrapt
 
 from ._warn import log_once, warn_once
 
-__all__ = [
-    "LOCK",
-    "Patch",
-    "WhenImported",
-    "Wrapper",
-    "apply",
-    "is_patched",
-    "patch",
-    "patch_instance",
-    "remove",
-    "supported",
-    "unpatch",
-]
-
 _log = logging.getLogger(__name__)
 
 # Every patch and unpatch holds it: a check and the patch it decides on are one step.
