@@ -141,3 +141,31 @@ def test_setup_ollama_installs_the_adapter_and_unpatch_restores_exactly(traced: 
     unpatch_llamaindex()
 
     assert all(cls.__dict__[name] is original for (cls, name), original in originals.items())
+
+
+def test_after_unpatch_llamaindex_imported_later_is_left_unpatched(
+    ollama_server: FakeOllama,
+) -> None:
+    """`unpatch_llamaindex()` removes the adapter until the next set-up, also from a LlamaIndex
+    imported after it: a streamed call's `ollama.chat` span is then not under its `Ollama` span
+    (as without the adapter), and its tokens are still counted once."""
+    ollama_server.reply(
+        "/api/chat",
+        Chat("Paris is the capital.", prompt_eval_count=12, eval_count=5),
+        Chat("", tool_calls=[{"function": {"name": "multiply", "arguments": {"a": 2, "b": 3}}}]),
+        Chat("2 times 3 is 6."),
+    )
+
+    steps = ["setup_ollama", "unpatch_llamaindex", "import_llamaindex", "braintrust_handler"]
+    rows = run_program(ollama_server, steps)["rows"]
+
+    stream_chat = roots(rows)[0]
+    assert stream_chat["span_attributes"]["name"] == "Ollama"
+    assert children_of(rows, stream_chat) == []
+    assert by_name(rows, "ollama.chat")[0] in roots(rows)
+    prompt, completion = ollama_server.tokens_served()
+    assert token_sums(rows) == {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "tokens": prompt + completion,
+    }

@@ -39,10 +39,10 @@ def warn_once(log: logging.Logger, what: str, *, unaffected: str = "the Ollama c
         log.debug("braintrust-ollama: %s", what, exc_info=True)
 
 
-def log_once(log: logging.Logger, what: str) -> None:
-    """Log `what` (not a failure: a setting taking effect, say) at info level, the first time
-    `log` says it in the process; at debug level after that."""
-    log.log(logging.INFO if _first(log, what) else logging.DEBUG, "braintrust-ollama: %s", what)
+def log_once(log: logging.Logger, what: str, *, level: int = logging.INFO) -> None:
+    """Log `what` (not a failure: a setting taking effect, say; an unsupported version at warning
+    level) at `level` the first time `log` says it in the process; at debug level after that."""
+    log.log(level if _first(log, what) else logging.DEBUG, "braintrust-ollama: %s", what)
 
 
 def _first(log: logging.Logger, what: str) -> bool:
