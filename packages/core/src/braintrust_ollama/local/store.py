@@ -82,8 +82,8 @@ _CHECK_SHARE = 0.9
 _GROWTH = 4  # what a row's text may cost on disk at most, pages and write-ahead log included
 # The pages in use may take this share of the bound; the rest is for the write-ahead log (and
 # SQLite's -shm file). A trim takes them down to `_TRIM_TO` of that, so that trims are rare.
-_LIVE_SHARE = 0.7
-_TRIM_TO = 0.8
+_LIVE_SHARE = 0.8
+_TRIM_TO = 0.9
 _TRIM_STEP = 20  # traces dropped at a time, oldest first
 # Ids of dropped traces kept, so that their late rows are not stored either.
 _DROPPED_IDS_KEPT = 10_000
