@@ -31,6 +31,11 @@ from __future__ import annotations
 import io
 import logging
 import multiprocessing.util
+
+# requests imports `netrc` at its first request (the login, in the delivery thread): a fork during
+# that import would leave the module's import lock held in the child, whose own login would then
+# wait for it forever. Imported now, before any thread of ours (the only module a login imports).
+import netrc  # noqa: F401
 import os
 import re
 import threading
