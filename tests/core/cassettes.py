@@ -214,6 +214,40 @@ def whole(span: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def expected_span(
+    cassette: str,
+    parent: Any,
+    *,
+    input: Any,
+    output: Any,
+    model: str,
+    name: str = "ollama.chat",
+    stream: bool = False,
+    **settings: Any,
+) -> dict[str, Any]:
+    """The whole span (as `whole(span)` shows it) that a call replayed from `cassette` logs
+    under `parent`: an `llm` span with no error, its metadata the call's model, `stream` and
+    `settings` (temperature, options, tools, think, ...), what the recording's last reply says
+    (`done_reason`, `cold_start`) and the host. A test compares the whole of it."""
+    return {
+        "name": name,
+        "type": "llm",
+        "input": input,
+        "output": output,
+        "metadata": {
+            "provider": "ollama",
+            "model": model,
+            "stream": stream,
+            **settings,
+            "done_reason": final_reply(cassette)["done_reason"],
+            "cold_start": cold_start(cassette),
+            "host": HOST,
+        },
+        "error": None,
+        "span_parents": [parent.span_id],
+    }
+
+
 def metrics_of(span: dict[str, Any]) -> dict[str, float]:
     """The span's metrics without the clock ones; checks time_to_first_token on the way (an
     `llm` completion span has one, an embedding span none)."""

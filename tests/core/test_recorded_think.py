@@ -9,8 +9,7 @@ import braintrust
 import ollama
 import pytest
 from core.cassettes import (
-    HOST,
-    cold_start,
+    expected_span,
     final_reply,
     metrics_of,
     replay,
@@ -32,14 +31,15 @@ def test_generate_with_think_logs_system_thinking_and_keep_alive(memory_logger, 
 
     reply = final_reply("generate_think")
     span = only(memory_logger.pop(), "ollama.generate")
-    assert whole(span) == {
-        "name": "ollama.generate",
-        "type": "llm",
-        "input": [
+    assert whole(span) == expected_span(
+        "generate_think",
+        parent,
+        name="ollama.generate",
+        input=[
             {"role": "system", "content": CALCULATOR},
             {"role": "user", "content": CALC},
         ],
-        "output": [
+        output=[
             {
                 "index": 0,
                 "finish_reason": "stop",
@@ -50,19 +50,10 @@ def test_generate_with_think_logs_system_thinking_and_keep_alive(memory_logger, 
                 },
             }
         ],
-        "metadata": {
-            "provider": "ollama",
-            "model": QWEN,
-            "stream": False,
-            "think": True,
-            "keep_alive": "10m",
-            "done_reason": "stop",
-            "cold_start": cold_start("generate_think"),
-            "host": HOST,
-        },
-        "error": None,
-        "span_parents": [parent.span_id],
-    }
+        model=QWEN,
+        think=True,
+        keep_alive="10m",
+    )
     assert metrics_of(span) == pytest.approx(server_metrics(reply))
 
 
@@ -76,14 +67,15 @@ async def test_async_generate_stream_with_think_joins_thinking_and_text(memory_l
 
     assert "".join(c.response for c in chunks) == "391"
     span = only(memory_logger.pop(), "ollama.generate")
-    assert whole(span) == {
-        "name": "ollama.generate",
-        "type": "llm",
-        "input": [
+    assert whole(span) == expected_span(
+        name,
+        parent,
+        name="ollama.generate",
+        input=[
             {"role": "system", "content": CALCULATOR},
             {"role": "user", "content": CALC},
         ],
-        "output": [
+        output=[
             {
                 "index": 0,
                 "finish_reason": "stop",
@@ -96,17 +88,9 @@ async def test_async_generate_stream_with_think_joins_thinking_and_text(memory_l
                 },
             }
         ],
-        "metadata": {
-            "provider": "ollama",
-            "model": QWEN,
-            "stream": True,
-            "think": True,
-            "keep_alive": "10m",
-            "done_reason": "stop",
-            "cold_start": cold_start(name),
-            "host": HOST,
-        },
-        "error": None,
-        "span_parents": [parent.span_id],
-    }
+        model=QWEN,
+        stream=True,
+        think=True,
+        keep_alive="10m",
+    )
     assert metrics_of(span) == pytest.approx(server_metrics(final_reply(name)))
