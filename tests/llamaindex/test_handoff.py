@@ -9,11 +9,7 @@ Each program runs in its own process: the hand-off is process-wide import-time s
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 from braintrust.integrations.llamaindex import BraintrustSpanHandler
@@ -23,10 +19,10 @@ from llama_index.core.llms.llm import LLM
 from llama_index.core.llms.structured_llm import StructuredLLM
 from llama_index.llms.ollama import Ollama
 from support.ollama_server import Chat, FakeOllama
+from support.runner import TESTS, User, report
 from support.spans import by_name, children_of, choices, roots, token_sums
 
 PROGRAM = Path(__file__).with_name("handoff_program.py")
-TESTS = Path(__file__).parent.parent
 
 ORDERS = {
     "auto_instrument_then_setup_ollama": ["auto_instrument", "setup_ollama"],
@@ -41,22 +37,9 @@ ORDERS = {
 }
 
 
-def run_program(server: FakeOllama, steps: list[str]) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, str(PROGRAM), server.url, *steps],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"PYTHONPATH": str(TESTS), "PATH": "", "BRAINTRUST_API_KEY": ""},
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.splitlines()[-1])
-
-
 @pytest.mark.parametrize("order", ORDERS)
 def test_braintrust_setup_and_setup_ollama_in_any_order_make_one_tree(
-    order: str, ollama_server: FakeOllama
+    order: str, ollama_server: FakeOllama, user: User
 ) -> None:
     tool_call = {"function": {"name": "multiply", "arguments": {"a": 2, "b": 3}}}
     ollama_server.reply(
@@ -66,7 +49,10 @@ def test_braintrust_setup_and_setup_ollama_in_any_order_make_one_tree(
         Chat("2 times 3 is 6.", prompt_eval_count=70, eval_count=8),
     )
 
-    result = run_program(ollama_server, ORDERS[order])
+    steps = ORDERS[order]
+    result = report(
+        user.run_python(PROGRAM, ollama_server.url, *steps, env={"PYTHONPATH": str(TESTS)})
+    )
 
     assert result["setup_imported_llamaindex"] is False
     rows = result["rows"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +14,8 @@ import pytest
 from braintrust.util import LazyValue
 from braintrust_ollama.local import logger as local_logger
 from braintrust_ollama.local.store import LocalStore
-from local.programs import Program, all_rows, report
+from support.runner import User, report
+from support.spans import stored_rows
 
 # Holds the store's write lock (as another process writing a big batch would) until told.
 LOCKER = """
@@ -28,9 +28,9 @@ db.execute("COMMIT")
 """
 
 
-def _lock_the_store(program: Program) -> subprocess.Popen[str]:
+def _lock_the_store(user: User) -> subprocess.Popen[str]:
     """Another process, holding the store's write lock until it reads a line on its stdin."""
-    locker = program.start(LOCKER, str(program.store_path), name="locker.py")
+    locker = user.start_python(LOCKER, str(user.store_path), name="locker.py")
     assert locker.stdout is not None and locker.stdin is not None
     assert locker.stdout.readline() == "locked\n"
     return locker
@@ -87,18 +87,18 @@ asyncio.run(main())
 
 
 def test_a_locked_store_never_stalls_calls_nor_the_event_loop_and_loses_no_row(
-    program: Program,
+    user: User,
 ) -> None:
-    app = program.start(ASYNC_APP)
+    app = user.start_python(ASYNC_APP)
     try:
         assert app.stdout is not None and app.stdin is not None
         assert app.stdout.readline() == "ready\n", app.stderr and app.stderr.read()
-        warm = len(all_rows(program.store))
-        locker = _lock_the_store(program)
+        warm = len(stored_rows(user.store))
+        locker = _lock_the_store(user)
         app.stdin.write("go\n")
         app.stdin.flush()
         during = json.loads(app.stdout.readline())
-        stored_while_locked = len(all_rows(program.store))  # WAL: reading needs no lock
+        stored_while_locked = len(stored_rows(user.store))  # WAL: reading needs no lock
         locker.stdin.write("release\n")
         locker.stdin.flush()
         assert locker.wait(timeout=30) == 0
@@ -117,7 +117,7 @@ def test_a_locked_store_never_stalls_calls_nor_the_event_loop_and_loses_no_row(
     assert during["median_latency"] < 0.05, during
     assert during["max_latency"] < 0.25, during
     assert during["max_lag"] < 0.1, during
-    rows = all_rows(program.store)
+    rows = stored_rows(user.store)
     requests = [r for r in rows if r["span_attributes"]["name"] == "request"]
     chats = [r for r in rows if r["span_attributes"]["name"] == "ollama.chat"]
     assert len(requests) == len(chats) == warm // 2 + during["calls"]
@@ -148,8 +148,8 @@ print(json.dumps({"stored": stored, "after_s": time.monotonic() - last_call,
 """
 
 
-def test_an_idle_programs_spans_are_stored_within_the_write_period(program: Program) -> None:
-    result = report(program.run(IDLE_APP))
+def test_an_idle_programs_spans_are_stored_within_the_write_period(user: User) -> None:
+    result = report(user.run_python(IDLE_APP))
     print(f"\nidle program: {result}")
     assert result["stored"] == 3
     assert result["after_s"] < result["period_s"] + 0.25
@@ -174,7 +174,7 @@ def test_a_row_that_cannot_be_stored_costs_no_other_row(
             span.log(output=f"answer {i}")
     braintrust.flush()
 
-    rows = {r["span_attributes"]["name"]: r for r in all_rows(store)}
+    rows = {r["span_attributes"]["name"]: r for r in stored_rows(store)}
     assert sorted(rows) == sorted([f"good {i}" for i in range(20)] + ["lone surrogate"])
     assert all(rows[f"good {i}"]["output"] == f"answer {i}" for i in range(20))
     assert rows["lone surrogate"]["output"] == "half an emoji: \ud83d"  # kept, as a JSON escape
@@ -198,7 +198,7 @@ def test_rows_past_the_pending_cap_are_dropped_and_said_once(
     copy.add(rows)  # one call: the writer cannot take rows in between
     copy.close()
 
-    stored = all_rows(store)
+    stored = stored_rows(store)
     assert sorted(r["id"] for r in stored) == [f"row {i}" for i in range(5)]
     assert capsys.readouterr().err.splitlines() == [
         "braintrust-ollama: more than 5 trace rows are waiting to be written to"
@@ -242,19 +242,13 @@ print("exiting", flush=True)
 """
 
 
-def test_an_unwritable_store_at_exit_costs_the_exit_bound_at_most(program: Program) -> None:
-    not_a_directory = program.home / "store-home"
+def test_an_unwritable_store_at_exit_costs_the_exit_bound_at_most(user: User) -> None:
+    not_a_directory = user.home / "store-home"
     not_a_directory.parent.mkdir(parents=True, exist_ok=True)
     not_a_directory.write_text("a file where the store's directory should be")
-    script = program.write(STREAM_LEFT_ON_AN_UNWRITABLE_STORE)
     started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        env={**program.env, "BRAINTRUST_OLLAMA_HOME": str(not_a_directory)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    done = user.run_python(
+        STREAM_LEFT_ON_AN_UNWRITABLE_STORE, env={"BRAINTRUST_OLLAMA_HOME": str(not_a_directory)}
     )
     elapsed = time.perf_counter() - started
     print(f"\nexit with an unwritable store: {elapsed:.2f} s")
@@ -298,13 +292,13 @@ if __name__ == "__main__":
 """
 
 
-def test_a_pool_on_a_locked_store_waits_once_per_worker_and_says_so(program: Program) -> None:
-    app = program.start(POOL_ON_A_LOCKED_STORE)
+def test_a_pool_on_a_locked_store_waits_once_per_worker_and_says_so(user: User) -> None:
+    app = user.start_python(POOL_ON_A_LOCKED_STORE)
     locker = None
     try:
         assert app.stdout is not None and app.stdin is not None
         assert app.stdout.readline() == "ready\n", app.stderr and app.stderr.read()
-        locker = _lock_the_store(program)
+        locker = _lock_the_store(user)
         app.stdin.write("go\n")
         app.stdin.flush()
         result = json.loads(app.stdout.readline())
@@ -344,8 +338,8 @@ print(time.time(), flush=True)
 """
 
 
-def test_threads_still_logging_at_exit_cost_the_exit_bound_at_most(program: Program) -> None:
-    done = program.run(DAEMONS_LOGGING_AT_EXIT)
+def test_threads_still_logging_at_exit_cost_the_exit_bound_at_most(user: User) -> None:
+    done = user.run_python(DAEMONS_LOGGING_AT_EXIT)
     ended = time.time()
     exit_wait = ended - float(done.stdout.split()[0])
     print(f"\nexit wait with two threads logging: {exit_wait:.2f} s")
@@ -354,5 +348,5 @@ def test_threads_still_logging_at_exit_cost_the_exit_bound_at_most(program: Prog
     # The exit's bound, plus the interpreter's own teardown; before, rows the threads logged
     # after the exit flush each waited again, and exit took 5 - 9 s.
     assert exit_wait < local_logger.EXIT_TIMEOUT_S + 1.0
-    with sqlite3.connect(program.store_path) as db:
+    with sqlite3.connect(user.store_path) as db:
         assert db.execute("SELECT count(*) FROM rows").fetchone()[0] > 0
