@@ -261,7 +261,10 @@ def test_braintrust_away_costs_one_line_a_flush_at_most_the_timeout_and_then_not
     if flushes:
         first, second = run.flush_s
         assert first < timeout + SLACK_S
-        assert second < 0.1  # Braintrust counts as away: nothing waits for it any more
+        # Braintrust counts as away: nothing waits for it any more. Waiting would cost what the
+        # first flush cost (2 s to 3.5 s here); the local copy's write, a loaded machine's
+        # scheduling, at most SLACK_S.
+        assert second < SLACK_S
         assert run.exit_lag_s < SLACK_S
     else:
         assert run.exit_lag_s < timeout + SLACK_S
@@ -654,7 +657,8 @@ def test_children_of_a_parent_that_counts_braintrust_away_neither_wait_nor_repea
     outcome = json.loads(result.stdout)
     print(f"\nPool of 4 after Braintrust went away: {outcome['pool_s']:.2f} s")
     assert outcome["done"] == sum(range(8))
-    assert outcome["pool_s"] < SLACK_S * 2  # no worker waited 2 s at its exit
+    # The program's timeout_s: what one worker waiting for Braintrust at its exit would take.
+    assert outcome["pool_s"] < 2
     lines = result.stderr.splitlines()
     assert len(lines) == 2 and "Braintrust is not taking traces (" in lines[1]  # the parent's
     stored = user.store.traces()

@@ -38,7 +38,7 @@ def _lock_the_store(user: User) -> subprocess.Popen[str]:
 
 # An asyncio app making traced Ollama calls while the store is locked, watching its loop's lag.
 ASYNC_APP = """
-import asyncio, json, statistics, sys, time
+import asyncio, json, sys, time
 import braintrust, ollama
 from braintrust_ollama import init_local_logger, setup_ollama
 
@@ -52,10 +52,10 @@ async def lag_monitor(lags, stop):
         await asyncio.sleep(0.005)
         lags.append(time.perf_counter() - before - 0.005)
 
-async def calls(n_seconds):
+async def calls(at_least, n_seconds):
     latencies = []
     started = time.perf_counter()
-    while time.perf_counter() - started < n_seconds:
+    while len(latencies) < at_least or time.perf_counter() - started < n_seconds:
         before = time.perf_counter()
         with braintrust.start_span(name="request") as span:
             reply = await client.chat(model="llama3.2:1b", messages=[{"role": "user", "content": "hi"}])
@@ -65,18 +65,17 @@ async def calls(n_seconds):
     return latencies
 
 async def main():
-    await calls(0.3)  # warm up: the store exists, the writer thread runs
+    await calls(5, 0)  # warm up: the store exists, the writer thread runs
     braintrust.flush()
     print("ready", flush=True)
     sys.stdin.readline()  # the store is now locked by another process
     lags, stop = [], asyncio.Event()
     monitor = asyncio.create_task(lag_monitor(lags, stop))
-    latencies = await calls(2.5)
+    latencies = await calls(20, 2.5)  # past LOCK_WAIT_S: the writer waits for the lock, fails
     stop.set()
     await monitor
     print(json.dumps({"calls": len(latencies), "max_latency": max(latencies),
-                      "median_latency": statistics.median(latencies), "max_lag": max(lags)}),
-          flush=True)
+                      "max_lag": max(lags)}), flush=True)
     sys.stdin.readline()  # the lock is released
     before = time.perf_counter()
     braintrust.flush()
@@ -111,12 +110,14 @@ def test_a_locked_store_never_stalls_calls_nor_the_event_loop_and_loses_no_row(
 
     print(f"\nwhile locked: {during}; flush after release: {flushed}")
     assert stored_while_locked == warm  # the lock held: nothing could be written meanwhile
-    assert during["calls"] >= 20
-    # Untraced, a call here takes a few ms; on a shared machine one may be scheduled late, but
-    # none waits for the lock (3 s, or SQLite's 30 s busy timeout, before the writer thread).
-    assert during["median_latency"] < 0.05, during
-    assert during["max_latency"] < 0.25, during
-    assert during["max_lag"] < 0.1, during
+    # The lock is held from before the first of these calls until after the last (the steps
+    # above, in order), and the writer tries to write meanwhile: each try waits for the lock up
+    # to LOCK_WAIT_S (1 s). A call, or the event loop, held up by a try would wait the rest of
+    # it: with a call every 20 ms, most of it. One that is not takes milliseconds; half of
+    # LOCK_WAIT_S leaves a loaded 2-core machine hundreds of them.
+    blocked_s = local_logger.LOCK_WAIT_S / 2
+    assert during["max_latency"] < blocked_s, during
+    assert during["max_lag"] < blocked_s, during
     rows = stored_rows(user.store)
     requests = [r for r in rows if r["span_attributes"]["name"] == "request"]
     chats = [r for r in rows if r["span_attributes"]["name"] == "ollama.chat"]
@@ -231,6 +232,7 @@ def test_a_store_file_removed_while_the_program_runs_is_made_again(tmp_path: Pat
 # Its only rows are logged at exit (a stream the exit pass finishes: on Python 3.12+ no writer
 # thread can start then, so they are written inline), and its store cannot be written.
 STREAM_LEFT_ON_AN_UNWRITABLE_STORE = """
+import time
 import ollama
 from braintrust_ollama import init_local_logger, setup_ollama
 
@@ -238,7 +240,7 @@ init_local_logger("unwritable")
 setup_ollama()
 stream = ollama.chat(model="llama3.2:1b", messages=[{"role": "user", "content": "Hi"}], stream=True)
 next(stream)
-print("exiting", flush=True)
+print("exiting at", time.time(), flush=True)
 """
 
 
@@ -246,16 +248,17 @@ def test_an_unwritable_store_at_exit_costs_the_exit_bound_at_most(user: User) ->
     not_a_directory = user.home / "store-home"
     not_a_directory.parent.mkdir(parents=True, exist_ok=True)
     not_a_directory.write_text("a file where the store's directory should be")
-    started = time.perf_counter()
     done = user.run_python(
         STREAM_LEFT_ON_AN_UNWRITABLE_STORE, env={"BRAINTRUST_OLLAMA_HOME": str(not_a_directory)}
     )
-    elapsed = time.perf_counter() - started
-    print(f"\nexit with an unwritable store: {elapsed:.2f} s")
+    ended = time.time()
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "exiting\n"
-    # At most 1 s for the local copy while it fails, plus the interpreter's start and end.
-    assert elapsed < local_logger.FAILING_WAIT_S + 2.5
+    (last_line,) = done.stdout.splitlines()
+    exit_wait = ended - float(last_line.removeprefix("exiting at "))
+    print(f"\nexit with an unwritable store: {exit_wait:.2f} s")
+    # At most 1 s for the local copy while it fails (not the exit's 5 s), plus the interpreter's
+    # teardown and a loaded machine's scheduling: 1 s.
+    assert exit_wait < local_logger.FAILING_WAIT_S + 1.0
     assert "Traceback" not in done.stderr
     lines = done.stderr.splitlines()
     assert lines[1].startswith(f"braintrust-ollama: the local store {not_a_directory / 'traces.db'}"
