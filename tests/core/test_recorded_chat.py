@@ -34,6 +34,8 @@ from support.spans import choices, only, reply_of
 
 QWEN = "qwen3.6:latest"  # every qwen cassette was recorded with this model
 SEEDED = {"temperature": 0, "seed": 42}
+# The metadata of a call made with model=QWEN, options=SEEDED (temperature also by its OpenAI name).
+SEEDED_QWEN = {"model": QWEN, "temperature": 0, "options": SEEDED}
 SKY = [{"role": "user", "content": "Why is the sky blue? Answer in one sentence."}]
 COUNT = [{"role": "user", "content": "Count from 1 to 5, digits only."}]
 JOKE = [{"role": "user", "content": "Tell me a joke about OpenTelemetry"}]
@@ -132,9 +134,7 @@ def test_module_chat_span_holds_the_whole_call(memory_logger, traced):
         parent,
         input=SKY,
         output=replied(reply),
-        model=QWEN,
-        temperature=0,
-        options=SEEDED,
+        **SEEDED_QWEN,
     )
     assert metrics_of(span) == pytest.approx(server_metrics(reply))
 
@@ -181,9 +181,7 @@ def test_client_chat_logs_host_without_credentials_api_key_or_headers(
         parent,
         input=SKY,
         output=replied(reply),
-        model=QWEN,
-        temperature=0,
-        options=SEEDED,
+        **SEEDED_QWEN,
     )
     assert metrics_of(span) == pytest.approx(server_metrics(reply))
 
@@ -199,9 +197,7 @@ async def test_async_client_chat_span_holds_the_whole_call(memory_logger, traced
         parent,
         input=SKY,
         output=replied(reply),
-        model=QWEN,
-        temperature=0,
-        options=SEEDED,
+        **SEEDED_QWEN,
     )
     assert metrics_of(span) == pytest.approx(server_metrics(reply))
 
@@ -217,10 +213,8 @@ def test_module_chat_stream_joins_thinking_and_content(memory_logger, traced):
         parent,
         input=COUNT,
         output=streamed("chat_stream_thinking"),
-        model=QWEN,
         stream=True,
-        temperature=0,
-        options=SEEDED,
+        **SEEDED_QWEN,
     )
     assert metrics_of(span) == pytest.approx(server_metrics(final_reply("chat_stream_thinking")))
 
@@ -237,10 +231,8 @@ async def test_async_client_chat_stream_joins_thinking_and_content(memory_logger
         parent,
         input=COUNT,
         output=streamed("async_chat_stream_thinking"),
-        model=QWEN,
         stream=True,
-        temperature=0,
-        options=SEEDED,
+        **SEEDED_QWEN,
     )
     reply = final_reply("async_chat_stream_thinking")
     assert metrics_of(span) == pytest.approx(server_metrics(reply))
@@ -283,9 +275,7 @@ def test_chat_tool_given_as_json_schema_logs_tools_and_tool_calls(memory_logger,
         parent,
         input=WEATHER,
         output=replied(reply),
-        model=QWEN,
-        temperature=0,
-        options=SEEDED,
+        **SEEDED_QWEN,
         tools=[WEATHER_TOOL],
     )
     assert metrics_of(span) == pytest.approx(server_metrics(reply))
@@ -326,9 +316,7 @@ def test_chat_tool_given_as_python_function_logs_the_converted_schema(memory_log
         parent,
         input=ADD,
         output=replied(reply),
-        model=QWEN,
-        temperature=0,
-        options=SEEDED,
+        **SEEDED_QWEN,
         tools=[converted],
     )
     assert metrics_of(span) == pytest.approx(server_metrics(reply))
