@@ -183,7 +183,7 @@ def recorded_request(name: str) -> dict[str, Any]:
 def server_metrics(reply: dict[str, Any]) -> dict[str, float]:
     """The metrics a completion's final reply implies: both token counters, their sum, the four
     server timings in seconds, and the speeds (tokens per second of each eval duration). Fails
-    (KeyError) if the reply lacks any of them; cached-prompt tests spell their metrics out."""
+    (KeyError) if the reply lacks any of them; a cached prompt's: `cached_prompt_metrics`."""
     return {
         "prompt_tokens": reply["prompt_eval_count"],
         "completion_tokens": reply["eval_count"],
@@ -191,6 +191,18 @@ def server_metrics(reply: dict[str, Any]) -> dict[str, float]:
         **{name: reply[name] / 1e9 for name in _SERVER_TIMINGS},
         "prompt_tokens_per_second": reply["prompt_eval_count"]
         / (reply["prompt_eval_duration"] / 1e9),
+        "completion_tokens_per_second": reply["eval_count"] / (reply["eval_duration"] / 1e9),
+    }
+
+
+def cached_prompt_metrics(reply: dict[str, Any]) -> dict[str, float]:
+    """The metrics of a completion whose prompt was cached: Ollama omits `prompt_eval_count`
+    (so there are no `prompt_tokens`, nor a prompt speed); the rest as `server_metrics`."""
+    assert "prompt_eval_count" not in reply
+    return {
+        "completion_tokens": reply["eval_count"],
+        "tokens": reply["eval_count"],
+        **{name: reply[name] / 1e9 for name in _SERVER_TIMINGS},
         "completion_tokens_per_second": reply["eval_count"] / (reply["eval_duration"] / 1e9),
     }
 

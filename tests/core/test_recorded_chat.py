@@ -19,6 +19,7 @@ import pytest
 from core.cassettes import (
     HOST,
     SDK_PARSES_THINKING,
+    cached_prompt_metrics,
     expected_span,
     final_reply,
     metrics_of,
@@ -422,17 +423,7 @@ async def test_cached_prompt_without_prompt_eval_count_has_no_prompt_tokens(memo
         output=replied(reply),
         model="llama3",
     )
-    assert metrics_of(span) == pytest.approx(
-        {
-            "completion_tokens": reply["eval_count"],
-            "tokens": reply["eval_count"],
-            "total_duration": reply["total_duration"] / 1e9,
-            "load_duration": reply["load_duration"] / 1e9,
-            "prompt_eval_duration": reply["prompt_eval_duration"] / 1e9,
-            "eval_duration": reply["eval_duration"] / 1e9,
-            "completion_tokens_per_second": reply["eval_count"] / (reply["eval_duration"] / 1e9),
-        }
-    )
+    assert metrics_of(span) == pytest.approx(cached_prompt_metrics(reply))
 
 
 def test_chat_images_are_logged_as_attachments_never_base64(memory_logger, traced):

@@ -6,6 +6,7 @@ import braintrust
 import ollama
 import pytest
 from core.cassettes import (
+    cached_prompt_metrics,
     expected_span,
     final_reply,
     metrics_of,
@@ -32,20 +33,6 @@ def answer(text: str) -> list[dict]:
 
 def streamed_text(name: str) -> str:
     return "".join(chunk["response"] for chunk in replies(name))
-
-
-def cached_prompt_metrics(reply: dict) -> dict[str, float]:
-    """Ollama omits `prompt_eval_count` (and so `prompt_tokens`) for a cached prompt."""
-    assert "prompt_eval_count" not in reply
-    return {
-        "completion_tokens": reply["eval_count"],
-        "tokens": reply["eval_count"],
-        "total_duration": reply["total_duration"] / 1e9,
-        "load_duration": reply["load_duration"] / 1e9,
-        "prompt_eval_duration": reply["prompt_eval_duration"] / 1e9,
-        "eval_duration": reply["eval_duration"] / 1e9,
-        "completion_tokens_per_second": reply["eval_count"] / (reply["eval_duration"] / 1e9),
-    }
 
 
 def test_module_generate_span_holds_the_prompt_and_the_text(memory_logger, traced):
