@@ -15,7 +15,7 @@ import logging
 import braintrust
 import ollama
 import pytest
-from braintrust_ollama import _settings, auto_instrument, setup_ollama, unpatch_ollama, wrap_ollama
+from braintrust_ollama import auto_instrument, setup_ollama, unpatch_ollama, wrap_ollama
 from support.ollama_server import Chat, Generate
 from support.spans import by_name, only
 
@@ -135,7 +135,6 @@ def test_disabled_environment_leaves_the_sdk_untouched_and_says_so_once(
     memory_logger, ollama_server, unpatched, monkeypatch, caplog
 ):
     monkeypatch.setenv("BRAINTRUST_OLLAMA_DISABLED", "1")
-    _settings._log_disabled_once.cache_clear()  # "once per process": start this test afresh
     original = ollama.Client.__dict__["_request"]
     client = ollama.Client(host=ollama_server.url)
     with caplog.at_level(logging.INFO, logger="braintrust_ollama"):

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import contextvars
+import importlib.metadata
+import logging
 import sys
 
 import braintrust
 import ollama
 import pytest
-from braintrust_ollama import setup_ollama, tokens_counted_under, unpatch_ollama, wrap_ollama
+from braintrust_ollama import (
+    setup_ollama,
+    tokens_counted_under,
+    unpatch_ollama,
+    wrap_ollama,
+)
+from braintrust_ollama._patching import is_patched
 from support.spans import by_name, only
 
 MESSAGES = [{"role": "user", "content": "Why is the sky blue?"}]
@@ -117,7 +125,7 @@ def test_auto_instrument_turns_on_ollama_and_the_installed_adapters():
     try:
         results = context.run(auto_instrument, openai=False, anthropic=False)
         assert results["ollama"] is True
-        assert ollama.Client.__dict__.get("__braintrust_ollama_patched__") is True
+        assert is_patched(ollama.Client, "_request")
     finally:
         unpatch_ollama()
         _unpatch_langchain_if_installed()
@@ -144,7 +152,7 @@ def test_auto_instrument_can_leave_ollama_alone():
 
     results = auto_instrument(ollama=False, langchain=False, llamaindex=False)
     assert "ollama" not in results
-    assert "__braintrust_ollama_patched__" not in ollama.Client.__dict__
+    assert not is_patched(ollama.Client, "_request")
 
 
 def test_a_parent_given_as_an_exported_span_is_the_sdk_spans_parent(
@@ -221,7 +229,39 @@ def test_wrap_ollama_on_the_module_traces_its_functions_and_returns_the_module(
         assert len(by_name(memory_logger.pop(), "ollama.chat")) == 1
     finally:
         default_client.__dict__.pop("_request", None)
-        default_client.__dict__.pop("__braintrust_ollama_patched__", None)
+
+
+def test_an_ollama_older_than_0_4_is_left_untraced_and_said_once(
+    memory_logger, ollama_server, monkeypatch, caplog
+):
+    real_version = importlib.metadata.version
+    monkeypatch.setattr(
+        importlib.metadata,
+        "version",
+        lambda name: "0.3.3" if name == "ollama" else real_version(name),
+    )
+    client = ollama.Client(host=ollama_server.url)
+    with caplog.at_level(logging.WARNING, logger="braintrust_ollama"):
+        set_ups = [setup_ollama(), setup_ollama(), wrap_ollama(client) is client]
+    assert set_ups == [False, False, True]
+    assert not is_patched(ollama.Client, "_request") and not is_patched(client, "_request")
+    with braintrust.start_span(name="request"):
+        client.chat(model="llama3.2", messages=MESSAGES)
+    assert by_name(memory_logger.pop(), "ollama.chat") == []
+    assert [r.getMessage() for r in caplog.records] == [
+        "braintrust-ollama: ollama 0.3.3 is installed, but this needs ollama>=0.4: not patching it"
+    ]
+
+
+def test_setup_ollama_names_every_traced_endpoint():
+    """`help(setup_ollama)` says which SDK calls are traced: every one `tracing.ENDPOINTS` has."""
+    from braintrust_ollama import patchers
+    from braintrust_ollama.tracing import ENDPOINTS
+
+    for endpoint in ENDPOINTS.values():
+        method = endpoint.name.removeprefix("ollama.")
+        assert f"`{method}`" in setup_ollama.__doc__, method
+        assert f"`{method}`" in patchers.__doc__, method
 
 
 def test_wrap_ollama_rejects_what_it_cannot_trace_naming_what_it_accepts():

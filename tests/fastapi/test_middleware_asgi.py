@@ -9,7 +9,7 @@ from typing import Any
 import braintrust
 import pytest
 from braintrust_ollama_fastapi import BraintrustMiddleware
-from braintrust_ollama_fastapi._redact import is_secret_name
+from braintrust_ollama_fastapi._redact import Redactor
 from braintrust_ollama_fastapi.tracing import query_params
 from fastapi import FastAPI
 from starlette.applications import Starlette
@@ -131,13 +131,15 @@ def test_bodies_are_not_recorded_by_default(memory_logger):
     assert "private words" not in str(root)
 
 
-def test_recorded_bodies_are_capped_text_when_not_json(memory_logger):
+def test_recorded_bodies_over_the_limit_are_placeholders_with_their_size(memory_logger):
     with TestClient(make_app(record_bodies=True)) as client:
         client.post("/api/echo", content=b"x" * (70 * 1024))
 
     (root,) = memory_logger.pop()
-    assert root["input"]["body"] == "x" * (64 * 1024)
-    assert root["output"]["body"] == "x" * (64 * 1024)
+    assert root["input"]["body"] == f"[untyped body, {70 * 1024} bytes, not recorded]"
+    assert root["output"]["body"] == f"[text/plain body, {70 * 1024} bytes, not recorded]"
+    assert root["metadata"]["request_body_bytes"] == 70 * 1024
+    assert root["metadata"]["response_body_bytes"] == 70 * 1024
 
 
 def test_failing_span_name_falls_back_to_default_name(memory_logger, caplog):
@@ -207,7 +209,7 @@ def test_websocket_and_untraced_scopes_pass_through(memory_logger):
     ],
 )
 def test_secret_names(name):
-    assert is_secret_name(name)
+    assert Redactor().is_secret_name(name)
 
 
 @pytest.mark.parametrize(
@@ -236,11 +238,11 @@ def test_secret_names(name):
     ],
 )
 def test_ordinary_names(name):
-    assert not is_secret_name(name)
+    assert not Redactor().is_secret_name(name)
 
 
 def test_query_params_redact_secret_values_and_keep_repeats():
-    assert query_params(b"q=a&q=b&token=t1&page=") == {
+    assert query_params(b"q=a&q=b&token=t1&page=", Redactor()) == {
         "q": ["a", "b"],
         "token": "[REDACTED]",
         "page": "",
@@ -378,3 +380,79 @@ def test_secrets_in_an_escaping_exceptions_message_are_redacted(memory_logger):
     (root,) = memory_logger.pop()
     assert secret not in json.dumps(root)
     assert "api_key=[REDACTED]&q=1' sent with [REDACTED]" in root["error"]
+
+
+def test_skip_paths_are_patterns_matched_against_the_whole_path(memory_logger):
+    """`/health` skips that path only (not `/healthz`), `/static/.*` everything under it."""
+    app = FastAPI()
+
+    @app.get("/health")
+    @app.get("/healthz")
+    async def health() -> dict[str, bool]:
+        return {"ok": True}
+
+    @app.get("/static/{name:path}")
+    async def static(name: str) -> PlainTextResponse:
+        return PlainTextResponse(name)
+
+    app.add_middleware(BraintrustMiddleware, skip_paths=["/health", "/static/.*"])
+    with TestClient(app) as client:
+        skipped = [client.get(path) for path in ("/health", "/static/app.js", "/static/css/a.css")]
+        traced = [client.get(path) for path in ("/healthz", "/statics", "/api/static/x")]
+
+    assert all(r.status_code == 200 and "traceparent" not in r.headers for r in skipped)
+    assert all("traceparent" in r.headers for r in traced)
+    rows = memory_logger.pop()
+    assert [r["span_attributes"]["name"] for r in rows] == ["GET /healthz", *["GET (no route)"] * 2]
+    assert [r["metadata"].get("path") for r in rows] == [None, "/statics", "/api/static/x"]
+
+
+SSN = "078-05-1120-x7"
+TENANT = "acme-tenant-9f3e"
+
+
+def test_extra_secret_names_are_redacted_wherever_a_name_is(memory_logger):
+    """`secret_names`: patterns searched in every name (query keys, headers, path parameters,
+    JSON keys, form fields, `name=value` pairs in text), on top of the built-in rule."""
+    app = FastAPI()
+
+    @app.post("/patients/{ssn}")
+    async def admit(ssn: str, payload: dict[str, Any]) -> dict[str, Any]:
+        return {"admitted": payload["patient"]["name"], "patient_ssn": ssn}
+
+    app.add_middleware(
+        BraintrustMiddleware,
+        record_bodies=True,
+        record_headers=["x-tenant", "x-request-id"],
+        secret_names=["ssn", "^x-tenant$"],
+    )
+    with TestClient(app) as client:
+        response = client.post(
+            f"/patients/{SSN}",
+            params={"SSN": SSN, "page": "2", "password": "pw-" + SSN},
+            headers={"x-tenant": TENANT, "x-request-id": "req-1"},
+            json={"patient": {"name": "Ann", "Ssn": SSN}, "note": f"see ssn={SSN} on file"},
+        )
+    assert response.json() == {"admitted": "Ann", "patient_ssn": SSN}
+
+    as_logged = json.dumps([item.get() for item in memory_logger._background.logs])
+    for secret in (SSN, TENANT):
+        assert secret not in as_logged
+        assert all(secret[i : i + 8] not in as_logged for i in range(len(secret) - 7))
+    (root,) = memory_logger.pop()
+    assert root["span_attributes"]["name"] == "POST /patients/{ssn}"
+    assert root["input"]["path"] == "/patients/[REDACTED]"
+    assert root["input"]["query"] == {"SSN": "[REDACTED]", "page": "2", "password": "[REDACTED]"}
+    assert root["input"]["headers"] == {"x-request-id": "req-1"}  # secret names are dropped
+    assert root["input"]["body"] == {
+        "patient": {"name": "Ann", "Ssn": "[REDACTED]"},
+        "note": "see ssn=[REDACTED] on file",
+    }
+    assert root["output"]["body"] == {"admitted": "Ann", "patient_ssn": "[REDACTED]"}
+
+
+def test_extra_secret_names_are_per_middleware():
+    assert Redactor(["ssn"]).is_secret_name("patient_SSN")
+    assert not Redactor().is_secret_name("patient_SSN")
+    assert Redactor(["^x-tenant$"]).is_secret_name("X-Tenant")
+    assert not Redactor(["^x-tenant$"]).is_secret_name("x-tenant-id")

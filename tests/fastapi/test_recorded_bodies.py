@@ -1,25 +1,27 @@
-"""`record_bodies=True`: every recorded body, whatever its shape, format or size, is redacted by
-the rule that redacts query strings; a body that cannot be parsed is recorded as a placeholder.
+"""`record_bodies=True`: every recorded body, whatever its shape or format, is redacted by the
+rule that redacts query strings; a body that cannot be parsed, or is over `max_body_bytes` (but
+for the whole lines and events of a stream), is recorded as a placeholder.
 
 Each test sends one request to a small FastAPI app and checks that no secret value appears in any
 row the logger received (each row as logged, before merging) while the ordinary fields are still
-recorded. Form endpoints read `request.body()` themselves: `Form(...)` needs python-multipart,
-which the workspace does not install, and the middleware sees the same bytes either way.
+recorded. Most form endpoints read `request.body()` themselves (the middleware sees the same bytes
+either way); one takes `Form(...)` and `UploadFile` as FastAPI apps do.
 """
 
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 import pytest
 from braintrust_ollama_fastapi import BraintrustMiddleware
-from braintrust_ollama_fastapi._cut_json import redacted_json_prefix
-from braintrust_ollama_fastapi._redact import redact_text, redacted_document
-from fastapi import FastAPI, Request, Response
+from braintrust_ollama_fastapi._body import BodyRecorder
+from braintrust_ollama_fastapi._redact import Redactor
+from fastapi import FastAPI, File, Form, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse, PlainTextResponse, StreamingResponse
 from fastapi.testclient import TestClient
 
@@ -29,10 +31,23 @@ BEARER = "Bearer 9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
 
 
-def make_app() -> FastAPI:
+LIMIT = 64 * 1024  # max_body_bytes' default
+LONG_STREAM = 1200  # events, about 90 KiB
+
+
+def long_event(i: int, pad: int) -> str:
+    """Event `i` of an answer streamed token by token past the limit: events of changing sizes
+    and line endings; `pad` moves the limit to another place in an event."""
+    data = "data: " + json.dumps(
+        {"delta": "y" * (i % 37 + (pad if i == 0 else 0)), "token": SECRET}
+    )
+    return f"id: {i}\n{data}\n\n" if i % 3 == 0 else f"id: {i}\r\ndata: {BEARER}\r\n\r\n"
+
+
+def make_app(**options: Any) -> FastAPI:
     """An API as users write it: JSON in and out, a form login, uploads, streams."""
     app = FastAPI()
-    app.add_middleware(BraintrustMiddleware, record_bodies=True)
+    app.add_middleware(BraintrustMiddleware, record_bodies=True, **options)
 
     @app.post("/events")
     async def ingest(events: list[dict[str, Any]]) -> dict[str, int]:
@@ -50,6 +65,14 @@ def make_app() -> FastAPI:
     @app.post("/upload")
     async def upload(request: Request) -> dict[str, int]:
         return {"bytes": len(await request.body())}
+
+    @app.post("/ask")
+    async def ask(
+        question: Annotated[str, Form()],
+        api_token: Annotated[str, Form()],
+        doc: Annotated[UploadFile, File()],
+    ) -> dict[str, Any]:
+        return {"question": question, "doc": doc.filename, "bytes": len(await doc.read())}
 
     @app.post("/oauth/tokens")
     async def tokens() -> list[dict[str, Any]]:
@@ -80,6 +103,14 @@ def make_app() -> FastAPI:
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
+    @app.get("/stream/long/{pad}")
+    async def long_sse(pad: int) -> StreamingResponse:
+        async def events() -> AsyncIterator[str]:
+            for i in range(LONG_STREAM):
+                yield long_event(i, pad)
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
     @app.post("/events/{event_id}/ack")
     async def ack(event_id: int) -> Response:
         return Response(status_code=202, media_type="application/json")
@@ -107,6 +138,9 @@ def logged(memory_logger: Any) -> tuple[dict[str, Any], str]:
     as_logged = [item.get() for item in memory_logger._background.logs]
     (span,) = memory_logger.pop()
     return span, json.dumps(as_logged, default=str)
+
+
+FORM = {"content-type": "application/x-www-form-urlencoded"}
 
 
 def assert_nowhere(text: str, *secrets: str) -> None:
@@ -183,6 +217,54 @@ def test_multipart_form_fields_are_redacted_and_files_only_described(client, mem
     }
 
 
+def test_form_and_upload_endpoints_record_fields_and_describe_files(client, memory_logger):
+    """An endpoint taking `Form(...)` and `UploadFile`: FastAPI parses the body with
+    python-multipart, and so does the middleware, independently."""
+    content = b"%PDF-1.7 " + SECRET.encode() + b"\x00" * 500
+    response = client.post(
+        "/ask",
+        data={"question": "summarize it", "api_token": SECRET},
+        files={"doc": ("report.pdf", content, "application/pdf")},
+    )
+    assert response.json() == {
+        "question": "summarize it",
+        "doc": "report.pdf",
+        "bytes": len(content),
+    }
+
+    span, rows = logged(memory_logger)
+    assert_nowhere(rows, SECRET)
+    assert span["input"]["body"] == {
+        "question": "summarize it",
+        "api_token": "[REDACTED]",
+        "doc": {"filename": "report.pdf", "content_type": "application/pdf", "size": len(content)},
+    }
+
+
+def test_types_and_file_names_the_client_writes_are_redacted(client, memory_logger):
+    """A part's filename and content type, and a body's media type, are the client's text."""
+    part = (
+        f'--b0\r\nContent-Disposition: form-data; name="doc"; filename="f?token={SECRET}.txt"\r\n'
+        f"Content-Type: text/plain;key={SECRET}\r\n\r\nhello\r\n--b0--\r\n"
+    )
+    headers = {"content-type": "multipart/form-data; boundary=b0"}
+    client.post("/upload", content=part.encode(), headers=headers)
+    upload, rows = logged(memory_logger)
+    assert_nowhere(rows, SECRET)
+    assert upload["input"]["body"] == {
+        "doc": {
+            "filename": "f?token=[REDACTED]",
+            "content_type": "text/plain;key=[REDACTED]",
+            "size": 5,
+        }
+    }
+
+    client.post("/echo", content=b"\x00", headers={"content-type": f"x/y password={SECRET}"})
+    echo, rows = logged(memory_logger)
+    assert_nowhere(rows, SECRET)
+    assert echo["input"]["body"] == "[x/y password=[REDACTED] body, 1 bytes, not recorded]"
+
+
 def test_secret_echoed_in_a_json_list_response_is_redacted(client, memory_logger):
     client.post("/oauth/tokens")
 
@@ -205,16 +287,16 @@ def test_credential_shaped_values_are_redacted_under_any_name(client, memory_log
     assert span["output"]["body"] == span["input"]["body"]
 
 
-@pytest.mark.parametrize("secret_at", [10, 32 * 1024, 64 * 1024 - 40, 64 * 1024 - 5, 70 * 1024])
-def test_json_body_over_the_limit_is_redacted_before_it_is_cut(client, memory_logger, secret_at):
-    """A secret before, across or after the 64 KiB cut, as a string, an object or a list."""
-    filler = "x" * secret_at
+@pytest.mark.parametrize("secret_at", [10, LIMIT - 40, LIMIT + 10])
+def test_json_body_over_the_limit_is_a_placeholder_with_its_size(client, memory_logger, secret_at):
+    """A secret before, across or after the limit, as a string, an object or a list: a JSON
+    document is recorded whole or not at all."""
     body = {
-        "prompt": filler,
+        "prompt": "x" * secret_at,
         "password": SECRET,
         "auth": {"token": SECRET, "kind": "bearer"},
         "session_ids": [SECRET, SECRET],
-        "tail": "y" * (64 * 1024),
+        "tail": "y" * LIMIT,
     }
     content = json.dumps(body).encode()
     headers = {"content-type": "application/json"}
@@ -222,32 +304,46 @@ def test_json_body_over_the_limit_is_redacted_before_it_is_cut(client, memory_lo
 
     span, rows = logged(memory_logger)
     assert_nowhere(rows, SECRET)
-    for recorded in (span["input"]["body"], span["output"]["body"]):
-        assert isinstance(recorded, str)
-        assert recorded.startswith('{"prompt": "xxxxxxxxxx')
-        assert len(recorded) <= 64 * 1024
+    placeholder = f"[application/json body, {len(content)} bytes, not recorded]"
+    assert span["input"]["body"] == span["output"]["body"] == placeholder
     metadata = span["metadata"]
     assert metadata["request_body_bytes"] == metadata["response_body_bytes"] == len(content)
 
 
-def test_text_body_over_the_limit_is_redacted_before_it_is_cut(client, memory_logger):
-    text = "line\n" * (64 * 1024 // 5 - 3) + f"password={SECRET}\n"  # crosses the cut
-    client.post("/echo", content=text.encode(), headers={"content-type": "text/plain"})
+@pytest.mark.parametrize(
+    ("content", "content_type"),
+    [
+        (("line\n" * (LIMIT // 5 - 3) + f"password={SECRET}\n").encode(), "text/plain"),
+        (f"username=fay&bio={'z' * (LIMIT - 40)}&password={SECRET}".encode(), None),
+    ],
+    ids=["text", "form"],
+)
+def test_text_and_form_bodies_over_the_limit_are_placeholders(
+    client, memory_logger, content, content_type
+):
+    if content_type is None:  # a form, as a browser sends it
+        response = client.post("/login", content=content, headers=FORM)
+        content_type = FORM["content-type"]
+    else:
+        response = client.post("/echo", content=content, headers={"content-type": content_type})
+    assert response.status_code == 200
 
     span, rows = logged(memory_logger)
     assert_nowhere(rows, SECRET)
-    lines = 64 * 1024 // 5 - 3
-    # the first 64 KiB of the redacted text: the cut falls inside "[REDACTED]"
-    assert span["input"]["body"] == "line\n" * lines + "password=[REDACT"
+    assert span["input"]["body"] == f"[{content_type} body, {len(content)} bytes, not recorded]"
+    assert span["metadata"]["request_body_bytes"] == len(content)
 
 
-def test_large_form_keeps_the_whole_fields_within_the_limit(client, memory_logger):
-    form = {"username": "fay", "bio": "z" * (64 * 1024 - 40), "password": SECRET}
-    client.post("/login", data=form)
+def test_a_larger_limit_records_larger_bodies_whole(memory_logger):
+    """`max_body_bytes` is the one knob: an app whose prompts run long keeps them whole."""
+    body = {"messages": [{"role": "user", "content": "q" * (3 * LIMIT)}], "api_key": SECRET}
+    with TestClient(make_app(max_body_bytes=4 * LIMIT)) as client:
+        assert client.post("/echo", json=body).status_code == 200
 
     span, rows = logged(memory_logger)
     assert_nowhere(rows, SECRET)
-    assert span["input"]["body"] == {"username": "fay", "bio": form["bio"]}
+    assert span["input"]["body"] == span["output"]["body"] == {**body, "api_key": "[REDACTED]"}
+    assert "request_body_bytes" not in span["metadata"]
 
 
 def test_streamed_ndjson_and_event_stream_responses_are_redacted(client, memory_logger):
@@ -267,6 +363,66 @@ def test_streamed_ndjson_and_event_stream_responses_are_redacted(client, memory_
         {"data": {"content": "hello"}},
         {"data": "use [REDACTED] next time"},
     ]
+
+
+# the limit falls in a secret, a key, the JSON, between fields, on an event's end, in a CRLF...
+@pytest.mark.parametrize("pad", [0, 10, 60, 70, 75, 80, 100, 120, 130, 140])
+def test_a_stream_over_the_limit_keeps_its_events_that_end_within_it(client, memory_logger, pad):
+    """The limit falls anywhere in an event (a field name, a JSON string, a CRLF): only whole
+    events are kept, each parsed and redacted by itself."""
+    assert client.get(f"/stream/long/{pad}").status_code == 200
+
+    span, rows = logged(memory_logger)
+    assert_nowhere(rows, SECRET, BEARER.split()[1])
+    sizes = [len(long_event(i, pad).encode()) for i in range(LONG_STREAM)]
+    assert span["metadata"]["response_body_bytes"] == sum(sizes) > LIMIT
+    # An event is whole at its blank line's end: a CR alone ends a line in an event stream,
+    # so an event ending in CRLF CRLF is whole before its last LF.
+    ends = [end - (i % 3 != 0) for i, end in enumerate(itertools.accumulate(sizes))]
+    within = sum(1 for end in ends if end <= LIMIT)
+    assert span["output"]["body"] == [
+        {
+            "id": str(i),
+            "data": {"delta": "y" * (i % 37 + (pad if i == 0 else 0)), "token": "[REDACTED]"},
+        }
+        if i % 3 == 0
+        else {"id": str(i), "data": "[REDACTED]"}
+        for i in range(within)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("media", "stream"),
+    [
+        (
+            "text/event-stream",
+            'event: login\r\ndata: {"user": "fay",\r\ndata:  "session": "%s"}\r\n\r\n'
+            ': a comment\ndata: {"auth": {"k": ["%s"]}}\n\n'
+            "data: password=%s and %s\rdata: more\r\r"
+            'id: 7\ndata: {"items": [{"name": "a", "api_key": "%s"}]}\n\n',
+        ),
+        (
+            "application/x-ndjson",
+            '{"user": "fay", "session": "%s"}\n{"auth": {"k": ["%s"]}}\n'
+            '{"note": "password=%s, %s"}\r\n{"items": [{"name": "a", "api_key": "%s"}]}\n',
+        ),
+    ],
+    ids=["event-stream", "ndjson"],
+)
+def test_a_stream_holds_no_secret_wherever_the_limit_falls(media, stream):
+    """Events and lines are kept whole or not at all: the limit at every byte leaks nothing."""
+    body = (stream % (SECRET, SECRET, SECRET, BEARER, SECRET)).encode()
+    whole = BodyRecorder(len(body))
+    whole.add(body)
+    expected = whole.render(media, None, Redactor())
+    for limit in range(len(body)):
+        recorder = BodyRecorder(limit)
+        recorder.add(body[: limit // 2])  # in two chunks, as a stream arrives
+        recorder.add(body[limit // 2 :])
+        kept = recorder.render(media, None, Redactor())
+        assert_nowhere(json.dumps(kept), SECRET, BEARER.split()[1])
+        assert kept == expected[: len(kept)]  # whole events, in order
+    assert len(expected) == 4
 
 
 def test_text_bodies_have_secret_pairs_and_credentials_redacted(client, memory_logger):
@@ -332,36 +488,6 @@ def test_compressed_body_is_a_placeholder(client, memory_logger):
 
 
 @pytest.mark.parametrize(
-    ("document", "expected"),
-    [
-        (
-            '{"a": 1, "password": "abc", "b": [1, 2]}',
-            '{"a": 1, "password": "[REDACTED]", "b": [1, 2]}',
-        ),
-        (
-            '[{"token": {"x": [1, {"y": 2}]}, "k": "v"}, 3]',
-            '[{"token": "[REDACTED]", "k": "v"}, 3]',
-        ),
-        ('{"auth": {"user": "u", "pass', '{"auth": "[REDACTED]"'),
-        ('{"ok": "yes", "password": "hun', '{"ok": "yes", "password": "[REDACTED]"'),
-        ('{"prompt": "a long pro', '{"prompt": "a long pro"'),
-        ('{"ok": "yes", "passw', '{"ok": "yes", '),
-        ('{"n": 12', '{"n": '),
-        (
-            '{"esc\\"aped": "a\\"b", "api_key": "k"}',
-            '{"esc\\"aped": "a\\"b", "api_key": "[REDACTED]"}',
-        ),
-        ('["' + BEARER + '"]', '["[REDACTED]"]'),
-        ('{"a": [1, 2', '{"a": [1, '),
-        ('{"token": 12345', '{"token": '),
-        ('{"token": 12345, "b": true}', '{"token": "[REDACTED]", "b": true}'),
-    ],
-)
-def test_cut_json_is_redacted_token_by_token(document, expected):
-    assert redacted_json_prefix(document) == expected
-
-
-@pytest.mark.parametrize(
     ("text", "expected"),
     [
         ("Basic understanding of Bearer tokens", "Basic understanding of Bearer tokens"),
@@ -375,7 +501,7 @@ def test_cut_json_is_redacted_token_by_token(document, expected):
     ],
 )
 def test_the_text_rule(text, expected):
-    assert redact_text(text) == expected
+    assert Redactor().text(text) == expected
 
 
 def test_empty_bodies_are_empty_strings(client, memory_logger):
@@ -385,30 +511,11 @@ def test_empty_bodies_are_empty_strings(client, memory_logger):
     assert span["input"]["body"] == span["output"]["body"] == ""
 
 
-def test_cut_json_holds_no_secret_wherever_the_cut_falls():
-    document = json.dumps(
-        {
-            "messages": [{"role": "user", "content": "hi"}],
-            "auth": {"api_key": SECRET, "scopes": [SECRET]},
-            "items": [{"name": "a", "password": SECRET}, {"refresh_token": SECRET}],
-            "client_secret": SECRET,
-            "done": True,
-        }
-    )
-    whole = json.dumps(redacted_document(json.loads(document), document))
-    for cut in range(len(document)):
-        prefix = redacted_json_prefix(document[:cut])
-        assert_nowhere(prefix, SECRET)
-        assert SECRET[:4] not in prefix
-        # what is kept is the beginning of the whole document's redaction
-        assert whole.startswith(prefix.rstrip('"')), (cut, prefix)
-
-
 def test_the_rule_takes_linear_time_on_long_runs_of_name_characters():
     """A hex dump or base64url blob with an `=` elsewhere once made the pair search re-scan
     the run from each of its characters (minutes for 64 KiB); this returns at once."""
     text = "x=1 " + "a" * 200_000 + " password=p4ss"
-    assert redact_text(text) == "x=1 " + "a" * 200_000 + " password=[REDACTED]"
+    assert Redactor().text(text) == "x=1 " + "a" * 200_000 + " password=[REDACTED]"
 
 
 def test_token_counts_in_an_llm_response_are_recorded(client, memory_logger):

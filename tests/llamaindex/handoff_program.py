@@ -2,7 +2,8 @@
 and `setup_ollama()`, in the order given on the command line, without `setup_llamaindex()`.
 
     python handoff_program.py OLLAMA_URL STEP...   (steps: setup_ollama, auto_instrument,
-                                                     braintrust_handler, import_llamaindex)
+                                                     braintrust_handler, import_llamaindex,
+                                                     unpatch_llamaindex)
 
 It streams a chat and runs a FunctionAgent turn with a tool call, then prints one JSON object:
 the rows Braintrust's in-memory logger holds, and whether `setup_ollama()` imported LlamaIndex.
@@ -43,8 +44,22 @@ def import_llamaindex() -> None:
     import llama_index.llms.ollama  # noqa: F401
 
 
-STEPS = {f.__name__: f for f in (setup_ollama, auto_instrument, braintrust_handler)}
-STEPS["import_llamaindex"] = import_llamaindex
+def unpatch_llamaindex() -> None:
+    from braintrust_ollama_llamaindex import unpatch_llamaindex
+
+    unpatch_llamaindex()
+
+
+STEPS = {
+    f.__name__: f
+    for f in (
+        setup_ollama,
+        auto_instrument,
+        braintrust_handler,
+        import_llamaindex,
+        unpatch_llamaindex,
+    )
+}
 
 
 def multiply(a: float, b: float) -> float:

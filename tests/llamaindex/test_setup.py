@@ -7,7 +7,11 @@ from typing import Any
 
 import pytest
 from braintrust.integrations.llamaindex import BraintrustSpanHandler
-from braintrust_ollama_llamaindex import setup_llamaindex, unpatch_llamaindex
+from braintrust_ollama_llamaindex import (
+    install_ollama_handoff,
+    setup_llamaindex,
+    unpatch_llamaindex,
+)
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.workflow import Workflow
 from llama_index.llms.ollama import Ollama
@@ -46,3 +50,7 @@ def test_setup_without_llama_index_returns_false(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
 
     assert setup_llamaindex() is False
+
+
+def test_install_ollama_handoff_returns_nothing_as_every_adapters_does(adapter: None) -> None:
+    assert install_ollama_handoff() is None  # docs/CONTRACTS.md: `install_ollama_handoff() -> None`

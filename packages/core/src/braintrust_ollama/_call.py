@@ -7,9 +7,11 @@ from then on: this matters for streams, which the SDK only starts on the first `
 after the caller's span has ended.
 
 Also fixed at call time: `context` (`caller_filename`, `caller_functionname`, `caller_lineno`),
-the first frame outside this package, the SDK and the frameworks the adapters trace
-(`NOT_CALLERS`) — the user's line that made the call, even for a stream written later from
-inside its iteration or a call a framework makes for the user — and whether content is recorded (`record_content` on the client or its class, set by `setup_ollama` / `wrap_ollama`).
+the first frame outside our tracing modules (this one, `patchers`, `_stream`), the SDK and the
+frameworks the adapters trace (`NOT_CALLERS`) — the user's line that made the call, even for a
+stream written later from inside its iteration or a call a framework makes for the user — and
+whether content is recorded (`record_content` on the client or its class, set by
+`setup_ollama` / `wrap_ollama`).
 Errors are recorded as Braintrust's own spans record them (`stringify_exception`: the traceback,
 type and message).
 

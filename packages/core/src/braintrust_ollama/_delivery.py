@@ -46,7 +46,8 @@ from braintrust.logger import BraintrustState, RetryRequestExceptionsAdapter
 from braintrust.util import LazyValue
 
 from braintrust_ollama import _braintrust
-from braintrust_ollama._warn import notice, safe_url
+from braintrust_ollama._rows import copy_containers, resolved
+from braintrust_ollama._warn import notice, safe_url, warn_once
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
@@ -146,6 +147,7 @@ class BraintrustDelivery:
         self._pause_s = RETRY_FIRST_S
         self._thread: threading.Thread | None = None
         self._finalizer_pid = 0
+        self._closed = False  # the exit is over: nothing more is tried
 
     # --- set-up ----------------------------------------------------------------------------
 
@@ -216,6 +218,18 @@ class BraintrustDelivery:
             self._go_away(f"no answer from {self.app_url} within {self.timeout_s:g} s")
         return False
 
+    def close(self) -> None:
+        """After the exit's flush: no more tries. A try started at interpreter finalization
+        could print (Braintrust's HTTP adapter reports retries on stderr) while Python tears
+        down, which Python 3.13 turns into a crash."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def _exit_flush(self) -> None:
+        self.flush()
+        self.close()
+
     def mask_like(self, background: Any) -> None:
         """Mask as `background` does (set with `braintrust.set_masking_function`), when this
         delivery uses a background logger of its own (a forked child's)."""
@@ -252,7 +266,7 @@ class BraintrustDelivery:
             return True
 
     def _run(self) -> None:
-        while not self._rejected:
+        while not (self._rejected or self._closed):
             try:
                 if not self._logged_in:
                     self._log_in()
@@ -260,6 +274,8 @@ class BraintrustDelivery:
                 batch = self._next_batch()
                 if batch:
                     self._send(batch)
+            except _Closed:
+                return
             except Exception as error:  # the thread must outlive any failure
                 self._failed(error)
 
@@ -280,6 +296,8 @@ class BraintrustDelivery:
         """The oldest waiting rows (they stay queued until taken), once they are due."""
         with self._cond:
             while not self._due():
+                if self._closed:
+                    return []
                 self._cond.wait(self._wait_s())
             return list(self._waiting)[:BATCH_ROWS]
 
@@ -325,15 +343,15 @@ class BraintrustDelivery:
         try:
             row = lazy.get()
         except Exception:
-            _log.warning("braintrust-ollama: a trace row could not be resolved", exc_info=True)
+            warn_once(
+                _log, "could not resolve a trace row for Braintrust", unaffected="the local copy"
+            )
             return None
-        # A copy of its containers: Braintrust's logger merges and rewrites rows in place (an
-        # attachment becomes its reference), and the local copy reads the same row.
-        outgoing = copy_containers(row)
+        outgoing = copy_containers(row)  # Braintrust's logger rewrites rows in place
         local_id = row.get("project_id")
         if local_id in self._projects:  # else not one of ours (an experiment, another logger's)
             outgoing["project_id"] = self._project_id(local_id)
-        return _resolved(outgoing)
+        return resolved(outgoing)
 
     def _project_id(self, local_id: str) -> str:
         """Braintrust's id of a project rows name by `local_id`: registered (get or create) with
@@ -364,8 +382,10 @@ class BraintrustDelivery:
 
     def _wait_for_retry(self) -> None:
         with self._cond:
-            while time.monotonic() < self._retry_at and not self._rejected:
+            while time.monotonic() < self._retry_at and not (self._rejected or self._closed):
                 self._cond.wait(self._retry_at - time.monotonic())
+            if self._closed:
+                raise _Closed
 
     # --- saying it -------------------------------------------------------------------------
 
@@ -404,7 +424,9 @@ class BraintrustDelivery:
         at its exit, after the local copy's last write."""
         if self._finalizer_pid != os.getpid():
             self._finalizer_pid = os.getpid()
-            multiprocessing.util.Finalize(self, self.flush, exitpriority=_CHILD_FLUSH_PRIORITY)
+            multiprocessing.util.Finalize(
+                self, self._exit_flush, exitpriority=_CHILD_FLUSH_PRIORITY
+            )
 
     def _after_fork_in_child(self) -> None:
         """The child sends its own rows, through a background logger of its own: the parent's
@@ -445,25 +467,16 @@ class _DebugLog(io.TextIOBase):
         return len(text)
 
 
+class _Closed(Exception):
+    """The exit is over: the delivery thread stops."""
+
+
 def _no_flush(batch_size: int | None = None) -> None:
     """What Braintrust's exit hook calls on a delivery's own background logger: nothing."""
 
 
 def _env_app_url() -> str:
     return os.environ.get("BRAINTRUST_APP_URL") or "https://www.braintrust.dev"
-
-
-def _resolved(row: Row) -> LazyValue[Row]:
-    return LazyValue(lambda: row, use_mutex=False)
-
-
-def copy_containers(value: Any) -> Any:
-    """A copy of the dicts and lists in `value`; their leaves (attachments too) are shared."""
-    if isinstance(value, dict):
-        return {key: copy_containers(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [copy_containers(item) for item in value]
-    return value
 
 
 def explain(error: BaseException, *, during: str) -> str:

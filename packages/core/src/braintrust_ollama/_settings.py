@@ -16,9 +16,10 @@ when a model is first seen on a server (once per model and server).
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
+
+from ._warn import log_once
 
 RECORD_CONTENT_ENV = "BRAINTRUST_OLLAMA_RECORD_CONTENT"
 DISABLED_ENV = "BRAINTRUST_OLLAMA_DISABLED"
@@ -45,10 +46,5 @@ def tracing_disabled() -> bool:
     """True when the environment turns Ollama tracing off (logged once per process)."""
     if os.environ.get(DISABLED_ENV, "").strip().lower() not in _TRUE:
         return False
-    _log_disabled_once()
+    log_once(_log, f"{DISABLED_ENV} is set: Ollama calls are not traced")
     return True
-
-
-@functools.cache
-def _log_disabled_once() -> None:
-    _log.info("braintrust-ollama: %s is set: Ollama calls are not traced", DISABLED_ENV)

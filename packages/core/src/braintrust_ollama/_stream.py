@@ -72,11 +72,11 @@ def _traced(chunks: Iterator[Any], acc: CallStream) -> Generator[Any, Any, None]
             yield chunk
     except GeneratorExit:
         _end(acc)
-        _close(chunks)
+        close(chunks)
         raise
     except BaseException as error:
         _end(acc, error)
-        _close(chunks)  # after an exception given to throw(), the SDK's stream ends with ours
+        close(chunks)  # after an exception given to throw(), the SDK's stream ends with ours
         raise
     _end(acc)
 
@@ -93,11 +93,11 @@ async def _traced_async(chunks: AsyncIterator[Any], acc: CallStream) -> AsyncGen
             yield chunk
     except GeneratorExit:
         _end(acc)
-        await _aclose(chunks)
+        await aclose(chunks)
         raise
     except BaseException as error:
         _end(acc, error)
-        await _aclose(chunks)
+        await aclose(chunks)
         raise
     _end(acc)
 
@@ -107,16 +107,18 @@ def _end(acc: CallStream, error: BaseException | None = None) -> None:
     _live.forget(acc)
 
 
-def _close(chunks: Iterator[Any]) -> None:
-    close = getattr(chunks, "close", None)
-    if close is not None:
-        close()
+def close(stream: Any) -> None:
+    """Close `stream` if it can be closed (a generator, an SDK stream): what `yield from` does."""
+    close_ = getattr(stream, "close", None)
+    if close_ is not None:
+        close_()
 
 
-async def _aclose(chunks: AsyncIterator[Any]) -> None:
-    aclose = getattr(chunks, "aclose", None)
-    if aclose is not None:
-        await aclose()
+async def aclose(stream: Any) -> None:
+    """The async twin of `close`."""
+    aclose_ = getattr(stream, "aclose", None)
+    if aclose_ is not None:
+        await aclose_()
 
 
 class _LiveStreams:

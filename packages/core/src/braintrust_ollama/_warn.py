@@ -28,11 +28,7 @@ def warn_once(log: logging.Logger, what: str, *, unaffected: str = "the Ollama c
     first time `log` reports this `what` in the process, at debug level after that. `unaffected`
     names what goes on regardless (the Ollama call, the request, the LlamaIndex call).
     """
-    key = (log.name, what)
-    with _lock:
-        first = key not in _warned
-        _warned.add(key)
-    if first:
+    if _first(log, what):
         log.warning(
             "braintrust-ollama: %s; %s is not affected (logged once)",
             what,
@@ -41,6 +37,20 @@ def warn_once(log: logging.Logger, what: str, *, unaffected: str = "the Ollama c
         )
     else:
         log.debug("braintrust-ollama: %s", what, exc_info=True)
+
+
+def log_once(log: logging.Logger, what: str, *, level: int = logging.INFO) -> None:
+    """Log `what` (not a failure: a setting taking effect, say; an unsupported version at warning
+    level) at `level` the first time `log` says it in the process; at debug level after that."""
+    log.log(level if _first(log, what) else logging.DEBUG, "braintrust-ollama: %s", what)
+
+
+def _first(log: logging.Logger, what: str) -> bool:
+    key = (log.name, what)
+    with _lock:
+        first = key not in _warned
+        _warned.add(key)
+    return first
 
 
 def reset_warnings() -> None:

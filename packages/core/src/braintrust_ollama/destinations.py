@@ -154,6 +154,8 @@ class _Router:
         self.exited = True
         timeout = self.braintrust.timeout_s if self.braintrust else 0.0
         self._wait(timeout, local_s=EXIT_TIMEOUT_S, closing=True)
+        if self.braintrust is not None:
+            self.braintrust.close()
 
     def _wait(self, braintrust_s: float, *, local_s: float, closing: bool = False) -> None:
         local, delivery = self.local, self.braintrust

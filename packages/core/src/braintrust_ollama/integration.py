@@ -4,63 +4,50 @@ from __future__ import annotations
 
 import functools
 import importlib
-import importlib.metadata
 import importlib.util
 import inspect
 import logging
 from types import ModuleType
 from typing import Any, TypeVar
 
-from . import _settings, patchers
+from . import _patching, _settings, patchers
 from ._warn import warn_once
 
 _log = logging.getLogger(__name__)
 
-MIN_OLLAMA = (0, 4)
 ClientT = TypeVar("ClientT")
 
 
-def _supported_ollama() -> Any:
-    """The `ollama` module if it is installed at a supported version, else None."""
+def _supported_ollama() -> ModuleType | None:
+    """The `ollama` module if it is installed at a version `patchers.REQUIRES` allows, else None
+    (an unsupported version is logged once)."""
     try:
         import ollama
     except ImportError:
         return None
-    version = importlib.metadata.version("ollama")
-    parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
-    if parts < MIN_OLLAMA:
-        _log.warning("braintrust-ollama needs ollama >= 0.4 (found %s): not tracing", version)
-        return None
-    return ollama
+    return ollama if _patching.supported(patchers.REQUIRES) else None
 
 
 def setup_ollama(*, record_content: bool | None = None) -> bool:
-    """Trace the `ollama` SDK process-wide: every chat, generate, embed and embeddings call.
+    """Trace the `ollama` SDK process-wide: every call to an endpoint of `tracing.ENDPOINTS`
+    (`chat`, `generate`, `embed`, `embeddings`, `systemone`, `web_search`, `web_fetch`).
 
     Covers module functions (`ollama.chat`), functions imported before setup (`from ollama
     import chat`), `Client` and `AsyncClient`. Idempotent. Returns False when `ollama` is not
-    installed (or too old) or `BRAINTRUST_OLLAMA_DISABLED` is set, True once tracing is on.
-    `record_content=False` keeps inputs and outputs out of spans (metadata and metrics stay);
-    unset, `BRAINTRUST_OLLAMA_RECORD_CONTENT` decides (default: recorded).
+    installed (or is older than 0.4) or `BRAINTRUST_OLLAMA_DISABLED` is set, True once tracing
+    is on. `record_content=False` keeps inputs and outputs out of spans (metadata and metrics
+    stay); unset, `BRAINTRUST_OLLAMA_RECORD_CONTENT` decides (default: recorded).
     """
-    ollama = None if _settings.tracing_disabled() else _supported_ollama()
-    if ollama is None:
+    if _settings.tracing_disabled() or _supported_ollama() is None:
         return False
-    content = _settings.record_content(record_content)
-    patchers.patch_class(ollama.Client, record_content=content)
-    patchers.patch_class(ollama.AsyncClient, record_content=content)
+    patchers.patch_clients(record_content=_settings.record_content(record_content))
     install_adapter_handoffs()
     return True
 
 
 def unpatch_ollama() -> None:
     """Restore the SDK exactly as it was before `setup_ollama()`."""
-    try:
-        import ollama
-    except ImportError:
-        return
-    patchers.unpatch_class(ollama.Client)
-    patchers.unpatch_class(ollama.AsyncClient)
+    patchers.unpatch_clients()
 
 
 def wrap_ollama(client: ClientT, *, record_content: bool | None = None) -> ClientT:
@@ -74,12 +61,10 @@ def wrap_ollama(client: ClientT, *, record_content: bool | None = None) -> Clien
     what is accepted (`setup_ollama()` traces every client). With `BRAINTRUST_OLLAMA_DISABLED`
     set, the client is returned untouched.
     """
-    if _settings.tracing_disabled():
-        return client
-    ollama = _supported_ollama()
+    ollama = None if _settings.tracing_disabled() else _supported_ollama()
     if ollama is None:
         return client
-    patchers.patch_instance(
+    patchers.patch_client(
         _traceable_client(ollama, client), record_content=_settings.record_content(record_content)
     )
     install_adapter_handoffs()

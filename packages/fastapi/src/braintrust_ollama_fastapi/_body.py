@@ -1,5 +1,5 @@
 """What a recorded request or response body becomes in a span: parsed by its content type and
-redacted by the one rule in `_redact`, or a placeholder naming its type and size.
+redacted by `_redact`'s rule, or a placeholder naming its type and size.
 
 | content type | recorded as |
 |---|---|
@@ -11,51 +11,38 @@ redacted by the one rule in `_redact`, or a placeholder naming its type and size
 | `text/plain`, none | the JSON value if the text is JSON, else the text |
 
 Anything else (binary types, other text types such as HTML, whose secrets the rule cannot
-find, compressed bodies, text that is not UTF-8, JSON that does not parse) is recorded as
+find, compressed bodies, text that is not UTF-8, JSON or forms that do not parse) is recorded as
 `"[<type> body, <n> bytes, not recorded]"`, never in clear.
 
-A body over the limit is redacted before it is cut: JSON and text are kept as the first `limit`
-characters of their redacted text (a cut JSON document is redacted token by token, so the keys
-above every value are known); NDJSON, event streams and forms keep the whole lines, events and
-fields within the first `limit` bytes.
+A body is recorded whole or not at all: one over the limit is the placeholder, except event
+streams and NDJSON, whose events and lines stand alone: those that end within the limit are kept.
+What is recorded was parsed whole, so the rule always sees the name above every value.
 """
 
 from __future__ import annotations
 
 import codecs
 import json
-import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from email.message import Message
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
-from braintrust_ollama_fastapi._cut_json import redacted_json_prefix
-from braintrust_ollama_fastapi._redact import (
-    redact_text,
-    redacted,
-    redacted_document,
-    redacted_pairs,
-)
+from python_multipart import create_form_parser
+from python_multipart.multipart import Field, File
 
-# Bytes kept past the limit so that a pair or token crossing the cut is seen whole.
-_LOOKAHEAD = 4096
+from braintrust_ollama_fastapi._redact import Redactor
+
+# NDJSON's names, with and without `x-`.
 _NDJSON = frozenset(
-    {
-        "application/x-ndjson",
-        "application/ndjson",
-        "application/jsonl",
-        "application/x-jsonl",
-        "application/jsonlines",
-        "application/x-jsonlines",
-    }
+    f"application/{x}{name}" for x in ("", "x-") for name in ("ndjson", "jsonl", "jsonlines")
 )
+_EVENT_STREAM = "text/event-stream"
+# Bodies of records that stand alone: over the limit, the records within it are kept.
+_STREAMS = _NDJSON | {_EVENT_STREAM}
 
 
 class BodyRecorder:
-    """Keeps the beginning of a body as it streams past (the limit, plus a little to see across
-    the cut) and counts all of it."""
+    """Keeps the first `limit` bytes of a body as it streams past and counts all of it."""
 
     __slots__ = ("_chunks", "_kept", "_limit", "size")
 
@@ -71,113 +58,103 @@ class BodyRecorder:
 
     def add(self, chunk: bytes) -> None:
         self.size += len(chunk)
-        room = self._limit + _LOOKAHEAD - self._kept
+        room = self._limit - self._kept
         if room > 0 and chunk:
             kept = chunk[:room]
             self._chunks.append(kept)
             self._kept += len(kept)
 
-    def render(self, content_type: str | None, content_encoding: str | None = None) -> Any:
-        """The body as a span records it (see the module docstring); never raises."""
+    def render(
+        self, content_type: str | None, content_encoding: str | None, redactor: Redactor
+    ) -> Any:
+        """The body as a span records it (see the module docstring)."""
         if not self.size:  # GET requests, 204 responses, files sent by path
             return ""
-        media, boundary = _media_type(content_type)
+        media = (content_type or "").partition(";")[0].strip().lower()
         parse = _parser(media)
-        if parse is None or (content_encoding or "identity").lower() != "identity":
-            return self._placeholder(media, content_encoding)
-        body = _Body(b"".join(self._chunks), self._limit, not self.truncated, boundary)
+        if (
+            parse is None
+            or (content_encoding or "identity").lower() != "identity"
+            or (self.truncated and media not in _STREAMS)
+        ):
+            return self._placeholder(media, content_encoding, redactor)
+        body = _Body(b"".join(self._chunks), not self.truncated, content_type or "")
         try:
-            return parse(body)
-        # JSON that does not parse, bytes that are not UTF-8, nesting deeper than Python's stack
+            return parse(body, redactor)
+        # JSON or forms that do not parse, bytes that are not UTF-8, nesting deeper than
+        # Python's stack
         except (ValueError, RecursionError):
-            return self._placeholder(media, content_encoding)
+            return self._placeholder(media, content_encoding, redactor)
 
-    def _placeholder(self, media: str, content_encoding: str | None) -> str:
+    def _placeholder(self, media: str, content_encoding: str | None, redactor: Redactor) -> str:
         kind = media or "untyped"
         if content_encoding:
             kind = f"{kind} ({content_encoding})"
-        return f"[{kind} body, {self.size} bytes, not recorded]"
+        # The type is the client's to write: the rule applies to it too.
+        return f"[{redactor.text(kind)} body, {self.size} bytes, not recorded]"
 
 
-@dataclass(frozen=True, slots=True)
-class _Body:
-    data: bytes  # the whole body when complete; else the limit plus the lookahead
-    limit: int
+class _Body(NamedTuple):
+    data: bytes  # the whole body when complete; else its first `limit` bytes
     complete: bool
-    boundary: str | None  # multipart only
+    content_type: str
 
     def text(self) -> str:
-        """The kept bytes as UTF-8 (a character split by the cut is left out)."""
+        """The bytes as UTF-8 (a character the limit split is left out)."""
         return codecs.getincrementaldecoder("utf-8")().decode(self.data, final=self.complete)
 
-    def within_limit(self) -> str:
-        """The text of the first `limit` bytes (all of it when the body is complete)."""
-        data = self.data if self.complete else self.data[: self.limit]
-        return codecs.getincrementaldecoder("utf-8")().decode(data, final=self.complete)
+
+_Parser = Callable[[_Body, Redactor], Any]
 
 
-def _media_type(content_type: str | None) -> tuple[str, str | None]:
-    """The media type, lowercased, and the multipart boundary if any."""
-    if not content_type:
-        return "", None
-    header = Message()
-    header["content-type"] = content_type
-    boundary = header.get_param("boundary")
-    return header.get_content_type(), boundary if isinstance(boundary, str) else None
-
-
-def _parser(media: str) -> Callable[[_Body], Any] | None:
+def _parser(media: str) -> _Parser | None:
     if media == "application/json" or media.endswith("+json"):
         return _json
     if media in _NDJSON:
         return _ndjson
-    if media == "text/event-stream":
+    if media == _EVENT_STREAM:
         return _event_stream
     if media == "application/x-www-form-urlencoded":
         return _form
     if media == "multipart/form-data":
         return _multipart
     if not media or media == "text/plain":
-        return _text
+        return _plain
     return None
 
 
-def _json(body: _Body) -> Any:
-    if body.complete:
-        text = body.text()
-        return redacted_document(json.loads(text), text)
-    return redacted_json_prefix(body.text())[: body.limit]
-
-
-def _text(body: _Body) -> Any:
+def _json(body: _Body, redactor: Redactor) -> Any:
     text = body.text()
-    if body.complete:
-        try:
-            return redacted_document(json.loads(text), text)
-        except ValueError:
-            return redact_text(text)
-    if text.lstrip().startswith(("{", "[")):
-        return redacted_json_prefix(text)[: body.limit]
-    return redact_text(text)[: body.limit]
+    return redactor.document(json.loads(text), text)
 
 
-def _ndjson(body: _Body) -> list[Any]:
-    lines = body.within_limit().split("\n")
-    partial = "" if body.complete else lines.pop()
-    values = [redacted(None, json.loads(line)) for line in lines if line.strip()]
-    if partial.strip():
-        values.append(redacted_json_prefix(partial))
-    return values
+def _json_or_text(text: str, redactor: Redactor) -> Any:
+    try:
+        return redactor.document(json.loads(text), text)
+    except ValueError:
+        return redactor.text(text)
 
 
-def _event_stream(body: _Body) -> list[dict[str, Any]]:
-    events = body.within_limit().replace("\r\n", "\n").replace("\r", "\n").split("\n\n")
+def _plain(body: _Body, redactor: Redactor) -> Any:
+    return _json_or_text(body.text(), redactor)
+
+
+def _ndjson(body: _Body, redactor: Redactor) -> list[Any]:
+    lines = body.text().split("\n")
     if not body.complete:
-        events.pop()  # cut by the limit
-    return [event for block in events if (event := _event(block))]
+        lines.pop()  # the limit may have cut it
+    return [redactor.document(json.loads(line), line) for line in lines if line.strip()]
 
 
-def _event(block: str) -> dict[str, Any]:
+def _event_stream(body: _Body, redactor: Redactor) -> list[dict[str, Any]]:
+    # CRLF, CR and LF all end a line; a blank line ends an event.
+    events = body.text().replace("\r\n", "\n").replace("\r", "\n").split("\n\n")
+    if not body.complete:
+        events.pop()  # the limit may have cut it
+    return [event for block in events if (event := _event(block, redactor))]
+
+
+def _event(block: str, redactor: Redactor) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     data: list[str] = []
     for line in block.split("\n"):
@@ -188,54 +165,43 @@ def _event(block: str) -> dict[str, Any]:
         if name == "data":
             data.append(value)
         else:
-            fields[name] = redacted(name, value)
+            fields[name] = redactor.value(name, value)
     if data:
-        text = "\n".join(data)
-        try:
-            fields["data"] = redacted(None, json.loads(text))
-        except ValueError:
-            fields["data"] = redact_text(text)
+        fields["data"] = _json_or_text("\n".join(data), redactor)
     return fields
 
 
-def _form(body: _Body) -> dict[str, Any]:
-    text = body.within_limit()
-    if not body.complete:
-        text = text.rpartition("&")[0]  # the last field may be cut
-    return redacted_pairs(parse_qsl(text, keep_blank_values=True))
+def _form(body: _Body, redactor: Redactor) -> dict[str, Any]:
+    return redactor.pairs(parse_qsl(body.text(), keep_blank_values=True))
 
 
-_PART_PARAM = re.compile(rb'\b(name|filename)="((?:[^"\\]|\\.)*)"', re.IGNORECASE)
+def _multipart(body: _Body, redactor: Redactor) -> dict[str, Any]:
+    """The fields, and the files described, parsed by python-multipart as Starlette parses
+    them. Files stay in memory (`BytesIO`: nothing to close), never on disk: no part is larger
+    than the body, which is within the limit."""
+    fields: list[tuple[str, Any]] = []
 
+    def on_field(field: Field) -> None:
+        fields.append((_utf8(field.field_name), _utf8(field.value)))
 
-def _multipart(body: _Body) -> dict[str, Any]:
-    if not body.boundary:
+    def on_file(file: File) -> None:
+        name, kind = _utf8(file.file_name), file.content_type
+        described = {
+            "filename": redactor.text(name),
+            "content_type": kind if kind is None else redactor.text(kind),
+            "size": file.size,
+        }
+        fields.append((_utf8(file.field_name), described))
+
+    if "boundary=" not in body.content_type.lower():  # else python-multipart logs an error
         raise ValueError("multipart body without a boundary")
-    data = body.data if body.complete else body.data[: body.limit]
-    # The preamble comes before the first delimiter; a part after the last one was cut.
-    parts = data.split(b"--" + body.boundary.encode("latin-1"))[1:]
-    fields: list[tuple[str, str | dict[str, Any]]] = []
-    for part in parts:
-        if part.startswith(b"--"):  # the closing delimiter
-            break
-        head, found, content = part.partition(b"\r\n\r\n")
-        if not found or (part is parts[-1] and not body.complete):
-            break
-        params = {key.lower(): value for key, value in _PART_PARAM.findall(head)}
-        name = params.get(b"name", b"").decode("utf-8", errors="replace")
-        content = content.removesuffix(b"\r\n")
-        if b"filename" in params:
-            fields.append((name, _file(params[b"filename"], head, len(content))))
-        else:
-            fields.append((name, content.decode("utf-8")))
-    return redacted_pairs(fields)
+    headers = {"Content-Type": body.content_type.encode("latin-1")}
+    config = {"MAX_MEMORY_FILE_SIZE": len(body.data) + 1}
+    parser = create_form_parser(headers, on_field, on_file, config=config)
+    parser.write(body.data)
+    parser.finalize()
+    return redactor.pairs(fields)
 
 
-def _file(filename: bytes, head: bytes, size: int) -> dict[str, Any]:
-    content_type = None
-    for line in head.split(b"\r\n"):
-        key, _, value = line.partition(b":")
-        if key.strip().lower() == b"content-type":
-            content_type = value.strip().decode("latin-1")
-    name = redact_text(filename.decode("utf-8", errors="replace"))
-    return {"filename": name, "content_type": content_type, "size": size}
+def _utf8(raw: bytes | None) -> str:
+    return (raw or b"").decode("utf-8")

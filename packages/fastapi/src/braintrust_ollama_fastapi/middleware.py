@@ -15,7 +15,8 @@ Contract:
 - Failures inside the middleware never reach the request and never replace the app's own
   exception; each kind is logged once at warning level (`logging.getLogger(__name__)`), with
   its traceback, and at debug level after that.
-- Never recorded: see `_redact` (one rule for headers, query, path parameters and bodies).
+- Never recorded: see `_redact` (one rule for headers, query, paths, bodies and errors, which
+  `secret_names` extends).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from braintrust_ollama_fastapi._body import BodyRecorder
-from braintrust_ollama_fastapi._redact import redact_text
+from braintrust_ollama_fastapi._redact import Redactor
 from braintrust_ollama_fastapi.tracing import (
     UNMATCHED,
     client_address,
@@ -52,7 +53,6 @@ from braintrust_ollama_fastapi.tracing import (
 
 _log = logging.getLogger(__name__)
 
-_BODY_LIMIT = 64 * 1024
 _SHUTDOWN_MESSAGES = frozenset({"lifespan.shutdown.complete", "lifespan.shutdown.failed"})
 
 
@@ -61,13 +61,19 @@ class BraintrustMiddleware:
 
     `app.add_middleware(BraintrustMiddleware)` on a FastAPI or Starlette app. Options:
 
-    - `record_headers`: request header names to record under `input.headers`. Credential
-      headers are dropped even when listed.
-    - `skip_paths`: exact request paths that are not traced (health checks, metrics).
+    - `record_headers`: request header names to record under `input.headers`. Secret names
+      (built-in and `secret_names`) are dropped even when listed.
+    - `skip_paths`: regular expressions; a request whose whole path matches one is not traced
+      (`"/health"`, `"/static/.*"`). An invalid one raises `re.error` when the app starts.
+    - `secret_names`: regular expressions searched, case-insensitively, in every name the span
+      may record (headers, query keys, path parameters, JSON keys, form fields, `name=value`
+      pairs in text): a match is redacted, on top of the built-in rule (`_redact`).
     - `record_bodies`: record the request body as `input.body` and the response body as
-      `output.body`, parsed by content type and redacted by the rule that redacts query
-      strings (`_redact`); over 64 KiB, redacted and then cut; a body that cannot be parsed
-      (binary, compressed, broken) as a placeholder naming its type and size. Off by default.
+      `output.body`, parsed by content type and redacted by the same rule; a body that cannot
+      be parsed (binary, compressed, broken) or is over `max_body_bytes` becomes a placeholder
+      naming its type and size (an event stream or NDJSON keeps its events or lines that end
+      within the limit). Off by default.
+    - `max_body_bytes`: how much of each body is held to be recorded (default 64 KiB).
     - `span_name`: `f(request) -> str` naming the span once the route is known; the default
       is `"<METHOD> <route template>"`, or `"<METHOD> (no route)"` when no route matched (a
       method neither HTTP's own nor one the route takes is `HTTP`): a request cannot choose
@@ -81,15 +87,19 @@ class BraintrustMiddleware:
         *,
         record_headers: Iterable[str] = (),
         skip_paths: Iterable[str] = (),
+        secret_names: Iterable[str] = (),
         record_bodies: bool = False,
+        max_body_bytes: int = 64 * 1024,
         span_name: Callable[[Request], str] | None = None,
         flush_on_shutdown: bool = True,
     ) -> None:
         self.app = app
+        skip = "|".join(f"(?:{pattern})" for pattern in skip_paths)
         self._options = _Options(
             record_headers=frozenset(name.lower().encode("latin-1") for name in record_headers),
-            skip_paths=frozenset(skip_paths),
-            record_bodies=record_bodies,
+            skip_paths=re.compile(skip) if skip else None,
+            redactor=Redactor(secret_names),
+            max_body_bytes=max_body_bytes if record_bodies else None,
             span_name=span_name,
             flush_on_shutdown=flush_on_shutdown,
         )
@@ -97,7 +107,7 @@ class BraintrustMiddleware:
         self._secret_paths: bool | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] not in self._options.skip_paths:
+        if scope["type"] == "http" and not self._options.skipped(scope["path"]):
             await self._traced(scope, receive, send)
         elif scope["type"] == "lifespan" and self._options.flush_on_shutdown:
             await self.app(scope, receive, _flush_before_shutdown_reply(send))
@@ -107,7 +117,8 @@ class BraintrustMiddleware:
     def _paths_may_hold_secrets(self, scope: Scope) -> bool:
         if self._secret_paths is None:
             try:
-                self._secret_paths = has_secret_path_params(scope.get("app"))
+                app = scope.get("app")
+                self._secret_paths = has_secret_path_params(app, self._options.redactor)
             except Exception:
                 warn_once(
                     _log,
@@ -141,10 +152,14 @@ class BraintrustMiddleware:
 @dataclass(frozen=True)
 class _Options:
     record_headers: frozenset[bytes]  # lowercased, as ASGI header names
-    skip_paths: frozenset[str]
-    record_bodies: bool
+    skip_paths: re.Pattern[str] | None
+    redactor: Redactor
+    max_body_bytes: int | None  # None: bodies are not recorded
     span_name: Callable[[Request], str] | None
     flush_on_shutdown: bool
+
+    def skipped(self, path: str) -> bool:
+        return self.skip_paths is not None and self.skip_paths.fullmatch(path) is not None
 
 
 class _Exchange:
@@ -189,14 +204,15 @@ class _Exchange:
         self._options = options
         # Routing rewrites `root_path` for mounted apps; keep the server's to find the prefix.
         self._root_path: str = scope.get("root_path", "")
-        headers = read_headers(scope, options.record_headers)
+        redactor = options.redactor
+        headers = read_headers(scope, options.record_headers, redactor)
         # With a secret-named path parameter somewhere in the app, the path is recorded only
         # once routing tells which of its segments to redact.
         self._path_may_hold_secrets = path_may_hold_secrets
         span_input: dict[str, Any] = {"method": scope["method"]}
         if not path_may_hold_secrets:
-            span_input["path"] = redact_text(scope["path"])
-        span_input["query"] = query_params(scope.get("query_string", b""))
+            span_input["path"] = redactor.text(scope["path"])
+        span_input["query"] = query_params(scope.get("query_string", b""), redactor)
         if headers.recorded:
             span_input["headers"] = headers.recorded
         parent = None
@@ -229,8 +245,9 @@ class _Exchange:
         self._disconnected = False
         self._end_time: float | None = None
         self._error: str | None = None
-        self._request_body = BodyRecorder(_BODY_LIMIT) if options.record_bodies else None
-        self._response_body = BodyRecorder(_BODY_LIMIT) if options.record_bodies else None
+        limit = options.max_body_bytes
+        self._request_body = BodyRecorder(limit) if limit is not None else None
+        self._response_body = BodyRecorder(limit) if limit is not None else None
         # Content type and encoding, which say how a recorded body is parsed and redacted.
         self._request_type = (headers.content_type, headers.content_encoding)
         self._response_type: tuple[str | None, str | None] = (None, None)
@@ -300,7 +317,7 @@ class _Exchange:
             warn_once(_log, "could not record the request's error", unaffected="the request")
             error = f"{type(exc).__name__}: {exc}"
         try:
-            self._error = redact_text(error)  # messages quote URLs and headers
+            self._error = self._options.redactor.text(error)  # messages quote URLs and headers
         except Exception:
             warn_once(_log, "could not redact the request's error", unaffected="the request")
             self._error = type(exc).__name__
@@ -324,7 +341,7 @@ class _Exchange:
     def _closing_row(self) -> dict[str, Any]:
         """Only what the start row lacks: the route is known once routing is done, the rest
         once the response is."""
-        scope = self._scope
+        scope, redactor = self._scope, self._options.redactor
         matched = matched_route(scope)
         route = route_template(scope, matched, self._root_path)
         status = self._status
@@ -334,9 +351,9 @@ class _Exchange:
         if route is not None:
             metadata["route"] = route
         elif self._path_may_hold_secrets:  # the path, which a name no longer holds
-            metadata["path"] = redacted_path(scope, None)
+            metadata["path"] = redacted_path(scope, None, redactor)
         else:
-            metadata["path"] = redact_text(scope["path"])
+            metadata["path"] = redactor.text(scope["path"])
         if self._disconnected:
             metadata["client_disconnected"] = True
         output: dict[str, Any] = {"status_code": status}
@@ -349,15 +366,15 @@ class _Exchange:
             span_input: dict[str, Any] = {}
             row["input"] = span_input
             if self._path_may_hold_secrets:
-                span_input["path"] = redacted_path(scope, route)
+                span_input["path"] = redacted_path(scope, route, redactor)
             if route is not None:
                 span_input["route"] = route
             if self._request_body is not None:
-                span_input["body"] = _recorded(self._request_body, self._request_type)
+                span_input["body"] = _recorded(self._request_body, self._request_type, redactor)
                 if self._request_body.truncated:
                     metadata["request_body_bytes"] = self._request_body.size
         if self._response_body is not None:
-            output["body"] = _recorded(self._response_body, self._response_type)
+            output["body"] = _recorded(self._response_body, self._response_type, redactor)
             if self._response_body.truncated:
                 metadata["response_body_bytes"] = self._response_body.size
         if self._error is not None:
@@ -393,10 +410,12 @@ def _traceparent(span: Span, flags: str) -> bytes:
     return f"00-{ids}-{flags}".encode("latin-1")
 
 
-def _recorded(body: BodyRecorder, content: tuple[str | None, str | None]) -> Any:
+def _recorded(
+    body: BodyRecorder, content: tuple[str | None, str | None], redactor: Redactor
+) -> Any:
     """A body as the span records it; a placeholder if rendering it fails."""
     try:
-        return body.render(*content)
+        return body.render(*content, redactor)
     except Exception:
         warn_once(_log, "could not record a body", unaffected="the request")
         return f"[body, {body.size} bytes, not recorded]"

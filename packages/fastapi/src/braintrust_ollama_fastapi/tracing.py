@@ -1,9 +1,9 @@
 """What a request span holds: an ASGI scope turned into span input and metadata.
 
 Never recorded, whatever the options say: credential headers (`Authorization`, `Cookie`,
-`Set-Cookie`, `Proxy-Authorization`, API-key / token / secret style names, dropped even when
-allow-listed), and what `_redact`'s rule replaces in query parameters and recorded header
-values. The raw query string is never recorded.
+`Set-Cookie`, `Proxy-Authorization`, API-key / token / secret style names and the middleware's
+`secret_names`, dropped even when allow-listed), and what `_redact`'s rule replaces in query
+parameters, paths and recorded header values. The raw query string is never recorded.
 """
 
 from __future__ import annotations
@@ -17,19 +17,13 @@ from urllib.parse import parse_qsl
 from starlette.routing import Match, Route
 from starlette.types import Scope
 
-from braintrust_ollama_fastapi._redact import (
-    REDACTED,
-    is_secret_name,
-    redact_text,
-    redacted,
-    redacted_pairs,
-)
+from braintrust_ollama_fastapi._redact import REDACTED, Redactor
 
 # Headers the middleware reads for itself while it walks the request headers once.
 _TRACE_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
 
 
-def query_params(query_string: bytes) -> dict[str, str | list[str]]:
+def query_params(query_string: bytes, redactor: Redactor) -> dict[str, str | list[str]]:
     """Query parameters as a dict (repeated keys become lists), redacted by the one rule."""
     if not query_string:
         return {}
@@ -40,7 +34,7 @@ def query_params(query_string: bytes) -> dict[str, str | list[str]]:
         if "%" in text or "+" in text
         else [pair.partition("=")[::2] for pair in text.split("&") if pair]
     )
-    return redacted_pairs(pairs)
+    return redactor.pairs(pairs)
 
 
 @dataclass(slots=True)
@@ -54,7 +48,7 @@ class RequestHeaders:
     content_encoding: str | None
 
 
-def read_headers(scope: Scope, record: Collection[bytes]) -> RequestHeaders:
+def read_headers(scope: Scope, record: Collection[bytes], redactor: Redactor) -> RequestHeaders:
     """Trace-context headers, the user agent, and the allow-listed (non-secret) headers;
     `record` holds lowercased header names as bytes. Header names arrive lowercased (ASGI
     servers lowercase them; Starlette's `Headers` relies on it too). Only what is kept is
@@ -73,8 +67,8 @@ def read_headers(scope: Scope, record: Collection[bytes]) -> RequestHeaders:
             content_encoding = raw_value.decode("latin-1")
         if record and name in record:
             text = name.decode("latin-1")
-            if not is_secret_name(text):
-                recorded[text] = redacted(text, raw_value.decode("latin-1"))
+            if not redactor.is_secret_name(text):
+                recorded[text] = redactor.text(raw_value.decode("latin-1"))
     return RequestHeaders(trace_context, user_agent, recorded, content_type, content_encoding)
 
 
@@ -106,13 +100,14 @@ def route_template(scope: Scope, route: Any, outer_root_path: str) -> str | None
     return root_path[len(outer_root_path) :] + template  # the mount prefix
 
 
-def has_secret_path_params(app: Any) -> bool:
-    """True when a route of `app` (mounted apps included) takes a path parameter with a
-    secret-looking name (`/reset/{token}`): then request paths may hold secrets."""
+def has_secret_path_params(app: Any, redactor: Redactor) -> bool:
+    """True when a route of `app` (mounted apps included) takes a path parameter with a secret
+    name (`/reset/{token}`): then request paths may hold secrets."""
     routes = list(getattr(app, "routes", None) or ())
     while routes:
         route = routes.pop()
-        if any(is_secret_name(name) for name in getattr(route, "param_convertors", None) or ()):
+        names = getattr(route, "param_convertors", None) or ()
+        if any(redactor.is_secret_name(name) for name in names):
             return True
         routes.extend(getattr(route, "routes", None) or ())
     return False
@@ -121,19 +116,19 @@ def has_secret_path_params(app: Any) -> bool:
 _TEMPLATE_PARAM = re.compile(r"{([^}:]+)(?::[^}]*)?}")
 
 
-def redacted_path(scope: Scope, route: str | None) -> str:
+def redacted_path(scope: Scope, route: str | None, redactor: Redactor) -> str:
     """The request path with the values of secret-named path parameters redacted: rebuilt from
     the matched route's template (`route`, mount prefixes included). A path no route matched
     might hold such a value and is not recorded."""
     if route is None:
         return REDACTED
     params: dict[str, Any] = scope.get("path_params") or {}
-    if not any(is_secret_name(name) for name in params):
-        return redact_text(str(scope["path"]))
+    if not any(redactor.is_secret_name(name) for name in params):
+        return redactor.text(str(scope["path"]))
 
     def value(match: re.Match[str]) -> str:
         name = match.group(1)
-        if is_secret_name(name) or name not in params:
+        if redactor.is_secret_name(name) or name not in params:
             return REDACTED
         return str(params[name])
 

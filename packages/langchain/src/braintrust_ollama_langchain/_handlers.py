@@ -17,9 +17,13 @@ from typing import Any
 
 __all__ = ["CONTEXT_MODULES", "HandlerHome", "handler_homes"]
 
-# Newest first: the first importable home is where `setup_langchain()` registers its handler.
-# Importing any part of a home runs its package's `__init__`, which imports the context module.
-CONTEXT_MODULES = ("braintrust.integrations.langchain.context", "braintrust_langchain.context")
+# Each home's context module, and the distribution (and versions) it comes with. Newest first: the
+# first importable home is where `setup_langchain()` registers its handler. Importing any part of
+# a home runs its package's `__init__`, which imports the context module.
+CONTEXT_MODULES = {
+    "braintrust.integrations.langchain.context": "braintrust>=0.12",
+    "braintrust_langchain.context": "braintrust-langchain",
+}
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import logging
 import sys
-from types import ModuleType
 from typing import Any
 
-import wrapt
 from braintrust.logger import NOOP_SPAN, current_span, init_logger
+from braintrust_ollama._patching import WhenImported
 from braintrust_ollama._warn import warn_once
 
 from ._handlers import CONTEXT_MODULES, handler_homes
@@ -19,9 +18,11 @@ __all__ = ["install_ollama_handoff", "setup_langchain", "unpatch_langchain"]
 
 _log = logging.getLogger(__name__)
 
-_handoff_on = False  # read by the post-import hooks, which wrapt cannot unregister
-_hooked: set[str] = set()
 _registered: Any = None  # the global handler setup_langchain() registered, for unpatch
+# Each home of Braintrust's handler is patched as its module is imported, while the hand-off is on.
+_handoff = WhenImported(
+    dict.fromkeys(CONTEXT_MODULES, install_home), log=_log, unaffected="LangChain"
+)
 
 
 def install_ollama_handoff() -> None:
@@ -34,27 +35,7 @@ def install_ollama_handoff() -> None:
     `setup_langchain()`, or the user) as its import finishes. Never imports LangChain itself;
     idempotent and cheap (a dictionary lookup per handler home once installed).
     """
-    global _handoff_on
-    _handoff_on = True
-    for name in CONTEXT_MODULES:
-        context = sys.modules.get(name)
-        if context is not None:
-            _install(context)
-        elif name not in _hooked:
-            _hooked.add(name)
-            wrapt.register_post_import_hook(_on_import, name)
-
-
-def _on_import(context: ModuleType) -> None:
-    if _handoff_on:
-        _install(context)
-
-
-def _install(context: ModuleType) -> None:
-    try:
-        install_home(context)
-    except Exception:
-        warn_once(_log, f"could not patch {context.__name__}", unaffected="LangChain")
+    _handoff.on()
 
 
 def setup_langchain(
@@ -103,8 +84,8 @@ def unpatch_langchain() -> None:
 
     A later `setup_ollama()`, `wrap_ollama()` or `setup_langchain()` installs it all again.
     """
-    global _handoff_on, _registered
-    _handoff_on = False
+    global _registered
+    _handoff.off()
     for name in CONTEXT_MODULES:
         context = sys.modules.get(name)
         if context is not None:

@@ -1,4 +1,9 @@
-"""Where the adapter patches, each idempotent (a marker) and undone exactly by `unpatch_langchain()`.
+"""Where the adapter patches, each idempotent and undone exactly by `unpatch_langchain()`.
+
+The two functions (`END_SPAN`, `CONFIGURE`: the table of what is patched, for which versions) go
+through `braintrust_ollama._patching`, as every package's patches do: our wrapper is told by its
+type, under one lock. The variable is not a function: a `ProcessWideHandler` replaces it, and its
+type is likewise its marker.
 
 1. `BraintrustCallbackHandler._end_span(run_id, ..., metrics=...)`, on the class: where every
    Braintrust handler release writes a run's metrics. Token counters are dropped there when a
@@ -16,32 +21,31 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import logging
-import threading
 from contextvars import ContextVar
 from types import ModuleType
 from typing import Any
 
-import wrapt
 from braintrust_ollama import remember_caller, tokens_counted_under
+from braintrust_ollama._patching import LOCK, Patch
+from braintrust_ollama._patching import is_patched as _is_patched
 from braintrust_ollama._warn import warn_once
 
 from ._global_handler import ProcessWideHandler
+from ._handlers import CONTEXT_MODULES
 from .tracing import metrics_without_tokens
 
 __all__ = [
+    "CONFIGURE",
+    "END_SPAN",
     "install_home",
     "is_patched",
     "one_braintrust_handler",
-    "patch_handler_class",
     "registered_handler",
     "uninstall_home",
 ]
 
-_MARKER = "__braintrust_ollama_patched__"
-_MANAGER_MODULE = "langchain_core.callbacks.manager"
 _VARIABLE = "braintrust_callback_handler_var"  # in Braintrust's context module
 _log = logging.getLogger(__name__)
 
@@ -49,20 +53,19 @@ _log = logging.getLogger(__name__)
 # configure patch must recognise Braintrust's handlers without importing anything per run).
 _handler_classes: tuple[type[Any], ...] = ()
 _global_handlers: list[ProcessWideHandler] = []
-_lock = threading.Lock()
 
 
 def install_home(context: ModuleType) -> None:
     """Apply the three patches for one Braintrust handler home (idempotent, thread-safe:
     `wrap_ollama()` may run in many threads at once)."""
-    with _lock:
+    with LOCK:
         _install_home(context)
 
 
 def _install_home(context: ModuleType) -> None:
     global _handler_classes
     handler_class = context.BraintrustCallbackHandler
-    patch_handler_class(handler_class)
+    END_SPAN[context.__name__].apply()
     if handler_class not in _handler_classes:
         _handler_classes = (*_handler_classes, handler_class)
     variable = context.braintrust_callback_handler_var
@@ -70,20 +73,20 @@ def _install_home(context: ModuleType) -> None:
         variable = _process_wide(context)
     if variable not in _global_handlers:
         _global_handlers.append(variable)
-    _patch_configure()
+    CONFIGURE.apply(load=True)
 
 
 def uninstall_home(context: ModuleType, *, unregister: Any = None) -> None:
     """Undo `install_home`. The global handler goes back to Braintrust's ContextVar, in the
     calling context, unless it is `unregister` (the one `setup_langchain()` registered)."""
-    with _lock:
+    with LOCK:
         _uninstall_home(context, unregister)
 
 
 def _uninstall_home(context: ModuleType, unregister: Any) -> None:
     global _handler_classes
     handler_class = context.BraintrustCallbackHandler
-    unpatch_handler_class(handler_class)
+    END_SPAN[context.__name__].remove()
     _handler_classes = tuple(c for c in _handler_classes if c is not handler_class)
     variable = context.braintrust_callback_handler_var
     if isinstance(variable, ProcessWideHandler):
@@ -94,29 +97,15 @@ def _uninstall_home(context: ModuleType, unregister: Any) -> None:
         if handler is not None and handler is not unregister:
             variable.replaced.set(handler)
     if not _handler_classes:
-        _unpatch_configure()
+        CONFIGURE.remove()
 
 
 # --- 1. token metrics ---------------------------------------------------------------------
 
 
 def is_patched(handler_class: type[Any]) -> bool:
-    return bool(handler_class.__dict__.get(_MARKER))
-
-
-def patch_handler_class(handler_class: type[Any]) -> None:
-    """Make `handler_class` leave token metrics to the Ollama SDK span under a run (idempotent)."""
-    if is_patched(handler_class):
-        return
-    wrapt.wrap_function_wrapper(handler_class, "_end_span", _end_span)
-    setattr(handler_class, _MARKER, True)
-
-
-def unpatch_handler_class(handler_class: type[Any]) -> None:
-    if not is_patched(handler_class):
-        return
-    handler_class._end_span = handler_class.__dict__["_end_span"].__wrapped__
-    delattr(handler_class, _MARKER)
+    """True when `handler_class` leaves token metrics to the Ollama SDK span under a run."""
+    return _is_patched(handler_class, "_end_span")
 
 
 def _end_span(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -212,18 +201,12 @@ def _configured(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict
     return manager
 
 
-def _is_ours(attribute: Any) -> bool:
-    return isinstance(attribute, wrapt.FunctionWrapper) and attribute._self_wrapper is _configured
-
-
-def _patch_configure() -> None:
-    manager_module: Any = importlib.import_module(_MANAGER_MODULE)
-    if not _is_ours(manager_module.__dict__.get("_configure")):
-        wrapt.wrap_function_wrapper(manager_module, "_configure", _configured)
-
-
-def _unpatch_configure() -> None:
-    manager_module: Any = importlib.import_module(_MANAGER_MODULE)
-    patched: Any = manager_module.__dict__.get("_configure")
-    if _is_ours(patched):
-        manager_module._configure = patched.__wrapped__
+# What is patched, for which versions: `_end_span` in each home of Braintrust's handler
+# (`_handlers.CONTEXT_MODULES`, by module name), and LangChain's `_configure`.
+END_SPAN = {
+    context: Patch(f"{context}:BraintrustCallbackHandler._end_span", _end_span, requires)
+    for context, requires in CONTEXT_MODULES.items()
+}
+CONFIGURE = Patch(
+    "langchain_core.callbacks.manager:_configure", _configured, "langchain-core>=0.3.20"
+)

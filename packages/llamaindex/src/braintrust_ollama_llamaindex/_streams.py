@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
+from braintrust_ollama._stream import aclose, close
 from braintrust_ollama._warn import warn_once
 from llama_index.core.instrumentation.span import active_span_id
 
@@ -144,7 +145,7 @@ def keep_open(stream: Iterator[T], span: StreamSpan) -> Iterator[T]:
         except GeneratorExit:
             try:
                 for inner in (stream, *span.nested):
-                    _close(inner)
+                    close(inner)
             finally:
                 span.finish()
             raise
@@ -174,7 +175,7 @@ def akeep_open(stream: AsyncIterator[T], span: StreamSpan) -> AsyncIterator[T]:
         except GeneratorExit:
             try:
                 for inner in (stream, *span.nested):
-                    await _aclose(inner)
+                    await aclose(inner)
             finally:
                 span.finish()
             raise
@@ -186,15 +187,3 @@ def akeep_open(stream: AsyncIterator[T], span: StreamSpan) -> AsyncIterator[T]:
     wrapped = consume()
     weakref.finalize(wrapped, span.finish)
     return wrapped
-
-
-def _close(stream: Any) -> None:
-    close = getattr(stream, "close", None)
-    if close is not None:
-        close()
-
-
-async def _aclose(stream: Any) -> None:
-    aclose = getattr(stream, "aclose", None)
-    if aclose is not None:
-        await aclose()

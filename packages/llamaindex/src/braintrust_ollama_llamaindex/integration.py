@@ -9,28 +9,22 @@ from __future__ import annotations
 import importlib.util
 import logging
 import sys
-import threading
 from collections.abc import Callable
 from types import ModuleType
 
-import wrapt
-from braintrust_ollama import setup_ollama
-from braintrust_ollama._warn import warn_once
+from braintrust_ollama import _patching, setup_ollama
 
 _log = logging.getLogger(__name__)
 
 CORE_MODULE = "llama_index.core"
-# What to patch once each module is imported. Braintrust's handler is patched when its own module
-# has loaded, not when llama_index.core has: that module may be what is importing it.
-_PATCHERS = {
-    "braintrust.integrations.llamaindex.tracing": "patch_span_handler",
-    CORE_MODULE: "patch_core_llms",
-    "llama_index.llms.ollama": "patch_ollama_llm",
+# The group of `patchers` to install once each module is imported. Braintrust's handler is patched
+# when its own module has loaded, not when llama_index.core has: that module may be what is
+# importing it.
+_WHEN_IMPORTED = {
+    "braintrust.integrations.llamaindex.tracing": "HANDLER",
+    CORE_MODULE: "CORE",
+    "llama_index.llms.ollama": "OLLAMA_LLM",
 }
-
-_hooks_lock = threading.Lock()
-# None until the first install: then whether llama-index is installed (and the hooks registered).
-_hooks_registered: bool | None = None
 
 
 def setup_llamaindex(
@@ -60,57 +54,45 @@ def setup_llamaindex(
     if not LlamaIndexIntegration.setup():
         return False
     setup_ollama()
+    install_ollama_handoff()  # also when setup_ollama() did not (BRAINTRUST_OLLAMA_DISABLED)
     from . import patchers
 
     return patchers.patch()
 
 
-def install_ollama_handoff() -> bool:
+def install_ollama_handoff() -> None:
     """Make Braintrust's LlamaIndex spans and the Ollama SDK spans one tree (idempotent, cheap).
 
     Called by `braintrust_ollama.setup_ollama()` / `wrap_ollama()`, so that with Braintrust's
     LlamaIndex handler set up in any way (`braintrust.auto_instrument()`, Braintrust's
     `setup_llamaindex()`, or by hand) and `setup_ollama()`, in either order, this adapter is in
     place without `setup_llamaindex()`. It patches LlamaIndex when LlamaIndex is imported (now
-    if it already is) and never imports LlamaIndex itself. Returns False when llama-index is not
-    installed.
+    if it already is) and never imports LlamaIndex itself.
     """
-    global _hooks_registered
-    with _hooks_lock:
-        if _hooks_registered is None:  # looked up once: find_spec scans sys.path
-            _hooks_registered = importlib.util.find_spec("llama_index") is not None
-            if _hooks_registered:
-                # Each hook runs once its module is imported, or at once if it already is.
-                for module_name, patcher in _PATCHERS.items():
-                    wrapt.register_post_import_hook(_hook(patcher), module_name)
-            return _hooks_registered
-    if not _hooks_registered:
-        return False
-    for module_name, patcher in _PATCHERS.items():
-        if module_name in sys.modules:  # its hook ran: patch again (after an unpatch, say)
-            _hook(patcher)(sys.modules[module_name])
-    return True
+    _handoff.on()
 
 
-def _hook(patcher: str) -> Callable[[ModuleType], None]:
-    """A post-import hook running `patchers.<patcher>()`; a failure is logged, never raised into
-    the user's import."""
+def _install(group: str) -> Callable[[ModuleType], None]:
+    """What patches `patchers.<group>` once its module is imported (with llama-index-core)."""
 
-    def hook(module: ModuleType) -> None:
-        if not _llamaindex_loaded():
-            return  # Braintrust's integration module loads without llama-index-core too
-        try:
+    def install(module: ModuleType) -> None:
+        if _llamaindex_loaded():  # Braintrust's integration module loads without llama-index-core
             from . import patchers
 
-            getattr(patchers, patcher)()
-        except Exception:
-            warn_once(_log, f"could not patch {module.__name__}", unaffected="LlamaIndex")
+            _patching.apply(getattr(patchers, group), load=True)
 
-    return hook
+    return install
 
 
 def _llamaindex_loaded() -> bool:
     return CORE_MODULE in sys.modules
+
+
+_handoff = _patching.WhenImported(
+    {name: _install(group) for name, group in _WHEN_IMPORTED.items()},
+    log=_log,
+    unaffected="LlamaIndex",
+)
 
 
 def unpatch_llamaindex() -> None:
@@ -118,6 +100,7 @@ def unpatch_llamaindex() -> None:
 
     `setup_ollama()` or `setup_llamaindex()` installs them again.
     """
+    _handoff.off()
     if not _llamaindex_loaded():
         return  # never imported, so never patched
     from . import patchers

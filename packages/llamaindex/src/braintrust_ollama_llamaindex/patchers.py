@@ -1,4 +1,6 @@
-"""Where the adapter hooks in: one `wrapt` patch per patch point, each idempotent.
+"""Where the adapter hooks in: the tables `HANDLER`, `CORE` and `OLLAMA_LLM` (one entry per patch
+point, with the versions it is for), applied through `braintrust_ollama._patching` as every
+package's patches are: idempotent, atomic, undone exactly.
 
 - Streaming methods (`Ollama`'s six, `StructuredLLM.stream_chat` / `astream_chat`, and the base
   `LLM.stream` / `astream` that streaming query engines use) claim the LlamaIndex span their call
@@ -25,16 +27,14 @@ Braintrust's LlamaIndex span is current, so they nest without any patch.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import logging
-import sys
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
-import wrapt
-from braintrust_ollama import output_under, remember_caller
+from braintrust_ollama import _patching, output_under, remember_caller
+from braintrust_ollama._patching import Patch
 from braintrust_ollama._warn import warn_once
 from llama_index.core.base.llms.base import BaseLLM
 from llama_index.core.base.llms.types import ChatMessage, ChatResponse
@@ -58,20 +58,7 @@ from ._streams import (
 
 _log = logging.getLogger(__name__)
 
-# Streaming methods per class (found by module and name), sync and async.
-STREAMING_METHODS: dict[tuple[str, str], tuple[tuple[str, ...], tuple[str, ...]]] = {
-    ("llama_index.llms.ollama", "Ollama"): (
-        ("stream_chat", "stream_complete", "stream_structured_predict"),
-        ("astream_chat", "astream_complete", "astream_structured_predict"),
-    ),
-    ("llama_index.core.llms.structured_llm", "StructuredLLM"): (
-        ("stream_chat",),
-        ("astream_chat",),
-    ),
-    ("llama_index.core.llms.llm", "LLM"): (("stream",), ("astream",)),
-}
 OLLAMA_MODULE = "llama_index.llms.ollama"
-HANDLER_METHODS = ("new_span", "prepare_to_exit_span", "prepare_to_drop_span")
 
 
 class _Claim:
@@ -87,23 +74,6 @@ class _Claim:
 
 
 _claim: ContextVar[_Claim | None] = ContextVar("braintrust_ollama_llamaindex_claim", default=None)
-
-
-class _Patch(wrapt.FunctionWrapper):
-    """A function wrapper installed by this adapter: its type is the patch marker."""
-
-
-def _patch(owner: type, name: str, wrapper: Callable[..., Any]) -> None:
-    original = owner.__dict__.get(name)
-    if original is None or isinstance(original, _Patch):
-        return
-    setattr(owner, name, _Patch(original, wrapper))
-
-
-def _unpatch(owner: type, name: str) -> None:
-    current = owner.__dict__.get(name)
-    if isinstance(current, _Patch):
-        setattr(owner, name, current.__wrapped__)
 
 
 # --- the span handler ------------------------------------------------------------------------
@@ -392,84 +362,53 @@ def _hand_over(claim: _Claim, stream: Any, keep: Callable[[Any, StreamSpan], Any
         return stream
 
 
-# --- install ---------------------------------------------------------------------------------
+# --- what is patched, for which versions ------------------------------------------------------
 
 
-def _span_handler_class() -> type | None:
-    try:
-        from braintrust.integrations.llamaindex.tracing import BraintrustSpanHandler
-    except ImportError:
-        return None
-    return BraintrustSpanHandler  # None when llama-index-core is not installed
+def _streaming(
+    owner: str, requires: str, sync: tuple[str, ...], async_: tuple[str, ...]
+) -> tuple[Patch, ...]:
+    """The patches of `owner`'s streaming methods (a method a version lacks is left out)."""
+    return (
+        *(Patch(f"{owner}.{name}", _stream_method, requires) for name in sync),
+        *(Patch(f"{owner}.{name}", _astream_method, requires) for name in async_),
+    )
 
 
-def _streaming_classes(
-    *, ollama: bool, load: bool
-) -> list[tuple[type, tuple[str, ...], tuple[str, ...]]]:
-    """Core's LLM classes with streaming methods, or the Ollama LLM: those already imported, and
-    with `load` the others too (when installed)."""
-    found = []
-    for (module_name, class_name), (sync, async_) in STREAMING_METHODS.items():
-        if (module_name == OLLAMA_MODULE) != ollama:
-            continue
-        module = sys.modules.get(module_name)
-        if module is None and load:
-            try:
-                module = importlib.import_module(module_name)
-            except ImportError:
-                continue
-        if module is not None:
-            found.append((getattr(module, class_name), sync, async_))
-    return found
-
-
-def patch_span_handler() -> bool:
-    """Patch Braintrust's LlamaIndex span handler class (idempotent); False if it cannot load."""
-    handler_class = _span_handler_class()
-    if handler_class is None:
-        return False
-    _patch(handler_class, "new_span", _new_span)
-    _patch(handler_class, "prepare_to_exit_span", _exit_span)
-    _patch(handler_class, "prepare_to_drop_span", _drop_span)
-    return True
-
-
-def patch_core_llms() -> bool:
-    """Patch the streaming methods of core's `LLM` and `StructuredLLM`, and `Workflow.run`
-    (idempotent)."""
-    _patch_streams(_streaming_classes(ollama=False, load=True))
-    _patch(Workflow, "run", _workflow_run)
-    return True
-
-
-def patch_ollama_llm() -> bool:
-    """Patch the streaming methods of LlamaIndex's `Ollama` LLM (idempotent); False if missing."""
-    classes = _streaming_classes(ollama=True, load=True)
-    _patch_streams(classes)
-    return bool(classes)
-
-
-def _patch_streams(classes: list[tuple[type, tuple[str, ...], tuple[str, ...]]]) -> None:
-    for owner, sync, async_ in classes:
-        for name in sync:
-            _patch(owner, name, _stream_method)
-        for name in async_:
-            _patch(owner, name, _astream_method)
+# Each group is installed as its module is imported (integration.py): Braintrust's handler class,
+# on the class so every instance is covered however it was registered; core's LLM classes and
+# `Workflow.run`; LlamaIndex's `Ollama` LLM.
+_HANDLER = "braintrust.integrations.llamaindex.tracing:BraintrustSpanHandler"
+HANDLER = (
+    Patch(f"{_HANDLER}.new_span", _new_span, "braintrust>=0.48"),
+    Patch(f"{_HANDLER}.prepare_to_exit_span", _exit_span, "braintrust>=0.48"),
+    Patch(f"{_HANDLER}.prepare_to_drop_span", _drop_span, "braintrust>=0.48"),
+)
+CORE = (
+    *_streaming(
+        "llama_index.core.llms.llm:LLM", "llama-index-core>=0.13", ("stream",), ("astream",)
+    ),
+    *_streaming(
+        "llama_index.core.llms.structured_llm:StructuredLLM",
+        "llama-index-core>=0.13",
+        ("stream_chat",),
+        ("astream_chat",),
+    ),
+    Patch("llama_index.core.workflow:Workflow.run", _workflow_run, "llama-index-core>=0.13"),
+)
+OLLAMA_LLM = _streaming(
+    f"{OLLAMA_MODULE}:Ollama",
+    "llama-index-llms-ollama>=0.7",
+    ("stream_chat", "stream_complete", "stream_structured_predict"),
+    ("astream_chat", "astream_complete", "astream_structured_predict"),
+)
 
 
 def patch() -> bool:
     """Install every patch (idempotent). False if LlamaIndex or its Ollama LLM is missing."""
-    return patch_span_handler() and patch_core_llms() and patch_ollama_llm()
+    return all([_patching.apply(group, load=True) for group in (HANDLER, CORE, OLLAMA_LLM)])
 
 
 def unpatch() -> None:
     """Remove every patch this adapter installed: each method is the original object again."""
-    handler_class = _span_handler_class()
-    if handler_class is not None:
-        for name in HANDLER_METHODS:
-            _unpatch(handler_class, name)
-    loaded = _streaming_classes(ollama=False, load=False)
-    for owner, sync, async_ in loaded + _streaming_classes(ollama=True, load=False):
-        for name in (*sync, *async_):
-            _unpatch(owner, name)
-    _unpatch(Workflow, "run")
+    _patching.remove((*HANDLER, *CORE, *OLLAMA_LLM))

@@ -48,7 +48,7 @@ from braintrust.util import LazyValue
 
 from braintrust_ollama._braintrust import Masker, name_rows_by
 from braintrust_ollama._command import cli_command
-from braintrust_ollama._delivery import copy_containers
+from braintrust_ollama._rows import copy_containers, map_attachments
 from braintrust_ollama._warn import notice
 from braintrust_ollama.local.store import LocalStore, StoredAttachment, UnsafeStoreError
 
@@ -309,7 +309,7 @@ class LocalCopy:
                 row = copy_containers(lazy.get())
                 for mask in self.maskers:
                     row = mask(row)
-                found = _replace_attachments(row)
+                row, found = _with_references(row)
             except Exception as error:
                 self._report_row_failure(None, error)
             else:
@@ -394,36 +394,30 @@ def _main_thread_gone_for_good() -> bool:
     return not threading.main_thread().is_alive() and not getattr(threading, "_SHUTTING_DOWN", True)
 
 
-def _replace_attachments(row: dict[str, Any]) -> list[StoredAttachment]:
-    """Replace each attachment in `row` (in place) by its Braintrust reference, as Braintrust's
-    loggers do before upload; return the bytes of those whose content is local (not an
+def _with_references(row: dict[str, Any]) -> tuple[dict[str, Any], list[StoredAttachment]]:
+    """`row` with each attachment replaced by its Braintrust reference, as Braintrust's loggers
+    do before upload, and the bytes of those whose content is local (not an
     `ExternalAttachment`, whose bytes are a URL away)."""
     found: list[StoredAttachment] = []
     root = str(row.get("root_span_id") or row.get("id") or "")
 
-    def visit(value: Any) -> Any:
-        if isinstance(value, BaseAttachment):
-            reference: dict[str, Any] = dict(value.reference)
-            if isinstance(value, Attachment):
-                found.append(
-                    StoredAttachment(
-                        key=reference["key"],
-                        content_type=reference.get("content_type") or "application/octet-stream",
-                        filename=reference.get("filename") or reference["key"],
-                        data=value.data,
-                        root_span_id=root,
-                    )
+    def to_reference(attachment: Any) -> Any:
+        if not isinstance(attachment, BaseAttachment):
+            return None  # a reference already
+        reference: dict[str, Any] = dict(attachment.reference)
+        if isinstance(attachment, Attachment):
+            found.append(
+                StoredAttachment(
+                    key=reference["key"],
+                    content_type=reference.get("content_type") or "application/octet-stream",
+                    filename=reference.get("filename") or reference["key"],
+                    data=attachment.data,
+                    root_span_id=root,
                 )
-            return reference
-        if isinstance(value, dict):
-            for key, item in value.items():
-                value[key] = visit(item)
-        elif isinstance(value, list):
-            value[:] = [visit(item) for item in value]
-        return value
+            )
+        return reference
 
-    visit(row)
-    return found
+    return map_attachments(row, to_reference), found
 
 
 def _row_name(row: dict[str, Any] | None) -> str:

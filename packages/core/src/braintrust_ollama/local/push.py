@@ -25,11 +25,11 @@ from typing import Any, TypeVar
 
 import braintrust
 from braintrust.logger import Attachment
-from braintrust.util import LazyValue
 
 from braintrust_ollama._braintrust import background_of, use_daemon_request_pool
 from braintrust_ollama._delivery import DEFAULT_TIMEOUT_S, explain, quiet
-from braintrust_ollama.local.store import ATTACHMENT_TYPE, LocalStore, StoredAttachment
+from braintrust_ollama._rows import map_attachments, resolved
+from braintrust_ollama.local.store import LocalStore, StoredAttachment
 
 __all__ = ["BATCH_ROWS", "PushError", "PushReport", "push_traces"]
 
@@ -87,7 +87,7 @@ def push_traces(
     try:
         report.project_id = _within(timeout_s, lambda: logger.project.id)  # login, registration
         for batch, complete, attachments in _batches(store, root_span_ids, report.project_id):
-            log_rows(*map(_ready, batch))
+            log_rows(*map(resolved, batch))
             _within(timeout_s, functools.partial(flush_rows, len(batch)))  # one request
             report.spans += len(batch)
             report.attachments += attachments
@@ -156,21 +156,17 @@ def _for_braintrust(
     with the attachments whose bytes the store holds ready for upload."""
     found = 0
 
-    def visit(value: Any) -> Any:
+    def restore(reference: Any) -> Any:
         nonlocal found
-        if isinstance(value, dict):
-            if value.get("type") == ATTACHMENT_TYPE and isinstance(value.get("key"), str):
-                stored = store.attachment(value["key"])
-                if stored is not None:
-                    found += 1
-                    return _kept_attachment(stored, value)
-                return value
-            return {k: visit(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [visit(v) for v in value]
-        return value
+        stored = store.attachment(reference["key"]) if isinstance(reference, dict) else None
+        if stored is None:
+            return None  # its bytes are not in the store: the reference goes as it is
+        found += 1
+        return _kept_attachment(stored, reference)
 
-    outgoing = {k: visit(v) for k, v in row.items() if k not in ("project_id", "org_id")}
+    outgoing = {
+        k: map_attachments(v, restore) for k, v in row.items() if k not in ("project_id", "org_id")
+    }
     outgoing.update(project_id=project_id, log_id="g")
     return outgoing, found
 
@@ -187,7 +183,3 @@ def _kept_attachment(stored: StoredAttachment, reference: dict[str, Any]) -> Att
     sent: Any = attachment.reference
     sent["key"] = stored.key
     return attachment
-
-
-def _ready(row: dict[str, Any]) -> LazyValue[dict[str, Any]]:
-    return LazyValue(lambda: row, use_mutex=False)

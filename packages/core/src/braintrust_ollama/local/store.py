@@ -45,6 +45,7 @@ import platformdirs
 from braintrust.merge_row_batch import MERGE_ROW_SKIP_FIELDS
 from braintrust.util import merge_dicts
 
+from braintrust_ollama._rows import ATTACHMENT_TYPE
 from braintrust_ollama.local.stats import ModelSpan
 
 __all__ = [
@@ -74,17 +75,15 @@ _MB = 1_000_000
 _SCHEMA_VERSION = 3
 _IS_MERGE = "_is_merge"
 _KEPT_ON_MERGE = frozenset([*MERGE_ROW_SKIP_FIELDS, _IS_MERGE])
-ATTACHMENT_TYPE = "braintrust_attachment"  # Braintrust's AttachmentReference["type"]
 _PRIVATE_FILE = 0o600
 _PRIVATE_DIR = 0o700
-# Past this share of the bound on disk after a write, the store is trimmed and compacted; its
-# size is looked at each time this share of the bound has been appended by this process.
+# Past this share of the bound on disk after a write, the store is trimmed and compacted.
 _CHECK_SHARE = 0.9
-_MEASURE_EVERY = 0.01
+_GROWTH = 4  # what a row's text may cost on disk at most, pages and write-ahead log included
 # The pages in use may take this share of the bound; the rest is for the write-ahead log (and
 # SQLite's -shm file). A trim takes them down to `_TRIM_TO` of that, so that trims are rare.
-_LIVE_SHARE = 0.7
-_TRIM_TO = 0.8
+_LIVE_SHARE = 0.8
+_TRIM_TO = 0.9
 _TRIM_STEP = 20  # traces dropped at a time, oldest first
 # Ids of dropped traces kept, so that their late rows are not stored either.
 _DROPPED_IDS_KEPT = 10_000
@@ -200,7 +199,8 @@ class LocalStore:
     def __init__(self, path: Path | str | None = None, *, max_store_mb: float | None = None):
         self.path = Path(path) if path is not None else default_store_path()
         self.max_bytes = max_store_bytes(max_store_mb)
-        self._unmeasured = self.max_bytes  # bytes appended since the size was last looked at
+        self._measured = self.max_bytes  # its size when last looked at (unknown: the bound)
+        self._unmeasured = 0  # bytes of rows appended by this process since then
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -259,15 +259,19 @@ class LocalStore:
         except BaseException:
             _drop_write_connection(db)  # its transaction rolled back with it
             raise
-        # The size is looked at after each hundredth of the bound appended (and at the first
-        # write): four system calls a write would double the cost of a one-row write.
+        # The size is looked at when what was appended since it was last looked at could take
+        # the store past its threshold (rows cost up to `_GROWTH` times their text on disk,
+        # indexes and the write-ahead log included): four system calls a write would double
+        # the cost of a one-row write far from the bound.
         self._unmeasured += sum(len(r.text) for r in kept)
-        if self._unmeasured >= self.max_bytes * _MEASURE_EVERY:
+        if self._measured + self._unmeasured * _GROWTH > self.max_bytes * _CHECK_SHARE:
             self._unmeasured = 0
-            if self._disk_bytes(db) > self.max_bytes * _CHECK_SHARE:
+            self._measured = self._disk_bytes(db)
+            if self._measured > self.max_bytes * _CHECK_SHARE:
                 # The rows are stored; if the store is busy, the bound is kept at the next write.
                 with contextlib.suppress(sqlite3.Error):
                     self._keep_bound(db)
+                self._measured = self._disk_bytes(db)
         return len(records) - len(kept)
 
     def _disk_bytes(self, db: sqlite3.Connection) -> int:
@@ -292,7 +296,7 @@ class LocalStore:
             db.execute("ROLLBACK")
             raise
         with contextlib.suppress(sqlite3.Error):
-            db.execute("PRAGMA incremental_vacuum")
+            db.execute("PRAGMA incremental_vacuum").fetchall()  # a step a page freed
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _trim(self, db: sqlite3.Connection) -> bool:
@@ -832,7 +836,8 @@ if hasattr(os, "register_at_fork"):
 
 
 def attachment_keys(value: Any) -> list[str]:
-    """The keys of the Braintrust attachment references in `value` (rows, say), in order."""
+    """The keys of the Braintrust attachment references in `value` (rows, say), in order. A walk
+    with no recursion (not `_rows.map_attachments`): a view never fails on a row, however deep."""
     keys: list[str] = []
     stack = [value]
     while stack:
