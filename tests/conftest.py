@@ -8,6 +8,7 @@ output is not in Braintrust's chat schema fails the test (see support/chat_schem
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import braintrust
 import pytest
@@ -21,6 +22,7 @@ from braintrust_ollama._warn import reset_warnings
 from braintrust_ollama.tracing import ENDPOINTS
 from support.chat_schema import chat_schema_errors
 from support.ollama_server import FakeOllama
+from support.runner import User
 
 PROJECT = "braintrust-ollama-tests"
 CHAT_SHAPED = frozenset(e.name for e in ENDPOINTS.values() if e.chat_schema)
@@ -88,6 +90,14 @@ def ollama_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOllama]:
         yield server
 
 
+@pytest.fixture
+def user(tmp_path: Path) -> Iterator[User]:
+    """A new user, for programs and commands run as processes of their own (support/runner.py):
+    a fresh HOME and private store, no key, no Ollama unless the test gives one."""
+    with User(tmp_path / "home") as user:
+        yield user
+
+
 @pytest.fixture(autouse=True)
 def _warn_again() -> Iterator[None]:
     """Failures are logged once per kind per process; each test starts with none logged."""
@@ -100,7 +110,7 @@ def _warn_again() -> Iterator[None]:
 def _no_model_info(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Spans carry no model information fetched in the background (`/api/show`, `/api/ps`)
     unless a test asks for it (`model_info`): whole-span tests stay deterministic, and FakeOllama
-    serves only what a test sends it. Subprocesses started with `os.environ` inherit it."""
+    serves only what a test sends it. Programs run through support/runner.py have it off too."""
     monkeypatch.setenv(MODEL_INFO_ENV, "false")
     MODEL_INFO.clear()
     yield

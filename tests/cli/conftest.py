@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from cli.runner import Cli
+from support.runner import User
 
 
 @pytest.fixture(scope="module")
@@ -19,6 +18,7 @@ def closed_port() -> Iterator[int]:
 
 
 @pytest.fixture
-def new_user(tmp_path: Path, closed_port: int) -> Cli:
-    """A fresh HOME, no Braintrust key, no Ollama server."""
-    return Cli(home=tmp_path / "home", ollama_host=f"127.0.0.1:{closed_port}")
+def new_user(user: User, closed_port: int) -> User:
+    """A fresh HOME, no Braintrust key, no Ollama server (its address refuses connections)."""
+    user.ollama_host = f"127.0.0.1:{closed_port}"
+    return user

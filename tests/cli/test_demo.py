@@ -8,8 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from cli.runner import SCRIPT, Cli
 from support.ollama_server import Chat, Embed, Error, FakeOllama, Generate
+from support.runner import User
 from support.sdk import HAS_THINK
 from support.spans import by_name, children_of, choices, names, only, reply_of, roots
 
@@ -24,10 +24,10 @@ CALLS = ["ollama.chat", "ollama.chat", "get_current_weather", "ollama.chat", "ol
 @pytest.fixture(scope="module")
 def replayed(
     tmp_path_factory: pytest.TempPathFactory, closed_port: int
-) -> tuple[Cli, subprocess.CompletedProcess[str]]:
+) -> tuple[User, subprocess.CompletedProcess[str]]:
     """One demo run by a new user with no Ollama server: the replay path."""
-    cli = Cli(home=tmp_path_factory.mktemp("home"), ollama_host=f"127.0.0.1:{closed_port}")
-    return cli, cli.run("demo")
+    user = User(tmp_path_factory.mktemp("home"), f"127.0.0.1:{closed_port}")
+    return user, user.cli("demo")
 
 
 def _tree_lines(stdout: str) -> dict[str, list[str]]:
@@ -49,13 +49,13 @@ def _tree_lines(stdout: str) -> dict[str, list[str]]:
 
 
 def test_demo_without_ollama_replays_and_prints_the_trace(
-    replayed: tuple[Cli, subprocess.CompletedProcess[str]],
+    replayed: tuple[User, subprocess.CompletedProcess[str]],
 ) -> None:
-    cli, result = replayed
+    user, result = replayed
     assert result.returncode == 0, result.stderr
     first, *_ = result.stdout.splitlines()
     assert first == (
-        f"No Ollama answered at http://{cli.ollama_host}, so the demo replays real Ollama"
+        f"No Ollama answered at http://{user.ollama_host}, so the demo replays real Ollama"
         " traffic recorded by open-source projects."
     )
     tree = _tree_lines(result.stdout)
@@ -73,19 +73,19 @@ def test_demo_without_ollama_replays_and_prints_the_trace(
 
 
 def test_demo_prints_nothing_on_stderr_but_where_traces_go(
-    replayed: tuple[Cli, subprocess.CompletedProcess[str]],
+    replayed: tuple[User, subprocess.CompletedProcess[str]],
 ) -> None:
-    cli, result = replayed
-    assert result.stderr == STORE_LINE.format(store=cli.store)
-    assert cli.store.is_file()
+    user, result = replayed
+    assert result.stderr == STORE_LINE.format(store=user.store_path)
+    assert user.store_path.is_file()
 
 
 def test_traces_lists_the_demo_trace(
-    replayed: tuple[Cli, subprocess.CompletedProcess[str]],
+    replayed: tuple[User, subprocess.CompletedProcess[str]],
 ) -> None:
-    cli, demo = replayed
+    user, demo = replayed
     root_span_id = demo.stdout.rsplit("traces show ", 1)[1].strip()
-    listed = cli.run("traces")
+    listed = user.cli("traces")
     assert listed.returncode == 0 and listed.stderr == ""
     header, row = listed.stdout.splitlines()
     assert header.split() == ["trace", "started", "name", "spans", "duration", "tokens", "errors"]
@@ -93,31 +93,31 @@ def test_traces_lists_the_demo_trace(
     spans, _, _, tokens, errors = row.split()[-5:]  # spans, "48.1 ms", tokens, errors
     assert (spans, tokens, errors) == ("7", "1822", "-")
 
-    as_json = json.loads(cli.run("traces", "--json").stdout)
+    as_json = json.loads(user.cli("traces", "--json").stdout)
     assert [(t["root_span_id"], t["spans"], t["tokens"], t["errors"]) for t in as_json] == [
         (root_span_id, 7, 390 + 435 + 910 + 80 + 7, 0)
     ]
 
 
 def test_traces_show_last_prints_the_same_tree(
-    replayed: tuple[Cli, subprocess.CompletedProcess[str]],
+    replayed: tuple[User, subprocess.CompletedProcess[str]],
 ) -> None:
-    cli, demo = replayed
+    user, demo = replayed
     root_span_id = demo.stdout.rsplit("traces show ", 1)[1].strip()
-    shown = cli.run("traces", "show", "last")
+    shown = user.cli("traces", "show", "last")
     assert shown.returncode == 0 and shown.stderr == ""
     assert shown.stdout.splitlines()[0].startswith(f"trace {root_span_id}  7 spans")
     tree_in_demo = demo.stdout.split("\n\n")[1]
     assert shown.stdout.strip() == tree_in_demo.strip()
-    by_prefix = cli.run("traces", "show", root_span_id[:8])
+    by_prefix = user.cli("traces", "show", root_span_id[:8])
     assert by_prefix.stdout == shown.stdout
 
 
 def test_traces_show_json_is_the_merged_rows(
-    replayed: tuple[Cli, subprocess.CompletedProcess[str]],
+    replayed: tuple[User, subprocess.CompletedProcess[str]],
 ) -> None:
-    cli, _ = replayed
-    shown = cli.run("traces", "show", "last", "--json")
+    user, _ = replayed
+    shown = user.cli("traces", "show", "last", "--json")
     assert shown.returncode == 0 and shown.stderr == ""
     rows = json.loads(shown.stdout)
     assert len({r["id"] for r in rows}) == len(rows) == 7  # one row per span
@@ -151,7 +151,7 @@ def test_traces_show_json_is_the_merged_rows(
     assert embed["input"] == ["Why is the sky blue?"] and embed["metrics"]["prompt_tokens"] == 7
 
 
-def test_demo_against_a_live_ollama(new_user: Cli) -> None:
+def test_demo_against_a_live_ollama(new_user: User) -> None:
     with FakeOllama() as server:
         server.reply(
             "/api/chat",
@@ -171,11 +171,11 @@ def test_demo_against_a_live_ollama(new_user: Cli) -> None:
         server.reply("/api/generate", Generate("Why did the span cross the trace?", eval_count=8))
         server.reply("/api/embed", Embed(dimensions=3, prompt_eval_count=6))
         new_user.ollama_host = server.url
-        result = new_user.run("demo")
+        result = new_user.cli("demo")
         paths = [r.path for r in server.requests]
 
     assert result.returncode == 0, result.stderr
-    assert result.stderr == STORE_LINE.format(store=new_user.store)
+    assert result.stderr == STORE_LINE.format(store=new_user.store_path)
     assert result.stdout.splitlines()[0] == f"Using the Ollama server at {server.url}."
     assert paths == [
         "/api/version",
@@ -196,7 +196,7 @@ def test_demo_against_a_live_ollama(new_user: Cli) -> None:
     assert "tokens 31 in / 8 out" in tree["ollama.generate"][0]
     assert "tokens 6 in" in tree["ollama.embed"][0]
 
-    rows = json.loads(new_user.run("traces", "show", "last", "--json").stdout)
+    rows = json.loads(new_user.cli("traces", "show", "last", "--json").stdout)
     streamed_row = by_name(rows, "ollama.chat")[2]
     expected = {"role": "assistant", "content": "1 2 3 4 5"}
     if HAS_THINK:
@@ -204,27 +204,23 @@ def test_demo_against_a_live_ollama(new_user: Cli) -> None:
     assert streamed_row["output"] == choices(expected)
 
 
-def test_demo_shows_a_failed_call_and_exits_1(new_user: Cli) -> None:
+def test_demo_shows_a_failed_call_and_exits_1(new_user: User) -> None:
     with FakeOllama() as server:
         server.reply(
             "/api/generate", Error(404, 'model "llama3.2" not found, try pulling it first')
         )
         new_user.ollama_host = server.url
-        result = new_user.run("demo")
+        result = new_user.cli("demo")
 
     assert result.returncode == 1
-    assert result.stderr == STORE_LINE.format(store=new_user.store)  # no traceback
+    assert result.stderr == STORE_LINE.format(store=new_user.store_path)  # no traceback
     generate_line = _tree_lines(result.stdout)["ollama.generate"][0]
     assert 'error: ResponseError: model "llama3.2" not found, try pulling it first' in generate_line
     assert "ollama.embed" in _tree_lines(result.stdout)  # the app carried on
 
 
-def test_braintrust_ollama_home_moves_the_store(new_user: Cli, tmp_path: Path) -> None:
-    result = subprocess.run(
-        [str(SCRIPT), "traces"],
-        env={**new_user.env, "BRAINTRUST_OLLAMA_HOME": str(tmp_path / "elsewhere")},
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+def test_braintrust_ollama_home_moves_the_store(new_user: User, tmp_path: Path) -> None:
+    result = new_user.cli("traces", env={"BRAINTRUST_OLLAMA_HOME": str(tmp_path / "elsewhere")})
     assert result.returncode == 0 and result.stderr == ""
     assert result.stdout == (
         f"No traces yet in {tmp_path / 'elsewhere' / 'traces.db'}. Make one: braintrust-ollama demo\n"

@@ -8,20 +8,17 @@ starts and `examples/` are in tests/examples, which needs every package installe
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from support.ollama_server import FakeOllama
+from support.runner import User
 from support.spans import children_of, names, roots
 
 ROOT = Path(__file__).resolve().parents[2]
-CLI = Path(sys.executable).with_name("braintrust-ollama")
 EXIT_S = 30.0  # generous: importing LangChain / LlamaIndex on a busy machine
 
 
@@ -34,46 +31,22 @@ def quick_start(readme: str, heading: str) -> str:
     return found.group(1)
 
 
-def run_offline(
-    tmp_path: Path, code: str, *args: str
-) -> tuple[subprocess.CompletedProcess[str], Path]:
+def run_offline(user: User, code: str, *args: str) -> subprocess.CompletedProcess[str]:
     """`code` as a script run by a new user with no Braintrust key, against a FakeOllama."""
-    home = tmp_path / "home"
-    script = tmp_path / "program.py"
-    script.write_text(code)
     with FakeOllama() as server:
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "HOME": str(home),
-            "BRAINTRUST_OLLAMA_HOME": str(home),
-            "OLLAMA_HOST": server.url,
-            "LANG": "C.UTF-8",
-        }
+        user.ollama_host = server.url
         started = time.monotonic()
-        result = subprocess.run(
-            [sys.executable, str(script), *args],
-            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180, check=False,
-        )  # fmt: skip
+        result = user.run_python(code, *args, name="program.py")
         elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert elapsed < EXIT_S
-    return result, home
+    return result
 
 
-def last_trace(home: Path) -> list[dict]:
-    shown = subprocess.run(
-        [str(CLI), "traces", "show", "last", "--json"],
-        env={"PATH": os.environ.get("PATH", ""), "HOME": str(home),
-             "BRAINTRUST_OLLAMA_HOME": str(home)},
-        capture_output=True, text=True, check=True, timeout=60,
-    )  # fmt: skip
-    return json.loads(shown.stdout)
-
-
-def store_line(home: Path) -> str:
+def store_line(user: User) -> str:
     return (
-        f"braintrust-ollama: traces go to the local store {home / 'traces.db'}"
+        f"braintrust-ollama: traces go to the local store {user.store_path}"
         " (view them: braintrust-ollama traces show last)"
     )
 
@@ -90,10 +63,10 @@ def assert_ollama_spans_under_one_root(rows: list[dict], root_name: str, *calls:
 
 
 @pytest.mark.parametrize("readme", ["README.md", "packages/core/README.md"])
-def test_core_quick_start_offline(tmp_path: Path, readme: str) -> None:
+def test_core_quick_start_offline(user: User, readme: str) -> None:
     heading = "## Quick start (core)" if readme == "README.md" else "## Quick start"
-    result, home = run_offline(tmp_path, quick_start(readme, heading))
-    assert result.stderr.splitlines() == [store_line(home)]
-    rows = last_trace(home)
+    result = run_offline(user, quick_start(readme, heading))
+    assert result.stderr.splitlines() == [store_line(user)]
+    rows = user.last_trace()
     assert_ollama_spans_under_one_root(rows, "answer", "ollama.chat", "ollama.generate")
     assert names(children_of(rows, roots(rows)[0])) == ["ollama.chat", "ollama.generate"]

@@ -8,10 +8,9 @@ before or after `init_logger()`. Each case is a user's program run as a subproce
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from cli.test_quick_starts import last_trace, run_offline
+from cli.test_quick_starts import run_offline
+from support.runner import User
 from support.spans import names, only
 
 CHAT = """
@@ -37,16 +36,16 @@ def program(*steps: str) -> str:
     return head + MASK + "\n".join(steps) + "\nsetup_ollama()\n" + CHAT
 
 
-def test_auto_instrument_after_init_logger_keeps_the_users_logger(tmp_path: Path) -> None:
-    _, home = run_offline(
-        tmp_path,
+def test_auto_instrument_after_init_logger_keeps_the_users_logger(user: User) -> None:
+    run_offline(
+        user,
         program(
             'logger = init_logger(project="mine")',
             "auto_instrument()",
             "assert braintrust.current_logger() is logger",
         ),
     )
-    rows = last_trace(home)
+    rows = user.last_trace()
     assert names(rows) == ["request", "ollama.chat"]
     assert only(rows, "ollama.chat")["metrics"]["completion_tokens"] > 0
     assert {r["project_id"] for r in rows} == {"mine"}
@@ -65,11 +64,9 @@ def test_auto_instrument_after_init_logger_keeps_the_users_logger(tmp_path: Path
     ],
     ids=["before", "after", "before-then-auto-instrument"],
 )
-def test_masking_applies_whichever_order_it_was_set_in(
-    tmp_path: Path, steps: tuple[str, ...]
-) -> None:
-    _, home = run_offline(tmp_path, program(*steps))
-    rows = last_trace(home)
+def test_masking_applies_whichever_order_it_was_set_in(user: User, steps: tuple[str, ...]) -> None:
+    run_offline(user, program(*steps))
+    rows = user.last_trace()
     assert only(rows, "request")["input"] == {"password": "******"}
     chat = only(rows, "ollama.chat")
     assert chat["input"][0]["content"] == "tell me the ******"

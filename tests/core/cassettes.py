@@ -183,7 +183,7 @@ def recorded_request(name: str) -> dict[str, Any]:
 def server_metrics(reply: dict[str, Any]) -> dict[str, float]:
     """The metrics a completion's final reply implies: both token counters, their sum, the four
     server timings in seconds, and the speeds (tokens per second of each eval duration). Fails
-    (KeyError) if the reply lacks any of them; cached-prompt tests spell their metrics out."""
+    (KeyError) if the reply lacks any of them; a cached prompt's: `cached_prompt_metrics`."""
     return {
         "prompt_tokens": reply["prompt_eval_count"],
         "completion_tokens": reply["eval_count"],
@@ -191,6 +191,18 @@ def server_metrics(reply: dict[str, Any]) -> dict[str, float]:
         **{name: reply[name] / 1e9 for name in _SERVER_TIMINGS},
         "prompt_tokens_per_second": reply["prompt_eval_count"]
         / (reply["prompt_eval_duration"] / 1e9),
+        "completion_tokens_per_second": reply["eval_count"] / (reply["eval_duration"] / 1e9),
+    }
+
+
+def cached_prompt_metrics(reply: dict[str, Any]) -> dict[str, float]:
+    """The metrics of a completion whose prompt was cached: Ollama omits `prompt_eval_count`
+    (so there are no `prompt_tokens`, nor a prompt speed); the rest as `server_metrics`."""
+    assert "prompt_eval_count" not in reply
+    return {
+        "completion_tokens": reply["eval_count"],
+        "tokens": reply["eval_count"],
+        **{name: reply[name] / 1e9 for name in _SERVER_TIMINGS},
         "completion_tokens_per_second": reply["eval_count"] / (reply["eval_duration"] / 1e9),
     }
 
@@ -211,6 +223,40 @@ def whole(span: dict[str, Any]) -> dict[str, Any]:
         "metadata": span.get("metadata"),
         "error": span.get("error"),
         "span_parents": span.get("span_parents"),
+    }
+
+
+def expected_span(
+    cassette: str,
+    parent: Any,
+    *,
+    input: Any,
+    output: Any,
+    model: str,
+    name: str = "ollama.chat",
+    stream: bool = False,
+    **settings: Any,
+) -> dict[str, Any]:
+    """The whole span (as `whole(span)` shows it) that a call replayed from `cassette` logs
+    under `parent`: an `llm` span with no error, its metadata the call's model, `stream` and
+    `settings` (temperature, options, tools, think, ...), what the recording's last reply says
+    (`done_reason`, `cold_start`) and the host. A test compares the whole of it."""
+    return {
+        "name": name,
+        "type": "llm",
+        "input": input,
+        "output": output,
+        "metadata": {
+            "provider": "ollama",
+            "model": model,
+            "stream": stream,
+            **settings,
+            "done_reason": final_reply(cassette)["done_reason"],
+            "cold_start": cold_start(cassette),
+            "host": HOST,
+        },
+        "error": None,
+        "span_parents": [parent.span_id],
     }
 
 

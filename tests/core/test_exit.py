@@ -2,39 +2,22 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from braintrust_ollama.local import LocalStore
+from support.runner import User
 from support.spans import choices, reply_of
 
 PROGRAM = Path(__file__).parent / "programs" / "streams_left_at_exit.py"
 
 
-def _run(program: Path, store: Path) -> subprocess.CompletedProcess[str]:
-    """Run `program` to its end with no key, its traces going to the store in `store`."""
-    env = {**os.environ, "BRAINTRUST_OLLAMA_HOME": str(store)}
-    env.pop("BRAINTRUST_API_KEY", None)
-    return subprocess.run(
-        [sys.executable, str(program)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def test_streams_left_unfinished_at_exit_are_stored_without_a_traceback(tmp_path: Path):
-    done = _run(PROGRAM, tmp_path)
+def test_streams_left_unfinished_at_exit_are_stored_without_a_traceback(user: User):
+    done = user.run_python(PROGRAM)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["sync: one ", "async: uno ", "exiting"]
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
     assert len(done.stderr.splitlines()) == 1  # init_local_logger's line saying where traces go
 
-    store = LocalStore(tmp_path / "traces.db")
+    store = user.store
     (trace,) = store.traces()
     rows = store.rows(trace.root_span_id)
     (program,) = [r for r in rows if r["span_attributes"]["name"] == "program"]
@@ -52,8 +35,8 @@ def test_streams_left_unfinished_at_exit_are_stored_without_a_traceback(tmp_path
         assert span.get("error") is None
 
 
-def test_streams_left_unfinished_in_multiprocessing_children_are_stored(tmp_path: Path):
-    done = _run(PROGRAM.with_name("streams_left_in_a_child.py"), tmp_path)
+def test_streams_left_unfinished_in_multiprocessing_children_are_stored(user: User):
+    done = user.run_python(PROGRAM.with_name("streams_left_in_a_child.py"))
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
         "fork: one ",
@@ -63,7 +46,7 @@ def test_streams_left_unfinished_in_multiprocessing_children_are_stored(tmp_path
     ]
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
 
-    store = LocalStore(tmp_path / "traces.db")
+    store = user.store
     for method, first_chunk in (("fork", "one "), ("spawn", "uno ")):
         (trace,) = [t for t in store.traces() if t.name == f"{method} child"]
         rows = store.rows(trace.root_span_id)
@@ -76,17 +59,17 @@ def test_streams_left_unfinished_in_multiprocessing_children_are_stored(tmp_path
         assert root["metrics"]["end"] >= root["metrics"]["start"]
 
 
-def test_a_stream_another_thread_is_reading_is_left_to_it_at_exit(tmp_path: Path):
+def test_a_stream_another_thread_is_reading_is_left_to_it_at_exit(user: User):
     """The exit pass writes the span of a stream a daemon thread is reading, and leaves the
     stream to that thread: its loop neither ends early (as if the answer were complete) nor
     fails, and nothing is printed."""
-    done = _run(PROGRAM.with_name("stream_read_by_another_thread_at_exit.py"), tmp_path)
+    done = user.run_python(PROGRAM.with_name("stream_read_by_another_thread_at_exit.py"))
     assert done.returncode == 0, done.stderr
     answer = " ".join(f"w{i}" for i in range(64))
     assert done.stdout.splitlines() == ["main: exiting", f"slow reader: 65 chunks, {answer!r}"]
     assert len(done.stderr.splitlines()) == 1, done.stderr  # init_local_logger's line only
 
-    store = LocalStore(tmp_path / "traces.db")
+    store = user.store
     (trace,) = store.traces()
     rows = store.rows(trace.root_span_id)
     chats = [r for r in rows if r["span_attributes"]["name"] == "ollama.chat"]

@@ -19,7 +19,8 @@ import pytest
 from core.cassettes import (
     HOST,
     SDK_PARSES_THINKING,
-    cold_start,
+    cached_prompt_metrics,
+    expected_span,
     final_reply,
     metrics_of,
     recorded_request,
@@ -34,6 +35,8 @@ from support.spans import choices, only, reply_of
 
 QWEN = "qwen3.6:latest"  # every qwen cassette was recorded with this model
 SEEDED = {"temperature": 0, "seed": 42}
+# The metadata of a call made with model=QWEN, options=SEEDED (temperature also by its OpenAI name).
+SEEDED_QWEN = {"model": QWEN, "temperature": 0, "options": SEEDED}
 SKY = [{"role": "user", "content": "Why is the sky blue? Answer in one sentence."}]
 COUNT = [{"role": "user", "content": "Count from 1 to 5, digits only."}]
 JOKE = [{"role": "user", "content": "Tell me a joke about OpenTelemetry"}]
@@ -102,6 +105,11 @@ def assistant(
     return [{"index": 0, "finish_reason": finish_reason, "message": output}]
 
 
+def replied(reply: dict[str, Any]) -> list[dict[str, Any]]:
+    """The choices a recorded whole (not streamed) reply implies."""
+    return assistant(reply["message"], done_reason=reply["done_reason"])
+
+
 def streamed(name: str) -> list[dict[str, Any]]:
     """The choices a recorded stream adds up to: its chunks' text, joined."""
     chunks = [r["message"] for r in replies(name)]
@@ -122,24 +130,13 @@ def test_module_chat_span_holds_the_whole_call(memory_logger, traced):
     reply = final_reply("chat_plain")
     assert response.message.content == reply["message"]["content"]
     span = only(memory_logger.pop(), "ollama.chat")
-    assert whole(span) == {
-        "name": "ollama.chat",
-        "type": "llm",
-        "input": SKY,
-        "output": assistant(reply["message"], done_reason=reply["done_reason"]),
-        "metadata": {
-            "provider": "ollama",
-            "model": QWEN,
-            "stream": False,
-            "temperature": 0,
-            "options": SEEDED,
-            "done_reason": "stop",
-            "cold_start": cold_start("chat_plain"),
-            "host": HOST,
-        },
-        "error": None,
-        "span_parents": [parent.span_id],
-    }
+    assert whole(span) == expected_span(
+        "chat_plain",
+        parent,
+        input=SKY,
+        output=replied(reply),
+        **SEEDED_QWEN,
+    )
     assert metrics_of(span) == pytest.approx(server_metrics(reply))
 
 
@@ -151,24 +148,15 @@ def test_chat_imported_before_setup_logs_options_given_as_ollama_options(memory_
 
     reply = final_reply("chat_options_object")
     span = only(memory_logger.pop(), "ollama.chat")
-    assert whole(span) == {
-        "name": "ollama.chat",
-        "type": "llm",
-        "input": SKY,
-        "output": assistant(reply["message"], done_reason=reply["done_reason"]),
-        "metadata": {
-            "provider": "ollama",
-            "model": QWEN,
-            "stream": False,
-            "temperature": 0.0,
-            "options": {"temperature": 0.0, "seed": 42},
-            "done_reason": "stop",
-            "cold_start": cold_start("chat_options_object"),
-            "host": HOST,
-        },
-        "error": None,
-        "span_parents": [parent.span_id],
-    }
+    assert whole(span) == expected_span(
+        "chat_options_object",
+        parent,
+        input=SKY,
+        output=replied(reply),
+        model=QWEN,
+        temperature=0.0,
+        options={"temperature": 0.0, "seed": 42},
+    )
     assert metrics_of(span) == pytest.approx(server_metrics(reply))
 
 
@@ -189,24 +177,13 @@ def test_client_chat_logs_host_without_credentials_api_key_or_headers(
         assert secret not in logged
     reply = final_reply("chat_plain_client_with_credentials")
     span = only(rows, "ollama.chat")
-    assert whole(span) == {
-        "name": "ollama.chat",
-        "type": "llm",
-        "input": SKY,
-        "output": assistant(reply["message"], done_reason=reply["done_reason"]),
-        "metadata": {
-            "provider": "ollama",
-            "model": QWEN,
-            "stream": False,
-            "temperature": 0,
-            "options": SEEDED,
-            "done_reason": "stop",
-            "cold_start": cold_start("chat_plain_client_with_credentials"),
-            "host": HOST,
-        },
-        "error": None,
-        "span_parents": [parent.span_id],
-    }
+    assert whole(span) == expected_span(
+        "chat_plain_client_with_credentials",
+        parent,
+        input=SKY,
+        output=replied(reply),
+        **SEEDED_QWEN,
+    )
     assert metrics_of(span) == pytest.approx(server_metrics(reply))
 
 
@@ -216,24 +193,13 @@ async def test_async_client_chat_span_holds_the_whole_call(memory_logger, traced
 
     reply = final_reply("async_chat_plain")
     span = only(memory_logger.pop(), "ollama.chat")
-    assert whole(span) == {
-        "name": "ollama.chat",
-        "type": "llm",
-        "input": SKY,
-        "output": assistant(reply["message"], done_reason=reply["done_reason"]),
-        "metadata": {
-            "provider": "ollama",
-            "model": QWEN,
-            "stream": False,
-            "temperature": 0,
-            "options": SEEDED,
-            "done_reason": "stop",
-            "cold_start": cold_start("async_chat_plain"),
-            "host": HOST,
-        },
-        "error": None,
-        "span_parents": [parent.span_id],
-    }
+    assert whole(span) == expected_span(
+        "async_chat_plain",
+        parent,
+        input=SKY,
+        output=replied(reply),
+        **SEEDED_QWEN,
+    )
     assert metrics_of(span) == pytest.approx(server_metrics(reply))
 
 
@@ -243,24 +209,14 @@ def test_module_chat_stream_joins_thinking_and_content(memory_logger, traced):
 
     assert "".join(c.message.content or "" for c in chunks) == "1\n2\n3\n4\n5"
     span = only(memory_logger.pop(), "ollama.chat")
-    assert whole(span) == {
-        "name": "ollama.chat",
-        "type": "llm",
-        "input": COUNT,
-        "output": streamed("chat_stream_thinking"),
-        "metadata": {
-            "provider": "ollama",
-            "model": QWEN,
-            "stream": True,
-            "temperature": 0,
-            "options": SEEDED,
-            "done_reason": "stop",
-            "cold_start": cold_start("chat_stream_thinking"),
-            "host": HOST,
-        },
-        "error": None,
-        "span_parents": [parent.span_id],
-    }
+    assert whole(span) == expected_span(
+        "chat_stream_thinking",
+        parent,
+        input=COUNT,
+        output=streamed("chat_stream_thinking"),
+        stream=True,
+        **SEEDED_QWEN,
+    )
     assert metrics_of(span) == pytest.approx(server_metrics(final_reply("chat_stream_thinking")))
 
 
@@ -271,24 +227,14 @@ async def test_async_client_chat_stream_joins_thinking_and_content(memory_logger
 
     assert "".join(c.message.content or "" for c in chunks) == "1\n2\n3\n4\n5"
     span = only(memory_logger.pop(), "ollama.chat")
-    assert whole(span) == {
-        "name": "ollama.chat",
-        "type": "llm",
-        "input": COUNT,
-        "output": streamed("async_chat_stream_thinking"),
-        "metadata": {
-            "provider": "ollama",
-            "model": QWEN,
-            "stream": True,
-            "temperature": 0,
-            "options": SEEDED,
-            "done_reason": "stop",
-            "cold_start": cold_start("async_chat_stream_thinking"),
-            "host": HOST,
-        },
-        "error": None,
-        "span_parents": [parent.span_id],
-    }
+    assert whole(span) == expected_span(
+        "async_chat_stream_thinking",
+        parent,
+        input=COUNT,
+        output=streamed("async_chat_stream_thinking"),
+        stream=True,
+        **SEEDED_QWEN,
+    )
     reply = final_reply("async_chat_stream_thinking")
     assert metrics_of(span) == pytest.approx(server_metrics(reply))
 
@@ -300,22 +246,14 @@ def test_client_chat_stream_without_thinking(memory_logger, traced):
     output = streamed("chat_stream_plain")
     assert "".join(c.message.content or "" for c in chunks) == output[0]["message"]["content"]
     span = only(memory_logger.pop(), "ollama.chat")
-    assert whole(span) == {
-        "name": "ollama.chat",
-        "type": "llm",
-        "input": JOKE,
-        "output": output,
-        "metadata": {
-            "provider": "ollama",
-            "model": "llama3",
-            "stream": True,
-            "done_reason": "stop",
-            "cold_start": cold_start("chat_stream_plain"),
-            "host": HOST,
-        },
-        "error": None,
-        "span_parents": [parent.span_id],
-    }
+    assert whole(span) == expected_span(
+        "chat_stream_plain",
+        parent,
+        input=JOKE,
+        output=output,
+        model="llama3",
+        stream=True,
+    )
     assert metrics_of(span) == pytest.approx(server_metrics(final_reply("chat_stream_plain")))
 
 
@@ -333,25 +271,14 @@ def test_chat_tool_given_as_json_schema_logs_tools_and_tool_calls(memory_logger,
             "function": {"name": "get_current_weather", "arguments": '{"city":"Paris"}'},
         }
     ]
-    assert whole(span) == {
-        "name": "ollama.chat",
-        "type": "llm",
-        "input": WEATHER,
-        "output": assistant(reply["message"], done_reason=reply["done_reason"]),
-        "metadata": {
-            "provider": "ollama",
-            "model": QWEN,
-            "stream": False,
-            "temperature": 0,
-            "options": SEEDED,
-            "tools": [WEATHER_TOOL],
-            "done_reason": "stop",
-            "cold_start": cold_start("chat_tool_call_json_schema"),
-            "host": HOST,
-        },
-        "error": None,
-        "span_parents": [parent.span_id],
-    }
+    assert whole(span) == expected_span(
+        "chat_tool_call_json_schema",
+        parent,
+        input=WEATHER,
+        output=replied(reply),
+        **SEEDED_QWEN,
+        tools=[WEATHER_TOOL],
+    )
     assert metrics_of(span) == pytest.approx(server_metrics(reply))
 
 
@@ -385,25 +312,14 @@ def test_chat_tool_given_as_python_function_logs_the_converted_schema(memory_log
             "function": {"name": "add_two_numbers", "arguments": '{"a":2,"b":3}'},
         }
     ]
-    assert whole(span) == {
-        "name": "ollama.chat",
-        "type": "llm",
-        "input": ADD,
-        "output": assistant(reply["message"], done_reason=reply["done_reason"]),
-        "metadata": {
-            "provider": "ollama",
-            "model": QWEN,
-            "stream": False,
-            "temperature": 0,
-            "options": SEEDED,
-            "tools": [converted],
-            "done_reason": "stop",
-            "cold_start": cold_start("chat_tool_call_python_function"),
-            "host": HOST,
-        },
-        "error": None,
-        "span_parents": [parent.span_id],
-    }
+    assert whole(span) == expected_span(
+        "chat_tool_call_python_function",
+        parent,
+        input=ADD,
+        output=replied(reply),
+        **SEEDED_QWEN,
+        tools=[converted],
+    )
     assert metrics_of(span) == pytest.approx(server_metrics(reply))
 
 
@@ -428,11 +344,10 @@ def test_chat_input_maps_tool_calls_and_tool_results_to_one_call_id(memory_logge
 
     reply = final_reply("chat_tool_result_followup")
     span = only(memory_logger.pop(), "ollama.chat")
-    assert whole(span) == {
-        "name": "ollama.chat",
-        "type": "llm",
-        # the SDK drops the empty assistant content; the result answers the turn's only call
-        "input": [
+    assert whole(span) == expected_span(
+        "chat_tool_result_followup",
+        parent,
+        input=[
             {
                 "role": "assistant",
                 "content": None,
@@ -453,18 +368,9 @@ def test_chat_input_maps_tool_calls_and_tool_results_to_one_call_id(memory_logge
                 "tool_call_id": "ollama_call_get_current_weather_0",
             },
         ],
-        "output": assistant(reply["message"], 1, reply["done_reason"]),
-        "metadata": {
-            "provider": "ollama",
-            "model": "llama3.1",
-            "stream": False,
-            "done_reason": "stop",
-            "cold_start": cold_start("chat_tool_result_followup"),
-            "host": HOST,
-        },
-        "error": None,
-        "span_parents": [parent.span_id],
-    }
+        output=assistant(reply["message"], 1, reply["done_reason"]),
+        model="llama3.1",
+    )
     assert metrics_of(span) == pytest.approx(server_metrics(reply))
 
 
@@ -510,33 +416,14 @@ async def test_cached_prompt_without_prompt_eval_count_has_no_prompt_tokens(memo
     reply = final_reply("async_chat_cached_prompt")
     assert "prompt_eval_count" not in reply  # Ollama omits it when the prompt was cached
     span = only(memory_logger.pop(), "ollama.chat")
-    assert whole(span) == {
-        "name": "ollama.chat",
-        "type": "llm",
-        "input": JOKE,
-        "output": assistant(reply["message"], done_reason=reply["done_reason"]),
-        "metadata": {
-            "provider": "ollama",
-            "model": "llama3",
-            "stream": False,
-            "done_reason": "stop",
-            "cold_start": cold_start("async_chat_cached_prompt"),
-            "host": HOST,
-        },
-        "error": None,
-        "span_parents": [parent.span_id],
-    }
-    assert metrics_of(span) == pytest.approx(
-        {
-            "completion_tokens": reply["eval_count"],
-            "tokens": reply["eval_count"],
-            "total_duration": reply["total_duration"] / 1e9,
-            "load_duration": reply["load_duration"] / 1e9,
-            "prompt_eval_duration": reply["prompt_eval_duration"] / 1e9,
-            "eval_duration": reply["eval_duration"] / 1e9,
-            "completion_tokens_per_second": reply["eval_count"] / (reply["eval_duration"] / 1e9),
-        }
+    assert whole(span) == expected_span(
+        "async_chat_cached_prompt",
+        parent,
+        input=JOKE,
+        output=replied(reply),
+        model="llama3",
     )
+    assert metrics_of(span) == pytest.approx(cached_prompt_metrics(reply))
 
 
 def test_chat_images_are_logged_as_attachments_never_base64(memory_logger, traced):
@@ -567,22 +454,13 @@ def test_chat_images_are_logged_as_attachments_never_base64(memory_logger, trace
     # the bytes handed to Braintrust for upload are the image itself
     uploads = memory_logger.uploaded_attachments
     assert [(a.reference["key"], a.data) for a in uploads] == [(image["key"], png)]
-    assert whole(span) == {
-        "name": "ollama.chat",
-        "type": "llm",
-        "input": [{"role": "user"}],  # its content: the text and image parts above
-        "output": assistant(reply["message"], done_reason=reply["done_reason"]),
-        "metadata": {
-            "provider": "ollama",
-            "model": "gemma3:4b",
-            "stream": False,
-            "done_reason": "stop",
-            "cold_start": cold_start("chat_images"),
-            "host": HOST,
-        },
-        "error": None,
-        "span_parents": [parent.span_id],
-    }
+    assert whole(span) == expected_span(
+        "chat_images",
+        parent,
+        input=[{"role": "user"}],
+        output=replied(reply),
+        model="gemma3:4b",
+    )
     assert metrics_of(span) == pytest.approx(server_metrics(reply))
 
 

@@ -6,7 +6,14 @@ from __future__ import annotations
 
 import braintrust
 import pytest
-from core.cassettes import HOST, cold_start, final_reply, metrics_of, replay, server_metrics, whole
+from core.cassettes import (
+    expected_span,
+    final_reply,
+    metrics_of,
+    replay,
+    server_metrics,
+    whole,
+)
 from ollama import Client
 from support.spans import only
 
@@ -27,29 +34,20 @@ def test_chat_with_json_schema_format_logs_the_schema(memory_logger, traced):
     reply = final_reply("chat_format_json_schema")
     assert response.message.content == '{"city": "Paris", "country": "France"}'
     span = only(memory_logger.pop(), "ollama.chat")
-    assert whole(span) == {
-        "name": "ollama.chat",
-        "type": "llm",
-        "input": CAPITAL,
-        "output": [
+    assert whole(span) == expected_span(
+        "chat_format_json_schema",
+        parent,
+        input=CAPITAL,
+        output=[
             {
                 "index": 0,
                 "finish_reason": "stop",
                 "message": {"role": "assistant", "content": reply["message"]["content"]},
             }
         ],
-        "metadata": {
-            "provider": "ollama",
-            "model": QWEN,
-            "stream": False,
-            "temperature": 0,
-            "response_format": CITY,
-            "options": SEEDED,
-            "done_reason": "stop",
-            "cold_start": cold_start("chat_format_json_schema"),
-            "host": HOST,
-        },
-        "error": None,
-        "span_parents": [parent.span_id],
-    }
+        model=QWEN,
+        temperature=0,
+        response_format=CITY,
+        options=SEEDED,
+    )
     assert metrics_of(span) == pytest.approx(server_metrics(reply))

@@ -6,8 +6,8 @@ import braintrust
 import ollama
 import pytest
 from core.cassettes import (
-    HOST,
-    cold_start,
+    cached_prompt_metrics,
+    expected_span,
     final_reply,
     metrics_of,
     replay,
@@ -35,20 +35,6 @@ def streamed_text(name: str) -> str:
     return "".join(chunk["response"] for chunk in replies(name))
 
 
-def cached_prompt_metrics(reply: dict) -> dict[str, float]:
-    """Ollama omits `prompt_eval_count` (and so `prompt_tokens`) for a cached prompt."""
-    assert "prompt_eval_count" not in reply
-    return {
-        "completion_tokens": reply["eval_count"],
-        "tokens": reply["eval_count"],
-        "total_duration": reply["total_duration"] / 1e9,
-        "load_duration": reply["load_duration"] / 1e9,
-        "prompt_eval_duration": reply["prompt_eval_duration"] / 1e9,
-        "eval_duration": reply["eval_duration"] / 1e9,
-        "completion_tokens_per_second": reply["eval_count"] / (reply["eval_duration"] / 1e9),
-    }
-
-
 def test_module_generate_span_holds_the_prompt_and_the_text(memory_logger, traced):
     with replay("generate_plain"), braintrust.start_span(name="test") as parent:
         response = ollama.generate(model="llama3", prompt=JOKE)
@@ -59,22 +45,14 @@ def test_module_generate_span_holds_the_prompt_and_the_text(memory_logger, trace
     # This recording loaded llama3 for the call (load_duration 2.0 s): a cold start.
     assert reply["load_duration"] == 2_037_300_208
     assert span["metadata"]["cold_start"] is True
-    assert whole(span) == {
-        "name": "ollama.generate",
-        "type": "llm",
-        "input": JOKE_INPUT,
-        "output": answer(reply["response"]),
-        "metadata": {
-            "provider": "ollama",
-            "model": "llama3",
-            "stream": False,
-            "done_reason": "stop",
-            "cold_start": cold_start("generate_plain"),
-            "host": HOST,
-        },
-        "error": None,
-        "span_parents": [parent.span_id],
-    }
+    assert whole(span) == expected_span(
+        "generate_plain",
+        parent,
+        name="ollama.generate",
+        input=JOKE_INPUT,
+        output=answer(reply["response"]),
+        model="llama3",
+    )
     assert metrics_of(span) == pytest.approx(server_metrics(reply))
 
 
@@ -85,22 +63,15 @@ def test_client_generate_stream_joins_the_text(memory_logger, traced):
     text = streamed_text("generate_stream")
     assert "".join(c.response for c in chunks) == text
     span = only(memory_logger.pop(), "ollama.generate")
-    assert whole(span) == {
-        "name": "ollama.generate",
-        "type": "llm",
-        "input": JOKE_INPUT,
-        "output": answer(text),
-        "metadata": {
-            "provider": "ollama",
-            "model": "gemma3:1b",
-            "stream": True,
-            "done_reason": "stop",
-            "cold_start": cold_start("generate_stream"),
-            "host": HOST,
-        },
-        "error": None,
-        "span_parents": [parent.span_id],
-    }
+    assert whole(span) == expected_span(
+        "generate_stream",
+        parent,
+        name="ollama.generate",
+        input=JOKE_INPUT,
+        output=answer(text),
+        model="gemma3:1b",
+        stream=True,
+    )
     assert metrics_of(span) == pytest.approx(server_metrics(final_reply("generate_stream")))
 
 
@@ -110,22 +81,14 @@ async def test_async_generate_with_cached_prompt_has_no_prompt_tokens(memory_log
 
     reply = final_reply("async_generate_cached_prompt")
     span = only(memory_logger.pop(), "ollama.generate")
-    assert whole(span) == {
-        "name": "ollama.generate",
-        "type": "llm",
-        "input": JOKE_INPUT,
-        "output": answer(reply["response"]),
-        "metadata": {
-            "provider": "ollama",
-            "model": "llama3",
-            "stream": False,
-            "done_reason": "stop",
-            "cold_start": cold_start("async_generate_cached_prompt"),
-            "host": HOST,
-        },
-        "error": None,
-        "span_parents": [parent.span_id],
-    }
+    assert whole(span) == expected_span(
+        "async_generate_cached_prompt",
+        parent,
+        name="ollama.generate",
+        input=JOKE_INPUT,
+        output=answer(reply["response"]),
+        model="llama3",
+    )
     assert metrics_of(span) == pytest.approx(cached_prompt_metrics(reply))
 
 
@@ -137,20 +100,13 @@ async def test_async_generate_stream_with_cached_prompt(memory_logger, traced):
 
     assert "".join(c.response for c in chunks) == streamed_text(name)
     span = only(memory_logger.pop(), "ollama.generate")
-    assert whole(span) == {
-        "name": "ollama.generate",
-        "type": "llm",
-        "input": JOKE_INPUT,
-        "output": answer(streamed_text(name)),
-        "metadata": {
-            "provider": "ollama",
-            "model": "llama3",
-            "stream": True,
-            "done_reason": "stop",
-            "cold_start": cold_start(name),
-            "host": HOST,
-        },
-        "error": None,
-        "span_parents": [parent.span_id],
-    }
+    assert whole(span) == expected_span(
+        name,
+        parent,
+        name="ollama.generate",
+        input=JOKE_INPUT,
+        output=answer(streamed_text(name)),
+        model="llama3",
+        stream=True,
+    )
     assert metrics_of(span) == pytest.approx(cached_prompt_metrics(final_reply(name)))

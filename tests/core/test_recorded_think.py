@@ -9,8 +9,7 @@ import braintrust
 import ollama
 import pytest
 from core.cassettes import (
-    HOST,
-    cold_start,
+    expected_span,
     final_reply,
     metrics_of,
     replay,
@@ -19,11 +18,18 @@ from core.cassettes import (
     whole,
 )
 from ollama import AsyncClient
-from support.spans import only
+from support.spans import choices, only
 
 QWEN = "qwen3.6:latest"
 CALC = "What is 17 * 23? Reply with the number only."
 CALCULATOR = "You are a careful calculator."
+# A generate span in Braintrust's chat schema: the system prompt and the prompt as messages.
+CALC_INPUT = [{"role": "system", "content": CALCULATOR}, {"role": "user", "content": CALC}]
+
+
+def thought(text: str, thinking: str) -> list[dict]:
+    """A generate span's output: the text, with the model's thinking as `reasoning`."""
+    return choices({"role": "assistant", "content": text, "reasoning": [{"content": thinking}]})
 
 
 def test_generate_with_think_logs_system_thinking_and_keep_alive(memory_logger, traced):
@@ -32,43 +38,22 @@ def test_generate_with_think_logs_system_thinking_and_keep_alive(memory_logger, 
 
     reply = final_reply("generate_think")
     span = only(memory_logger.pop(), "ollama.generate")
-    assert whole(span) == {
-        "name": "ollama.generate",
-        "type": "llm",
-        "input": [
-            {"role": "system", "content": CALCULATOR},
-            {"role": "user", "content": CALC},
-        ],
-        "output": [
-            {
-                "index": 0,
-                "finish_reason": "stop",
-                "message": {
-                    "role": "assistant",
-                    "content": reply["response"],
-                    "reasoning": [{"content": reply["thinking"]}],
-                },
-            }
-        ],
-        "metadata": {
-            "provider": "ollama",
-            "model": QWEN,
-            "stream": False,
-            "think": True,
-            "keep_alive": "10m",
-            "done_reason": "stop",
-            "cold_start": cold_start("generate_think"),
-            "host": HOST,
-        },
-        "error": None,
-        "span_parents": [parent.span_id],
-    }
+    assert whole(span) == expected_span(
+        "generate_think",
+        parent,
+        name="ollama.generate",
+        input=CALC_INPUT,
+        output=thought(reply["response"], reply["thinking"]),
+        model=QWEN,
+        think=True,
+        keep_alive="10m",
+    )
     assert metrics_of(span) == pytest.approx(server_metrics(reply))
 
 
 async def test_async_generate_stream_with_think_joins_thinking_and_text(memory_logger, traced):
-    name = "generate_think_stream"
-    with replay(name), braintrust.start_span(name="test") as parent:
+    cassette = "generate_think_stream"
+    with replay(cassette), braintrust.start_span(name="test") as parent:
         stream = await AsyncClient().generate(
             model=QWEN, prompt=CALC, system=CALCULATOR, think=True, keep_alive="10m", stream=True
         )
@@ -76,37 +61,18 @@ async def test_async_generate_stream_with_think_joins_thinking_and_text(memory_l
 
     assert "".join(c.response for c in chunks) == "391"
     span = only(memory_logger.pop(), "ollama.generate")
-    assert whole(span) == {
-        "name": "ollama.generate",
-        "type": "llm",
-        "input": [
-            {"role": "system", "content": CALCULATOR},
-            {"role": "user", "content": CALC},
-        ],
-        "output": [
-            {
-                "index": 0,
-                "finish_reason": "stop",
-                "message": {
-                    "role": "assistant",
-                    "content": "".join(r["response"] for r in replies(name)),
-                    "reasoning": [
-                        {"content": "".join(r.get("thinking", "") for r in replies(name))}
-                    ],
-                },
-            }
-        ],
-        "metadata": {
-            "provider": "ollama",
-            "model": QWEN,
-            "stream": True,
-            "think": True,
-            "keep_alive": "10m",
-            "done_reason": "stop",
-            "cold_start": cold_start(name),
-            "host": HOST,
-        },
-        "error": None,
-        "span_parents": [parent.span_id],
-    }
-    assert metrics_of(span) == pytest.approx(server_metrics(final_reply(name)))
+    assert whole(span) == expected_span(
+        cassette,
+        parent,
+        name="ollama.generate",
+        input=CALC_INPUT,
+        output=thought(
+            "".join(r["response"] for r in replies(cassette)),
+            "".join(r.get("thinking", "") for r in replies(cassette)),
+        ),
+        model=QWEN,
+        stream=True,
+        think=True,
+        keep_alive="10m",
+    )
+    assert metrics_of(span) == pytest.approx(server_metrics(final_reply(cassette)))

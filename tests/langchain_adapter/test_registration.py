@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import subprocess
-import sys
 from typing import Any
 
 import braintrust
@@ -18,6 +16,7 @@ from braintrust_ollama_langchain import integration as integration_module
 from braintrust_ollama_langchain._handlers import handler_homes
 from langchain_ollama import ChatOllama
 from support.ollama_server import Chat, Error, FakeOllama
+from support.runner import User
 from support.spans import by_name, only, span_tree, token_sums
 
 from .traces import (
@@ -157,16 +156,15 @@ def test_setup_langchain_with_a_project_initialises_a_logger_outside_a_span(
     assert calls == [{"project": "demo", "api_key": "k", "project_id": None}]
 
 
-def test_setup_langchain_without_langchain_core_returns_false() -> None:
+def test_setup_langchain_without_langchain_core_returns_false(user: User) -> None:
     script = (
         "import sys; sys.modules['langchain_core'] = None\n"
         "import braintrust_ollama_langchain as m\n"
         "print(m.setup_langchain(), m.setup_langchain())\n"
         "try:\n    m.BraintrustCallbackHandler()\nexcept ImportError:\n    print('ImportError')\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
-    )
+    done = user.run_python(script)
+    assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "False", "ImportError"]
 
 

@@ -8,21 +8,16 @@ and `setup_ollama()` does not import LangChain to get there."""
 from __future__ import annotations
 
 import inspect
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import braintrust
 import pytest
+from support.runner import TESTS, User, report
 from support.spans import only, span_tree
 
 from .traces import TOKEN_KEYS, assert_tokens_counted_once, sdk_spans
 
 PROGRAM = Path(__file__).parent / "programs" / "set_up_in_order.py"
-TESTS = Path(__file__).parent.parent
 
 # Each a fresh interpreter (seconds each): the orders that differ in what is imported when.
 ORDERS = [
@@ -42,27 +37,9 @@ if (
     ]
 
 
-def run_program(steps: tuple[str, ...]) -> dict[str, Any]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
-    }
-    env.pop("OLLAMA_HOST", None)
-    done = subprocess.run(
-        [sys.executable, str(PROGRAM), *steps],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
-
-
 @pytest.mark.parametrize("steps", ORDERS, ids=" then ".join)
-def test_any_order_of_set_up_counts_tokens_once(steps: tuple[str, ...]) -> None:
-    result = run_program(steps)
+def test_any_order_of_set_up_counts_tokens_once(steps: tuple[str, ...], user: User) -> None:
+    result = report(user.run_python(PROGRAM, *steps, env={"PYTHONPATH": str(TESTS)}))
 
     rows = result["rows"]
     assert span_tree(rows) == [

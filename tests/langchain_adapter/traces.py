@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from support.ollama_server import FakeOllama
-from support.spans import names, parent_of, token_sums
+from support.spans import TOKEN_METRICS as TOKEN_KEYS
+from support.spans import assert_tokens_counted_once, names, parent_of
 
 Row = dict[str, Any]
-
-TOKEN_KEYS = ("prompt_tokens", "completion_tokens", "tokens", "total_tokens")
 
 
 def sdk_spans(rows: list[Row]) -> list[Row]:
@@ -23,18 +22,6 @@ def parent_name(rows: list[Row], span: Row) -> str | None:
 
 def assert_one_trace(rows: list[Row]) -> None:
     assert len({r["root_span_id"] for r in rows}) == 1, names(rows)
-
-
-def assert_tokens_counted_once(rows: list[Row], served: tuple[int, int]) -> None:
-    """The trace's token sums are exactly what the server sent (prompt, completion counters),
-    whatever spans carry them."""
-    prompt, completion = served
-    assert prompt + completion > 0
-    assert token_sums(rows) == {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "tokens": prompt + completion,
-    }
 
 
 def assert_sdk_spans_own_tokens(rows: list[Row], server: FakeOllama, sdk_calls: int) -> None:

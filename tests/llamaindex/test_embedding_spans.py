@@ -7,7 +7,7 @@ from typing import Any
 
 from llama_index.embeddings.ollama import OllamaEmbedding
 from support.ollama_server import Embed, FakeOllama
-from support.spans import by_name, only, parent_of, roots, token_sums
+from support.spans import assert_tokens_counted_once, by_name, only, parent_of, root_of, roots
 
 
 def _assert_embed_spans_under(rows: list[dict[str, Any]], root_input: Any) -> list[dict[str, Any]]:
@@ -21,16 +21,8 @@ def _assert_embed_spans_under(rows: list[dict[str, Any]], root_input: Any) -> li
     for sdk in sdk_spans:
         parent = parent_of(rows, sdk)
         assert parent is not None and parent["span_attributes"]["name"] == "OllamaEmbedding"
-        assert _root_of(rows, parent) == root
+        assert root_of(rows, parent) == root
     return sdk_spans
-
-
-def _assert_tokens_once(rows: list[dict[str, Any]], server: FakeOllama) -> None:
-    prompt, _ = server.tokens_served()
-    assert prompt > 0
-    assert token_sums(rows) == {"prompt_tokens": prompt, "completion_tokens": 0, "tokens": prompt}
-    for row in by_name(rows, "OllamaEmbedding"):
-        assert "prompt_tokens" not in (row.get("metrics") or {})
 
 
 def test_text_embedding_puts_sdk_span_under_llamaindex_span(
@@ -45,7 +37,7 @@ def test_text_embedding_puts_sdk_span_under_llamaindex_span(
     (sdk,) = _assert_embed_spans_under(rows, "The sky is blue.")
     assert sdk["input"] == "The sky is blue."
     assert sdk["metrics"]["prompt_tokens"] == 4
-    _assert_tokens_once(rows, ollama_server)
+    assert_tokens_counted_once(rows, ollama_server.tokens_served(), "OllamaEmbedding")
 
 
 def test_query_embedding_puts_sdk_span_under_llamaindex_span(
@@ -55,7 +47,7 @@ def test_query_embedding_puts_sdk_span_under_llamaindex_span(
 
     rows = memory_logger.pop()
     _assert_embed_spans_under(rows, "Why is the sky blue?")
-    _assert_tokens_once(rows, ollama_server)
+    assert_tokens_counted_once(rows, ollama_server.tokens_served(), "OllamaEmbedding")
 
 
 def test_batch_embedding_puts_each_sdk_span_under_llamaindex_span(
@@ -74,7 +66,7 @@ def test_batch_embedding_puts_each_sdk_span_under_llamaindex_span(
     # Batches of two on recent versions, one text per request on the oldest.
     sent = [s["input"] if isinstance(s["input"], list) else [s["input"]] for s in sdk_spans]
     assert [text for batch in sent for text in batch] == texts
-    _assert_tokens_once(rows, ollama_server)
+    assert_tokens_counted_once(rows, ollama_server.tokens_served(), "OllamaEmbedding")
 
 
 async def test_async_embeddings_put_sdk_spans_under_llamaindex_spans(
@@ -89,16 +81,8 @@ async def test_async_embeddings_put_sdk_spans_under_llamaindex_spans(
     batch = await embed_model.aget_text_embedding_batch(["beta", "gamma"])
     assert len(batch) == 2
     rows += memory_logger.pop()
-    batch_rows = [r for r in rows if r is not sdk and _root_input(rows, r) == ["beta", "gamma"]]
+    batch_rows = [
+        r for r in rows if r is not sdk and root_of(rows, r).get("input") == ["beta", "gamma"]
+    ]
     _assert_embed_spans_under(batch_rows, ["beta", "gamma"])
-    _assert_tokens_once(rows, ollama_server)
-
-
-def _root_of(rows: list[dict[str, Any]], row: dict[str, Any]) -> dict[str, Any]:
-    parent = parent_of(rows, row)
-    return row if parent is None else _root_of(rows, parent)
-
-
-def _root_input(rows: list[dict[str, Any]], row: dict[str, Any]) -> Any:
-    parent = parent_of(rows, row)
-    return row.get("input") if parent is None else _root_input(rows, parent)
+    assert_tokens_counted_once(rows, ollama_server.tokens_served(), "OllamaEmbedding")

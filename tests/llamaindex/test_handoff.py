@@ -9,9 +9,6 @@ Each program runs in its own process: the hand-off is process-wide import-time s
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +20,10 @@ from llama_index.core.llms.llm import LLM
 from llama_index.core.llms.structured_llm import StructuredLLM
 from llama_index.llms.ollama import Ollama
 from support.ollama_server import Chat, FakeOllama
-from support.spans import by_name, children_of, choices, roots, token_sums
+from support.runner import TESTS, User, report
+from support.spans import assert_tokens_counted_once, by_name, children_of, choices, roots
 
 PROGRAM = Path(__file__).with_name("handoff_program.py")
-TESTS = Path(__file__).parent.parent
 
 ORDERS = {
     "auto_instrument_then_setup_ollama": ["auto_instrument", "setup_ollama"],
@@ -41,22 +38,16 @@ ORDERS = {
 }
 
 
-def run_program(server: FakeOllama, steps: list[str]) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, str(PROGRAM), server.url, *steps],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"PYTHONPATH": str(TESTS), "PATH": "", "BRAINTRUST_API_KEY": ""},
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.splitlines()[-1])
+def run_program(user: User, server: FakeOllama, steps: list[str]) -> dict[str, Any]:
+    """What handoff_program.py reports, run by `user` against `server` with these steps."""
+    done = user.run_python(PROGRAM, server.url, *steps, env={"PYTHONPATH": str(TESTS)})
+    result: dict[str, Any] = report(done)
+    return result
 
 
 @pytest.mark.parametrize("order", ORDERS)
 def test_braintrust_setup_and_setup_ollama_in_any_order_make_one_tree(
-    order: str, ollama_server: FakeOllama
+    order: str, ollama_server: FakeOllama, user: User
 ) -> None:
     tool_call = {"function": {"name": "multiply", "arguments": {"a": 2, "b": 3}}}
     ollama_server.reply(
@@ -66,7 +57,7 @@ def test_braintrust_setup_and_setup_ollama_in_any_order_make_one_tree(
         Chat("2 times 3 is 6.", prompt_eval_count=70, eval_count=8),
     )
 
-    result = run_program(ollama_server, ORDERS[order])
+    result = run_program(user, ollama_server, ORDERS[order])
 
     assert result["setup_imported_llamaindex"] is False
     rows = result["rows"]
@@ -98,12 +89,7 @@ def test_braintrust_setup_and_setup_ollama_in_any_order_make_one_tree(
         assert sdk["span_attributes"]["name"] == "ollama.chat"
         assert span["output"] == sdk["output"] == output
         assert span["metrics"]["end"] >= sdk["metrics"]["end"]
-    prompt, completion = ollama_server.tokens_served()
-    assert token_sums(rows) == {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "tokens": prompt + completion,
-    }
+    assert_tokens_counted_once(rows, ollama_server.tokens_served())
 
 
 PATCHED = {
@@ -144,7 +130,7 @@ def test_setup_ollama_installs_the_adapter_and_unpatch_restores_exactly(traced: 
 
 
 def test_after_unpatch_llamaindex_imported_later_is_left_unpatched(
-    ollama_server: FakeOllama,
+    ollama_server: FakeOllama, user: User
 ) -> None:
     """`unpatch_llamaindex()` removes the adapter until the next set-up, also from a LlamaIndex
     imported after it: a streamed call's `ollama.chat` span is then not under its `Ollama` span
@@ -157,15 +143,10 @@ def test_after_unpatch_llamaindex_imported_later_is_left_unpatched(
     )
 
     steps = ["setup_ollama", "unpatch_llamaindex", "import_llamaindex", "braintrust_handler"]
-    rows = run_program(ollama_server, steps)["rows"]
+    rows = run_program(user, ollama_server, steps)["rows"]
 
     stream_chat = roots(rows)[0]
     assert stream_chat["span_attributes"]["name"] == "Ollama"
     assert children_of(rows, stream_chat) == []
     assert by_name(rows, "ollama.chat")[0] in roots(rows)
-    prompt, completion = ollama_server.tokens_served()
-    assert token_sums(rows) == {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "tokens": prompt + completion,
-    }
+    assert_tokens_counted_once(rows, ollama_server.tokens_served())

@@ -18,15 +18,16 @@ from llama_index.llms.ollama import Ollama
 from pydantic import BaseModel
 from support.ollama_server import Chat, FakeOllama, Fault
 from support.spans import (
+    assert_tokens_counted_once,
     by_name,
     children_of,
     choices,
     only,
     parent_of,
     reply_of,
+    root_of,
     roots,
     span_tree,
-    token_sums,
 )
 
 QUESTION = [ChatMessage(role="user", content="Capital of France?")]
@@ -42,18 +43,6 @@ def _chat_span(rows: list[dict[str, Any]]) -> dict[str, Any]:
     assert parent is not None, "ollama.chat has no parent span"
     assert parent["span_attributes"]["name"] == "Ollama"
     return parent
-
-
-def _assert_tokens_once(rows: list[dict[str, Any]], server: FakeOllama) -> None:
-    """The SDK spans carry the tokens the server counted; no LlamaIndex span carries any."""
-    prompt, completion = server.tokens_served()
-    assert token_sums(rows) == {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "tokens": prompt + completion,
-    }
-    for row in by_name(rows, "Ollama"):
-        assert "tokens" not in (row.get("metrics") or {})
 
 
 def _assert_show_not_traced(server: FakeOllama, rows: list[dict[str, Any]]) -> None:
@@ -82,7 +71,7 @@ def test_chat_puts_sdk_span_under_llamaindex_span(
     assert sdk["output"] == ANSWER_OUTPUT
     assert sdk["metrics"]["prompt_tokens"] == 12
     assert sdk["metrics"]["completion_tokens"] == 5
-    _assert_tokens_once(rows, ollama_server)
+    assert_tokens_counted_once(rows, ollama_server.tokens_served(), "Ollama")
     _assert_show_not_traced(ollama_server, rows)
 
 
@@ -97,7 +86,7 @@ async def test_achat_puts_sdk_span_under_llamaindex_span(
     rows = memory_logger.pop()
     assert span_tree(rows) == ["Ollama", "  ollama.chat"]
     assert _chat_span(rows)["output"] == ANSWER_OUTPUT
-    _assert_tokens_once(rows, ollama_server)
+    assert_tokens_counted_once(rows, ollama_server.tokens_served(), "Ollama")
 
 
 def test_complete_puts_sdk_span_under_its_chat_span(
@@ -114,7 +103,7 @@ def test_complete_puts_sdk_span_under_its_chat_span(
     complete = parent_of(rows, chat)
     assert complete is not None
     assert complete["output"] == {"text": "Paris is the capital."}
-    _assert_tokens_once(rows, ollama_server)
+    assert_tokens_counted_once(rows, ollama_server.tokens_served(), "Ollama")
 
 
 async def test_acomplete_puts_sdk_span_under_its_chat_span(
@@ -130,7 +119,7 @@ async def test_acomplete_puts_sdk_span_under_its_chat_span(
     complete = parent_of(rows, _chat_span(rows))
     assert complete is not None
     assert complete["output"] == {"text": "Paris is the capital."}
-    _assert_tokens_once(rows, ollama_server)
+    assert_tokens_counted_once(rows, ollama_server.tokens_served(), "Ollama")
 
 
 # --- streams ---------------------------------------------------------------------------------
@@ -177,7 +166,7 @@ async def test_stream_puts_sdk_span_under_llamaindex_span_that_ends_with_the_str
         complete = parent_of(rows, chat)
         assert complete is not None
         assert complete["output"] == {"text": "Paris is the capital."}
-    _assert_tokens_once(rows, ollama_server)
+    assert_tokens_counted_once(rows, ollama_server.tokens_served(), "Ollama")
 
 
 def test_stream_span_stays_open_while_the_stream_is_consumed(
@@ -322,7 +311,7 @@ def test_structured_predict_puts_sdk_span_under_its_chat_span(
     assert structured is not None
     assert structured["output"] == {"name": "Paris", "country": "France"}
     assert only(rows, "ollama.chat")["metadata"]["response_format"] == City.model_json_schema()
-    _assert_tokens_once(rows, ollama_server)
+    assert_tokens_counted_once(rows, ollama_server.tokens_served(), "Ollama")
 
 
 async def test_astructured_predict_puts_sdk_span_under_its_chat_span(
@@ -338,7 +327,7 @@ async def test_astructured_predict_puts_sdk_span_under_its_chat_span(
     structured = parent_of(rows, _chat_span(rows))
     assert structured is not None
     assert structured["output"] == {"name": "Paris", "country": "France"}
-    _assert_tokens_once(rows, ollama_server)
+    assert_tokens_counted_once(rows, ollama_server.tokens_served(), "Ollama")
 
 
 @pytest.mark.parametrize("method", ["stream_structured_predict", "astream_structured_predict"])
@@ -361,7 +350,7 @@ async def test_stream_structured_predict_span_ends_with_the_last_object(
     assert structured is not None
     assert structured["output"] == {"name": "Paris", "country": "France"}
     assert structured["metrics"]["end"] >= chat["metrics"]["end"]
-    _assert_tokens_once(rows, ollama_server)
+    assert_tokens_counted_once(rows, ollama_server.tokens_served(), "Ollama")
 
 
 @pytest.mark.parametrize("method", ["stream_chat", "astream_chat"])
@@ -393,7 +382,7 @@ async def test_structured_llm_stream_nests_its_model_call_and_ends_with_the_obje
     assert _chat_span(rows)["output"] == CITY_CHAT_OUTPUT
     for span in (structured_llm_span, predict):
         assert span["metrics"]["end"] >= only(rows, "ollama.chat")["metrics"]["end"]
-    _assert_tokens_once(rows, ollama_server)
+    assert_tokens_counted_once(rows, ollama_server.tokens_served(), "Ollama")
 
 
 @pytest.mark.parametrize("method", ["stream", "astream"])
@@ -415,7 +404,7 @@ async def test_llm_stream_span_ends_with_the_stream_and_holds_its_text(
     assert stream_span["output"] == "Paris is the capital."
     assert stream_span["metrics"]["end"] >= only(rows, "ollama.chat")["metrics"]["end"]
     assert _chat_span(rows)["output"] == ANSWER_OUTPUT
-    _assert_tokens_once(rows, ollama_server)
+    assert_tokens_counted_once(rows, ollama_server.tokens_served(), "Ollama")
 
 
 def add(a: int, b: int) -> int:
@@ -449,7 +438,7 @@ def test_chat_with_tools_puts_sdk_span_under_llamaindex_span(
     assert reply_of(sdk)["tool_calls"][0]["function"]["name"] == "add"
     assert _chat_span(rows)["output"] == sdk["output"]
     assert [t["function"]["name"] for t in sdk["metadata"]["tools"]] == ["add"]
-    _assert_tokens_once(rows, ollama_server)
+    assert_tokens_counted_once(rows, ollama_server.tokens_served(), "Ollama")
 
 
 def test_predict_and_call_puts_sdk_span_under_its_chat_span(
@@ -474,11 +463,6 @@ def test_predict_and_call_puts_sdk_span_under_its_chat_span(
     ]
     assert _chat_span(rows)["output"] == only(rows, "ollama.chat")["output"]
     tool_spans = by_name(rows, "FunctionTool")
-    assert tool_spans and all(_root_of(rows, t) == predict for t in tool_spans)
+    assert tool_spans and all(root_of(rows, t) == predict for t in tool_spans)
     assert {t["span_attributes"]["type"] for t in tool_spans} == {"tool"}
-    _assert_tokens_once(rows, ollama_server)
-
-
-def _root_of(rows: list[dict[str, Any]], row: dict[str, Any]) -> dict[str, Any]:
-    parent = parent_of(rows, row)
-    return row if parent is None else _root_of(rows, parent)
+    assert_tokens_counted_once(rows, ollama_server.tokens_served(), "Ollama")

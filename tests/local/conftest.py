@@ -1,17 +1,18 @@
-"""Fixtures for the local store: user programs run as their own processes on a fresh store, and
-the in-process set-up undone after each test."""
+"""Fixtures for the local store: a user whose programs, run as their own processes, call an
+in-process Ollama and write a fresh store."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from local.programs import Program
 from support.ollama_server import FakeOllama
+from support.runner import User
 
 
 @pytest.fixture
-def program(tmp_path: Path) -> Iterator[Program]:
+def user(user: User) -> Iterator[User]:
+    """The suite's new user (tests/conftest.py), with a FakeOllama at OLLAMA_HOST."""
     with FakeOllama() as server:
-        yield Program(home=tmp_path / "home", ollama_url=server.url)
+        user.ollama_host = server.url
+        yield user

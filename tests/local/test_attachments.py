@@ -4,11 +4,9 @@ references by `traces show --json`, and saved to files by `--save-attachments`."
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-from local.programs import Program, report
+from support.runner import User, report
 
 # The smallest PNG: 1x1, transparent.
 PNG = bytes.fromhex(
@@ -31,17 +29,10 @@ print(json.dumps({{"answer": reply["message"]["content"]}}))
 """
 
 
-def _cli(program: Program, *args: str) -> subprocess.CompletedProcess[str]:
-    command = Path(sys.executable).with_name("braintrust-ollama")
-    return subprocess.run(
-        [str(command), *args], env=program.env, capture_output=True, text=True, timeout=60
-    )
+def test_an_image_round_trips_through_the_store(user: User, tmp_path: Path) -> None:
+    report(user.run_python(VISION_APP))
 
-
-def test_an_image_round_trips_through_the_store(program: Program, tmp_path: Path) -> None:
-    report(program.run(VISION_APP))
-
-    shown = _cli(program, "traces", "show", "last", "--json")
+    shown = user.cli("traces", "show", "last", "--json")
     assert shown.returncode == 0, shown.stderr
     (chat,) = json.loads(shown.stdout)
     (message,) = chat["input"]
@@ -55,10 +46,10 @@ def test_an_image_round_trips_through_the_store(program: Program, tmp_path: Path
     assert reference["filename"].endswith(".png")
     assert "Attachment object" not in shown.stdout
 
-    stored = program.store.attachment(reference["key"])
+    stored = user.store.attachment(reference["key"])
     assert stored is not None and stored.data == PNG and stored.content_type == "image/png"
 
-    saved = _cli(program, "traces", "show", "last", "--save-attachments", str(tmp_path / "out"))
+    saved = user.cli("traces", "show", "last", "--save-attachments", str(tmp_path / "out"))
     assert saved.returncode == 0, saved.stderr
     path = tmp_path / "out" / f"{reference['key']}-{reference['filename']}"
     assert saved.stderr == f"braintrust-ollama: saved {path}\n"

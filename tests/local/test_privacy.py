@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from braintrust_ollama.local.store import LocalStore, UnsafeStoreError
-from local.programs import Program
+from support.runner import User
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes")
 
@@ -65,22 +65,21 @@ def _nobody() -> int:
      "a directory others can list"],
 )  # fmt: skip
 def test_a_store_others_can_read_is_refused_with_one_line_and_nothing_written(
-    program: Program, case: str
+    user: User, case: str
 ) -> None:
-    directory = program.store_path.parent
-    directory.mkdir(parents=True, mode=0o700)
+    directory = user.store_dir  # made 0700 by the runner
     if case == "a directory others can list":
         directory.chmod(0o755)
     else:
-        program.store_path.write_bytes(b"")
-        program.store_path.chmod(0o666 if case.startswith("another") else 0o644)
+        user.store_path.write_bytes(b"")
+        user.store_path.chmod(0o666 if case.startswith("another") else 0o644)
         if case.startswith("another"):
             if os.geteuid() != 0:
                 pytest.fail("needs root to give the file to another user")
-            os.chown(program.store_path, _nobody(), -1)
+            os.chown(user.store_path, _nobody(), -1)
     before = sorted(p.name for p in directory.iterdir())
 
-    result = program.run(APP)
+    result = user.run_python(APP)
 
     assert result.returncode == 0 and result.stdout == "done\n", result.stderr
     where, refused = result.stderr.splitlines()
@@ -89,8 +88,8 @@ def test_a_store_others_can_read_is_refused_with_one_line_and_nothing_written(
     assert refused.endswith("; they are not kept")
     assert ("belongs to another user" in refused) == case.startswith("another")
     assert sorted(p.name for p in directory.iterdir()) == before  # no -wal, no -shm
-    if program.store_path.exists():
-        assert program.store_path.read_bytes() == b""
+    if user.store_path.exists():
+        assert user.store_path.read_bytes() == b""
 
 
 def test_the_store_refuses_before_opening_the_file(tmp_path: Path) -> None:

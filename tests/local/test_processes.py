@@ -3,11 +3,10 @@ and `Pool`) lose no row, never hang, and never clobber the parent's rows."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
-from local.programs import Program, all_rows, report
+from support.runner import User, report
+from support.spans import stored_rows
 
 SPANS_PER_WORKER = 500
 
@@ -26,18 +25,9 @@ for i in range(int(sys.argv[2])):
 """
 
 
-def test_four_processes_of_500_spans_on_one_store_lose_no_row(program: Program) -> None:
-    script = program.write(WORKER, "worker.py")
-    workers = [
-        subprocess.Popen(
-            [sys.executable, str(script), str(w), str(SPANS_PER_WORKER)],
-            env=program.env,
-            stdin=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for w in range(4)
-    ]
+def test_four_processes_of_500_spans_on_one_store_lose_no_row(user: User) -> None:
+    script = user.write(WORKER, "worker.py")
+    workers = [user.start_python(script, str(w), str(SPANS_PER_WORKER)) for w in range(4)]
     started = time.perf_counter()
     for worker in workers:
         assert worker.stdin is not None
@@ -46,7 +36,7 @@ def test_four_processes_of_500_spans_on_one_store_lose_no_row(program: Program) 
     for worker in workers:
         assert worker.wait(timeout=60) == 0, worker.stderr and worker.stderr.read()
     elapsed = time.perf_counter() - started
-    rows = all_rows(program.store)
+    rows = stored_rows(user.store)
     print(f"\n4 x {SPANS_PER_WORKER} spans, logged and stored in {elapsed:.2f} s")
 
     assert len(rows) == 4 * SPANS_PER_WORKER
@@ -97,10 +87,10 @@ if __name__ == "__main__":
 """
 
 
-def _check_children(program: Program, method: str) -> None:
-    result = program.run(FORKED_CHILDREN, method)
+def _check_children(user: User, method: str) -> None:
+    result = user.run_python(FORKED_CHILDREN, method)
     assert report(result) == {"exitcodes": [0, 0, 0]}
-    rows = all_rows(program.store)
+    rows = stored_rows(user.store)
     names = sorted(r["span_attributes"]["name"] for r in rows)
     assert names == sorted(
         ["parent"]
@@ -120,13 +110,13 @@ def _check_children(program: Program, method: str) -> None:
 
 
 def test_forked_process_and_pool_children_store_their_spans_without_clobbering_the_parent(
-    program: Program,
+    user: User,
 ) -> None:
-    _check_children(program, "fork")
+    _check_children(user, "fork")
 
 
-def test_spawned_process_and_pool_children_store_their_spans(program: Program) -> None:
-    _check_children(program, "spawn")
+def test_spawned_process_and_pool_children_store_their_spans(user: User) -> None:
+    _check_children(user, "spawn")
 
 
 # Children forked while a thread of the parent keeps the writer busy.
@@ -165,10 +155,10 @@ print(json.dumps({"statuses": statuses}))
 """
 
 
-def test_children_forked_while_the_parent_writes_never_hang(program: Program) -> None:
-    result = report(program.run(FORK_WHILE_WRITING))
+def test_children_forked_while_the_parent_writes_never_hang(user: User) -> None:
+    result = report(user.run_python(FORK_WHILE_WRITING))
     assert result == {"statuses": [0] * 8}
-    names = [r["span_attributes"]["name"] for r in all_rows(program.store)]
+    names = [r["span_attributes"]["name"] for r in stored_rows(user.store)]
     assert sorted(n for n in names if n != "busy") == [f"forked {n}" for n in range(8)]
     assert names.count("busy") > 0
 
@@ -208,13 +198,13 @@ if __name__ == "__main__":
 """
 
 
-def _check_terminated_pools(program: Program, method: str, rounds: int) -> None:
+def _check_terminated_pools(user: User, method: str, rounds: int) -> None:
     started = time.perf_counter()
-    result = report(program.run(TERMINATED_POOLS, method, str(rounds)))
+    result = report(user.run_python(TERMINATED_POOLS, method, str(rounds)))
     elapsed = time.perf_counter() - started
     print(f"\n{rounds} terminated pools of 4 ({method}): {elapsed:.2f} s")
     assert result == {"done": [sum(range(8 * r, 8 * r + 8)) for r in range(rounds)]}
-    rows = all_rows(program.store)
+    rows = stored_rows(user.store)
     names = [r["span_attributes"]["name"] for r in rows]
     assert sorted(n for n in names if n != "ollama.generate") == sorted(
         f"task {n}" for n in range(8 * rounds)
@@ -224,12 +214,12 @@ def _check_terminated_pools(program: Program, method: str, rounds: int) -> None:
         assert row["metrics"].get("end"), row["span_attributes"]["name"]
 
 
-def test_terminated_pools_lose_no_row_and_never_hang_fork(program: Program) -> None:
-    _check_terminated_pools(program, "fork", rounds=12)
+def test_terminated_pools_lose_no_row_and_never_hang_fork(user: User) -> None:
+    _check_terminated_pools(user, "fork", rounds=12)
 
 
-def test_terminated_pools_lose_no_row_and_never_hang_spawn(program: Program) -> None:
-    _check_terminated_pools(program, "spawn", rounds=3)
+def test_terminated_pools_lose_no_row_and_never_hang_spawn(user: User) -> None:
+    _check_terminated_pools(user, "spawn", rounds=3)
 
 
 # A child forked from a thread, whose thread then returns: untraced, the child ends there (its
@@ -267,7 +257,7 @@ print(json.dumps({"statuses": statuses}))
 """
 
 
-def test_children_forked_from_a_thread_end_when_their_thread_does(program: Program) -> None:
-    assert report(program.run(FORKED_FROM_A_THREAD)) == {"statuses": [0, 0]}
-    names = sorted(r["span_attributes"]["name"] for r in all_rows(program.store))
+def test_children_forked_from_a_thread_end_when_their_thread_does(user: User) -> None:
+    assert report(user.run_python(FORKED_FROM_A_THREAD)) == {"statuses": [0, 0]}
+    names = sorted(r["span_attributes"]["name"] for r in stored_rows(user.store))
     assert names == ["child 0", "child 1"]

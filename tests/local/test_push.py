@@ -4,15 +4,14 @@ span id, so pushing twice never duplicates (against a fake Braintrust API on 127
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from braintrust_ollama.local.store import LocalStore, attachment_keys
-from local.programs import Program, all_rows, report
 from local.test_attachments import PNG
 from support.fake_braintrust import API_KEY, FakeBraintrust
+from support.runner import User, report
+from support.spans import stored_rows
 
 OFFLINE_APP = f"""
 import json
@@ -32,24 +31,17 @@ print(json.dumps({{"root": span.root_span_id}}))
 """
 
 
-def _push(program: Program, api: FakeBraintrust, *args: str) -> subprocess.CompletedProcess[str]:
-    command = Path(sys.executable).with_name("braintrust-ollama")
-    env = {**program.env, "BRAINTRUST_API_KEY": API_KEY, "BRAINTRUST_APP_URL": api.url}
-    return subprocess.run(
-        [str(command), "traces", "push", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def _push(user: User, api: FakeBraintrust, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {"BRAINTRUST_API_KEY": API_KEY, "BRAINTRUST_APP_URL": api.url}
+    return user.cli("traces", "push", *args, env=env)
 
 
-def test_push_twice_sends_each_span_once(program: Program) -> None:
-    root = report(program.run(OFFLINE_APP))["root"]
-    local = {r["id"]: r for r in all_rows(program.store)}
+def test_push_twice_sends_each_span_once(user: User) -> None:
+    root = report(user.run_python(OFFLINE_APP))["root"]
+    local = {r["id"]: r for r in stored_rows(user.store)}
     assert len(local) == 3
     (key,) = attachment_keys(list(local.values()))  # the image, stored once
-    stored = program.store.attachment(key)
+    stored = user.store.attachment(key)
     assert stored is not None and stored.data == PNG
 
     pushes = [("last",), (root[:8],), ("--since", "1h")]
@@ -57,7 +49,7 @@ def test_push_twice_sends_each_span_once(program: Program) -> None:
     with FakeBraintrust() as api:
         for push in pushes:
             started = time.perf_counter()
-            results.append(_push(program, api, *push, "--project", "from-my-laptop"))
+            results.append(_push(user, api, *push, "--project", "from-my-laptop"))
             seconds.append(time.perf_counter() - started)
             assert results[-1].returncode == 0, results[-1].stderr
             uploads.append(dict(api.uploads))  # what this push uploaded, by key
@@ -88,17 +80,17 @@ def test_push_twice_sends_each_span_once(program: Program) -> None:
     assert api.unknown == []
 
 
-def test_push_without_a_trace_or_since_is_a_usage_error(program: Program) -> None:
+def test_push_without_a_trace_or_since_is_a_usage_error(user: User) -> None:
     with FakeBraintrust() as api:
-        result = _push(program, api, "--project", "p")
+        result = _push(user, api, "--project", "p")
     assert result.returncode == 2
     assert result.stderr == "braintrust-ollama: push takes a trace (ID or last) or --since\n"
 
 
-def test_a_refused_push_says_so_in_one_line_and_exits_1(program: Program) -> None:
-    report(program.run(OFFLINE_APP))
+def test_a_refused_push_says_so_in_one_line_and_exits_1(user: User) -> None:
+    report(user.run_python(OFFLINE_APP))
     with FakeBraintrust("logs-500") as api:  # logs in, then refuses every row
-        result = _push(program, api, "last", "--project", "p")
+        result = _push(user, api, "last", "--project", "p")
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
@@ -129,14 +121,14 @@ def _backlog(store: LocalStore, traces: int, spans_each: int) -> list[str]:
 
 
 def test_a_backlog_larger_than_braintrusts_queue_is_pushed_whole_and_exactly_reported(
-    program: Program,
+    user: User,
 ) -> None:
     """Braintrust's queue holds 25,000 rows and drops the oldest past that: a push sends
     batches it can hold, and says what it took."""
-    roots = _backlog(program.store, traces=2_600, spans_each=10)
+    roots = _backlog(user.store, traces=2_600, spans_each=10)
     with FakeBraintrust() as api:
         started = time.perf_counter()
-        result = _push(program, api, "--since", "2020-01-01", "--project", "backlog")
+        result = _push(user, api, "--since", "2020-01-01", "--project", "backlog")
         seconds = time.perf_counter() - started
         received = {r["id"] for r in api.rows}
     print(f"\npushed 26,000 spans in {seconds:.1f} s")
@@ -149,9 +141,9 @@ def test_a_backlog_larger_than_braintrusts_queue_is_pushed_whole_and_exactly_rep
 
 @pytest.mark.parametrize("fault", ["uploads never answer", "gone mid-push"])
 def test_a_push_braintrust_stops_taking_ends_in_bounded_time_saying_what_it_sent(
-    program: Program, fault: str
+    user: User, fault: str
 ) -> None:
-    roots = _backlog(program.store, traces=30, spans_each=100)  # 3 batches of 1,000 spans
+    roots = _backlog(user.store, traces=30, spans_each=100)  # 3 batches of 1,000 spans
     with FakeBraintrust("ok") as api:
         if fault == "uploads never answer":
             api.mode = "logs-hang"
@@ -165,13 +157,13 @@ def test_a_push_braintrust_stops_taking_ends_in_bounded_time_saying_what_it_sent
             api._insert = insert_then_fail  # type: ignore[method-assign]
         started = time.perf_counter()
         timeout = ("--timeout", "2") if fault == "uploads never answer" else ()
-        result = _push(program, api, "--since", "2020-01-01", "--project", "p", *timeout)
+        result = _push(user, api, "--since", "2020-01-01", "--project", "p", *timeout)
         elapsed = time.perf_counter() - started
         taken = len({r["id"] for r in api.rows})
         # Once it answers again, pushing again sends the rest, each span once.
         api.mode = "ok"
         api._insert = original if fault == "gone mid-push" else api._insert  # type: ignore[method-assign]
-        again = _push(program, api, "--since", "2020-01-01", "--project", "p")
+        again = _push(user, api, "--since", "2020-01-01", "--project", "p")
         kept = api.project_rows("p")
     print(f"\n{fault}: the push ended after {elapsed:.2f} s")
     assert result.returncode == 1

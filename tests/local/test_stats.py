@@ -14,8 +14,8 @@ import pytest
 from braintrust_ollama.local import logger as local_logger
 from braintrust_ollama.local.stats import ModelSpan, ModelStats, model_stats
 from braintrust_ollama.local.store import LocalStore
-from cli.runner import Cli
 from support.ollama_server import Chat, Error, FakeOllama, Generate
+from support.runner import User
 
 DAY = 86_400.0
 
@@ -122,18 +122,11 @@ def test_the_store_gives_each_ollama_model_call_and_nothing_else(tmp_path: Path)
     assert LocalStore(tmp_path / "none.db").model_spans() == []
 
 
-@pytest.fixture
-def cli(tmp_path: Path) -> Cli:
-    return Cli(home=tmp_path / "home", ollama_host="127.0.0.1:9")
+def _run(user: User, *args: str, columns: int = 80) -> subprocess.CompletedProcess[str]:
+    return user.cli(*args, env={"COLUMNS": str(columns)})
 
 
-def _run(cli: Cli, *args: str, columns: int = 80) -> subprocess.CompletedProcess[str]:
-    command = [str(Path(cli.env["PATH"].split(":")[0]) / "braintrust-ollama"), *args]
-    env = {**cli.env, "COLUMNS": str(columns)}
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
-
-
-def test_traces_stats_prints_one_row_per_model_in_80_columns(cli: Cli):
+def test_traces_stats_prints_one_row_per_model_in_80_columns(user: User):
     now = time.time()
     rows = [
         span(
@@ -167,8 +160,8 @@ def test_traces_stats_prints_one_row_per_model_in_80_columns(cli: Cli):
             metrics={"prompt_tokens": 12_345_678, "completion_tokens": 45_678},
         ),
     ]
-    LocalStore(cli.store).append(rows)
-    shown = _run(cli, "traces", "stats")
+    LocalStore(user.store_path).append(rows)
+    shown = _run(user, "traces", "stats")
     assert shown.returncode == 0, shown.stderr
     assert shown.stderr == ""
     lines = shown.stdout.splitlines()
@@ -186,16 +179,16 @@ def test_traces_stats_prints_one_row_per_model_in_80_columns(cli: Cli):
     ]  # busiest first; a model name is text, never markup; a long one folds
 
 
-def test_traces_stats_json_and_since(cli: Cli):
+def test_traces_stats_json_and_since(user: User):
     now = time.time()
-    LocalStore(cli.store).append(
+    LocalStore(user.store_path).append(
         [span(1, "llama3.2:1b", now - 3 * DAY, 1.0), span(2, "llama3.2:1b", now - 60, 3.0)]
     )
-    everything = json.loads(_run(cli, "traces", "stats", "--json").stdout)
+    everything = json.loads(_run(user, "traces", "stats", "--json").stdout)
     assert [(s["model"], s["calls"], s["median_s"]) for s in everything] == [
         ("llama3.2:1b", 2, 2.0)
     ]
-    recent = json.loads(_run(cli, "traces", "stats", "--since", "2h", "--json").stdout)
+    recent = json.loads(_run(user, "traces", "stats", "--since", "2h", "--json").stdout)
     assert [(s["calls"], s["median_s"], s["p95_s"]) for s in recent] == [(1, 3.0, 3.0)]
     assert set(recent[0]) == {
         "model",
@@ -210,13 +203,13 @@ def test_traces_stats_json_and_since(cli: Cli):
         "truncated_prompts",
         "format_errors",
     }
-    none = _run(cli, "traces", "stats", "--since", "2030-01-01")
+    none = _run(user, "traces", "stats", "--since", "2030-01-01")
     assert none.returncode == 0
     assert (
         none.stdout
-        == f"No Ollama calls since 2030-01-01 in {cli.store}. Make some: braintrust-ollama demo\n"
+        == f"No Ollama calls since 2030-01-01 in {user.store_path}. Make some: braintrust-ollama demo\n"
     )
-    bad = _run(cli, "traces", "stats", "--since", "yesterday")
+    bad = _run(user, "traces", "stats", "--since", "yesterday")
     assert bad.returncode == 1
     assert bad.stderr == (
         "braintrust-ollama: error: --since 'yesterday': expected a date, a time or an age like 2h\n"
@@ -329,15 +322,9 @@ def test_stats_of_100000_spans_take_seconds_not_minutes(big_store: Path):
     assert took < 5.0  # ~0.5 s on an idle 2-core VM
 
 
-def test_traces_stats_on_100000_spans(big_store: Path, tmp_path: Path):
-    cli = Cli(home=tmp_path, ollama_host="127.0.0.1:9")
-    env = {**cli.env, "BRAINTRUST_OLLAMA_HOME": str(big_store.parent)}
-    command = [
-        str(Path(cli.env["PATH"].split(":")[0]) / "braintrust-ollama"),
-        "traces",
-        "stats",
-        "--json",
-    ]
-    shown = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+def test_traces_stats_on_100000_spans(big_store: Path, user: User):
+    shown = user.cli(
+        "traces", "stats", "--json", env={"BRAINTRUST_OLLAMA_HOME": str(big_store.parent)}
+    )
     assert shown.returncode == 0, shown.stderr
     assert sorted(s["model"] for s in json.loads(shown.stdout)) == sorted(MODELS)

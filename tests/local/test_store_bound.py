@@ -4,13 +4,11 @@ whole, and `braintrust-ollama traces` says so."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from braintrust_ollama.local.store import DEFAULT_MAX_STORE_MB, LocalStore, max_store_bytes
-from local.programs import Program, report
+from support.runner import User, report
 
 # 400 traces of one 10 KB span each: 4 MB of prompts, twice the bound the program sets.
 BUSY_APP = """
@@ -32,39 +30,33 @@ def _size(path: Path) -> int:
 
 @pytest.mark.parametrize("via", ["argument", "environment"])
 def test_a_busy_program_keeps_the_store_under_its_bound_dropping_the_oldest_traces_whole(
-    program: Program, via: str
+    user: User, via: str
 ) -> None:
     bound_mb = 2.0
     if via == "environment":
         app = BUSY_APP.replace("max_store_mb=float(sys.argv[1])", "")
-        env = {**program.env, "BRAINTRUST_OLLAMA_MAX_STORE_MB": str(bound_mb)}
-        script = program.write(app)
-        done = subprocess.run(
-            [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=90
-        )
+        done = user.run_python(app, env={"BRAINTRUST_OLLAMA_MAX_STORE_MB": str(bound_mb)})
     else:
-        done = program.run(BUSY_APP, str(bound_mb))
+        done = user.run_python(BUSY_APP, str(bound_mb))
     assert report(done) == {"done": 399}
     assert "Traceback" not in done.stderr
 
-    size = _size(program.store_path)  # the file and SQLite's -wal/-shm beside it
+    size = _size(user.store_path)  # the file and SQLite's -wal/-shm beside it
     print(f"\nstore after 400 x 10 KB spans, bound {bound_mb} MB: {size / 1e6:.2f} MB")
     assert size <= bound_mb * 1_000_000
-    kept = program.store.traces(limit=1_000)
+    kept = user.store.traces(limit=1_000)
     names = [t.name for t in kept]
     # The newest traces are kept, each whole, and the oldest are gone, each whole.
     assert 50 <= len(kept) < 400
     assert names == [f"request {n}" for n in range(399, 399 - len(kept), -1)]
     assert all(t.spans == 1 and t.duration_s is not None for t in kept)
-    dropped = program.store.dropped()
+    dropped = user.store.dropped()
     assert dropped.traces == 400 - len(kept)
     assert dropped.rows == 3 * dropped.traces  # each span's start, log and end
     assert dropped.last_at is not None
 
-    listing = subprocess.run(
-        [str(Path(sys.executable).with_name("braintrust-ollama")), "traces", "-n", "1"],
-        env=program.env, capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
+    listing = user.cli("traces", "-n", "1")
+    assert listing.returncode == 0, listing.stderr
     assert listing.stdout.splitlines()[-1].startswith(
         f"{dropped.traces} older traces ({dropped.rows} rows) were dropped to keep the store"
         f" under 2 MB (BRAINTRUST_OLLAMA_MAX_STORE_MB), last at "

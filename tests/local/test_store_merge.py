@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from braintrust_ollama.local.store import LocalStore
-from local.programs import Program, report
+from support.runner import User, report
 
 CREATED = "2026-11-25T23:00:00.000000+00:00"
 IDENTITY = {"id": "s", "span_id": "s", "root_span_id": "s", "span_parents": None}
@@ -116,13 +116,13 @@ if __name__ == "__main__":
 
 
 def test_a_forked_childs_logs_on_a_pending_parent_span_survive_its_start_row(
-    program: Program,
+    user: User,
 ) -> None:
-    result = program.run(PENDING_PARENT)
+    result = user.run_python(PENDING_PARENT)
     outcome = report(result)
     assert outcome["exitcode"] == 0
     assert '{"parent_pending": true}' in result.stdout.splitlines()
-    (row,) = program.store.rows(outcome["root"])
+    (row,) = user.store.rows(outcome["root"])
 
     assert row["span_attributes"]["name"] == "request"
     assert row["input"] == "question"  # the parent's start...

@@ -16,16 +16,15 @@ from braintrust.logger import SpanImpl
 from braintrust_ollama.local import logger as local_logger
 from braintrust_ollama.local.store import LocalStore
 from braintrust_ollama.local.view import json_text, printable
-from cli.runner import SCRIPT, Cli
-from support.terminal import in_terminal
+from support.runner import CLI, User
 
 
 @pytest.fixture
-def cli(tmp_path: Path, restore_braintrust: None) -> Cli:
-    """A user whose store this process writes to (init_local_logger), read by the CLI."""
-    cli = Cli(home=tmp_path / "home", ollama_host="127.0.0.1:9")
-    local_logger.init_local_logger("views", path=cli.store)
-    return cli
+def user(user: User, restore_braintrust: None) -> User:
+    """The user (tests/local/conftest.py) whose store this process writes to (init_local_logger),
+    read by the CLI."""
+    local_logger.init_local_logger("views", path=user.store_path)
+    return user
 
 
 def _nested(depth: int) -> str:
@@ -39,15 +38,13 @@ def _nested(depth: int) -> str:
     return cast(SpanImpl, spans[0]).root_span_id
 
 
-def _show(cli: Cli, *args: str, columns: int | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**cli.env, **({"COLUMNS": str(columns)} if columns else {})}
-    command = [str(Path(cli.env["PATH"].split(":")[0]) / "braintrust-ollama"), *args]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+def _show(user: User, *args: str, columns: int | None = None) -> subprocess.CompletedProcess[str]:
+    return user.cli(*args, env={"COLUMNS": str(columns) if columns else None})
 
 
-def test_a_2000_level_trace_prints(cli: Cli) -> None:
+def test_a_2000_level_trace_prints(user: User) -> None:
     root = _nested(2000)
-    shown = _show(cli, "traces", "show", root)
+    shown = _show(user, "traces", "show", root)
     assert shown.returncode == 0, shown.stderr[-2000:]
     assert shown.stderr == ""
     lines = shown.stdout.splitlines()
@@ -56,9 +53,9 @@ def test_a_2000_level_trace_prints(cli: Cli) -> None:
     assert names == [f"level {level}" for level in range(2001)]
 
 
-def test_a_50_level_trace_shows_all_51_names_at_120_columns(cli: Cli) -> None:
+def test_a_50_level_trace_shows_all_51_names_at_120_columns(user: User) -> None:
     _nested(50)
-    shown = _show(cli, "traces", "show", "last", columns=120)
+    shown = _show(user, "traces", "show", "last", columns=120)
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()[1:]
     assert len(lines) == 51
@@ -69,7 +66,7 @@ def test_a_50_level_trace_shows_all_51_names_at_120_columns(cli: Cli) -> None:
             assert f"(depth {level}) level {level} " in line
 
 
-def test_an_error_shows_its_exception_line_not_the_traceback_heading(cli: Cli) -> None:
+def test_an_error_shows_its_exception_line_not_the_traceback_heading(user: User) -> None:
     with (
         pytest.raises(ValueError),
         braintrust.start_span(name="request"),
@@ -77,27 +74,27 @@ def test_an_error_shows_its_exception_line_not_the_traceback_heading(cli: Cli) -
     ):
         raise ValueError("boom")
     braintrust.flush()
-    shown = _show(cli, "traces", "show", "last")
+    shown = _show(user, "traces", "show", "last")
     (parse,) = [line for line in shown.stdout.splitlines() if "parse" in line]
     assert parse.endswith("error: ValueError: boom")
     assert "Traceback" not in shown.stdout
 
 
-def _in_terminal(cli: Cli, *args: str, columns: int) -> str:
+def _in_terminal(user: User, *args: str, columns: int) -> str:
     """What the command prints in a terminal `columns` wide (colours removed)."""
-    shown = in_terminal([str(SCRIPT), *args], cli.env, columns=columns)
+    shown = user.in_terminal([str(CLI), *args], columns=columns)
     assert shown.returncode == 0, shown.stderr
-    return re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", shown.output)
+    return re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", shown.stdout)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="a POSIX pseudo-terminal")
-def test_trace_ids_are_never_cut_in_a_60_column_terminal(cli: Cli) -> None:
+def test_trace_ids_are_never_cut_in_a_60_column_terminal(user: User) -> None:
     with braintrust.start_span(name="a request with a rather long descriptive name") as span:
         span.log(output="fine")
     braintrust.flush()
     root = cast(SpanImpl, span).root_span_id
-    assert root in _in_terminal(cli, "traces", columns=60)
-    assert root in _in_terminal(cli, "traces", "show", "last", columns=60)
+    assert root in _in_terminal(user, "traces", columns=60)
+    assert root in _in_terminal(user, "traces", "show", "last", columns=60)
 
 
 # --- what every view shows a row's data through -------------------------------------------------
@@ -206,9 +203,9 @@ def _trace_with_warnings(store: Path) -> None:
     LocalStore(store).append([root, chat, generate])
 
 
-def test_a_span_shows_its_models_size_and_a_line_per_warning(cli: Cli) -> None:
-    _trace_with_warnings(cli.store)
-    shown = _show(cli, "traces", "show", "root", columns=80)
+def test_a_span_shows_its_models_size_and_a_line_per_warning(user: User) -> None:
+    _trace_with_warnings(user.store_path)
+    shown = _show(user, "traces", "show", "root", columns=80)
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.splitlines() == [
         "trace root  3 spans, 2.50 s",

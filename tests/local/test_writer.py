@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +14,8 @@ import pytest
 from braintrust.util import LazyValue
 from braintrust_ollama.local import logger as local_logger
 from braintrust_ollama.local.store import LocalStore
-from local.programs import Program, all_rows, report
+from support.runner import User, report
+from support.spans import stored_rows
 
 # Holds the store's write lock (as another process writing a big batch would) until told.
 LOCKER = """
@@ -28,9 +28,9 @@ db.execute("COMMIT")
 """
 
 
-def _lock_the_store(program: Program) -> subprocess.Popen[str]:
+def _lock_the_store(user: User) -> subprocess.Popen[str]:
     """Another process, holding the store's write lock until it reads a line on its stdin."""
-    locker = program.start(LOCKER, str(program.store_path), name="locker.py")
+    locker = user.start_python(LOCKER, str(user.store_path), name="locker.py")
     assert locker.stdout is not None and locker.stdin is not None
     assert locker.stdout.readline() == "locked\n"
     return locker
@@ -38,7 +38,7 @@ def _lock_the_store(program: Program) -> subprocess.Popen[str]:
 
 # An asyncio app making traced Ollama calls while the store is locked, watching its loop's lag.
 ASYNC_APP = """
-import asyncio, json, statistics, sys, time
+import asyncio, json, sys, time
 import braintrust, ollama
 from braintrust_ollama import init_local_logger, setup_ollama
 
@@ -52,10 +52,10 @@ async def lag_monitor(lags, stop):
         await asyncio.sleep(0.005)
         lags.append(time.perf_counter() - before - 0.005)
 
-async def calls(n_seconds):
+async def calls(at_least, n_seconds):
     latencies = []
     started = time.perf_counter()
-    while time.perf_counter() - started < n_seconds:
+    while len(latencies) < at_least or time.perf_counter() - started < n_seconds:
         before = time.perf_counter()
         with braintrust.start_span(name="request") as span:
             reply = await client.chat(model="llama3.2:1b", messages=[{"role": "user", "content": "hi"}])
@@ -65,18 +65,17 @@ async def calls(n_seconds):
     return latencies
 
 async def main():
-    await calls(0.3)  # warm up: the store exists, the writer thread runs
+    await calls(5, 0)  # warm up: the store exists, the writer thread runs
     braintrust.flush()
     print("ready", flush=True)
     sys.stdin.readline()  # the store is now locked by another process
     lags, stop = [], asyncio.Event()
     monitor = asyncio.create_task(lag_monitor(lags, stop))
-    latencies = await calls(2.5)
+    latencies = await calls(20, 2.5)  # past LOCK_WAIT_S: the writer waits for the lock, fails
     stop.set()
     await monitor
     print(json.dumps({"calls": len(latencies), "max_latency": max(latencies),
-                      "median_latency": statistics.median(latencies), "max_lag": max(lags)}),
-          flush=True)
+                      "max_lag": max(lags)}), flush=True)
     sys.stdin.readline()  # the lock is released
     before = time.perf_counter()
     braintrust.flush()
@@ -87,18 +86,18 @@ asyncio.run(main())
 
 
 def test_a_locked_store_never_stalls_calls_nor_the_event_loop_and_loses_no_row(
-    program: Program,
+    user: User,
 ) -> None:
-    app = program.start(ASYNC_APP)
+    app = user.start_python(ASYNC_APP)
     try:
         assert app.stdout is not None and app.stdin is not None
         assert app.stdout.readline() == "ready\n", app.stderr and app.stderr.read()
-        warm = len(all_rows(program.store))
-        locker = _lock_the_store(program)
+        warm = len(stored_rows(user.store))
+        locker = _lock_the_store(user)
         app.stdin.write("go\n")
         app.stdin.flush()
         during = json.loads(app.stdout.readline())
-        stored_while_locked = len(all_rows(program.store))  # WAL: reading needs no lock
+        stored_while_locked = len(stored_rows(user.store))  # WAL: reading needs no lock
         locker.stdin.write("release\n")
         locker.stdin.flush()
         assert locker.wait(timeout=30) == 0
@@ -111,13 +110,15 @@ def test_a_locked_store_never_stalls_calls_nor_the_event_loop_and_loses_no_row(
 
     print(f"\nwhile locked: {during}; flush after release: {flushed}")
     assert stored_while_locked == warm  # the lock held: nothing could be written meanwhile
-    assert during["calls"] >= 20
-    # Untraced, a call here takes a few ms; on a shared machine one may be scheduled late, but
-    # none waits for the lock (3 s, or SQLite's 30 s busy timeout, before the writer thread).
-    assert during["median_latency"] < 0.05, during
-    assert during["max_latency"] < 0.25, during
-    assert during["max_lag"] < 0.1, during
-    rows = all_rows(program.store)
+    # The lock is held from before the first of these calls until after the last (the steps
+    # above, in order), and the writer tries to write meanwhile: each try waits for the lock up
+    # to LOCK_WAIT_S (1 s). A call, or the event loop, held up by a try would wait the rest of
+    # it: with a call every 20 ms, most of it. One that is not takes milliseconds; half of
+    # LOCK_WAIT_S leaves a loaded 2-core machine hundreds of them.
+    blocked_s = local_logger.LOCK_WAIT_S / 2
+    assert during["max_latency"] < blocked_s, during
+    assert during["max_lag"] < blocked_s, during
+    rows = stored_rows(user.store)
     requests = [r for r in rows if r["span_attributes"]["name"] == "request"]
     chats = [r for r in rows if r["span_attributes"]["name"] == "ollama.chat"]
     assert len(requests) == len(chats) == warm // 2 + during["calls"]
@@ -148,8 +149,8 @@ print(json.dumps({"stored": stored, "after_s": time.monotonic() - last_call,
 """
 
 
-def test_an_idle_programs_spans_are_stored_within_the_write_period(program: Program) -> None:
-    result = report(program.run(IDLE_APP))
+def test_an_idle_programs_spans_are_stored_within_the_write_period(user: User) -> None:
+    result = report(user.run_python(IDLE_APP))
     print(f"\nidle program: {result}")
     assert result["stored"] == 3
     assert result["after_s"] < result["period_s"] + 0.25
@@ -174,7 +175,7 @@ def test_a_row_that_cannot_be_stored_costs_no_other_row(
             span.log(output=f"answer {i}")
     braintrust.flush()
 
-    rows = {r["span_attributes"]["name"]: r for r in all_rows(store)}
+    rows = {r["span_attributes"]["name"]: r for r in stored_rows(store)}
     assert sorted(rows) == sorted([f"good {i}" for i in range(20)] + ["lone surrogate"])
     assert all(rows[f"good {i}"]["output"] == f"answer {i}" for i in range(20))
     assert rows["lone surrogate"]["output"] == "half an emoji: \ud83d"  # kept, as a JSON escape
@@ -198,7 +199,7 @@ def test_rows_past_the_pending_cap_are_dropped_and_said_once(
     copy.add(rows)  # one call: the writer cannot take rows in between
     copy.close()
 
-    stored = all_rows(store)
+    stored = stored_rows(store)
     assert sorted(r["id"] for r in stored) == [f"row {i}" for i in range(5)]
     assert capsys.readouterr().err.splitlines() == [
         "braintrust-ollama: more than 5 trace rows are waiting to be written to"
@@ -231,6 +232,7 @@ def test_a_store_file_removed_while_the_program_runs_is_made_again(tmp_path: Pat
 # Its only rows are logged at exit (a stream the exit pass finishes: on Python 3.12+ no writer
 # thread can start then, so they are written inline), and its store cannot be written.
 STREAM_LEFT_ON_AN_UNWRITABLE_STORE = """
+import time
 import ollama
 from braintrust_ollama import init_local_logger, setup_ollama
 
@@ -238,30 +240,25 @@ init_local_logger("unwritable")
 setup_ollama()
 stream = ollama.chat(model="llama3.2:1b", messages=[{"role": "user", "content": "Hi"}], stream=True)
 next(stream)
-print("exiting", flush=True)
+print("exiting at", time.time(), flush=True)
 """
 
 
-def test_an_unwritable_store_at_exit_costs_the_exit_bound_at_most(program: Program) -> None:
-    not_a_directory = program.home / "store-home"
+def test_an_unwritable_store_at_exit_costs_the_exit_bound_at_most(user: User) -> None:
+    not_a_directory = user.home / "store-home"
     not_a_directory.parent.mkdir(parents=True, exist_ok=True)
     not_a_directory.write_text("a file where the store's directory should be")
-    script = program.write(STREAM_LEFT_ON_AN_UNWRITABLE_STORE)
-    started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        env={**program.env, "BRAINTRUST_OLLAMA_HOME": str(not_a_directory)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    done = user.run_python(
+        STREAM_LEFT_ON_AN_UNWRITABLE_STORE, env={"BRAINTRUST_OLLAMA_HOME": str(not_a_directory)}
     )
-    elapsed = time.perf_counter() - started
-    print(f"\nexit with an unwritable store: {elapsed:.2f} s")
+    ended = time.time()
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "exiting\n"
-    # At most 1 s for the local copy while it fails, plus the interpreter's start and end.
-    assert elapsed < local_logger.FAILING_WAIT_S + 2.5
+    (last_line,) = done.stdout.splitlines()
+    exit_wait = ended - float(last_line.removeprefix("exiting at "))
+    print(f"\nexit with an unwritable store: {exit_wait:.2f} s")
+    # At most 1 s for the local copy while it fails (not the exit's 5 s), plus the interpreter's
+    # teardown and a loaded machine's scheduling: 1 s.
+    assert exit_wait < local_logger.FAILING_WAIT_S + 1.0
     assert "Traceback" not in done.stderr
     lines = done.stderr.splitlines()
     assert lines[1].startswith(f"braintrust-ollama: the local store {not_a_directory / 'traces.db'}"
@@ -298,13 +295,13 @@ if __name__ == "__main__":
 """
 
 
-def test_a_pool_on_a_locked_store_waits_once_per_worker_and_says_so(program: Program) -> None:
-    app = program.start(POOL_ON_A_LOCKED_STORE)
+def test_a_pool_on_a_locked_store_waits_once_per_worker_and_says_so(user: User) -> None:
+    app = user.start_python(POOL_ON_A_LOCKED_STORE)
     locker = None
     try:
         assert app.stdout is not None and app.stdin is not None
         assert app.stdout.readline() == "ready\n", app.stderr and app.stderr.read()
-        locker = _lock_the_store(program)
+        locker = _lock_the_store(user)
         app.stdin.write("go\n")
         app.stdin.flush()
         result = json.loads(app.stdout.readline())
@@ -344,8 +341,8 @@ print(time.time(), flush=True)
 """
 
 
-def test_threads_still_logging_at_exit_cost_the_exit_bound_at_most(program: Program) -> None:
-    done = program.run(DAEMONS_LOGGING_AT_EXIT)
+def test_threads_still_logging_at_exit_cost_the_exit_bound_at_most(user: User) -> None:
+    done = user.run_python(DAEMONS_LOGGING_AT_EXIT)
     ended = time.time()
     exit_wait = ended - float(done.stdout.split()[0])
     print(f"\nexit wait with two threads logging: {exit_wait:.2f} s")
@@ -354,5 +351,5 @@ def test_threads_still_logging_at_exit_cost_the_exit_bound_at_most(program: Prog
     # The exit's bound, plus the interpreter's own teardown; before, rows the threads logged
     # after the exit flush each waited again, and exit took 5 - 9 s.
     assert exit_wait < local_logger.EXIT_TIMEOUT_S + 1.0
-    with sqlite3.connect(program.store_path) as db:
+    with sqlite3.connect(user.store_path) as db:
         assert db.execute("SELECT count(*) FROM rows").fetchone()[0] > 0

@@ -1,23 +1,33 @@
-"""Read the rows Braintrust's in-memory logger holds as a tree of spans."""
+"""Read the rows Braintrust's in-memory logger (or a local store) holds as a tree of spans."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from braintrust_ollama.local.store import LocalStore
 
 Row = dict[str, Any]
 
 __all__ = [
+    "TOKEN_METRICS",
+    "assert_tokens_counted_once",
     "by_name",
     "children_of",
     "choices",
     "only",
     "parent_of",
     "reply_of",
+    "root_of",
     "roots",
     "span_tree",
+    "stored_rows",
     "token_sums",
 ]
+
+# What a span may count tokens as: Braintrust's names, and LangChain's `total_tokens`.
+TOKEN_METRICS = ("prompt_tokens", "completion_tokens", "tokens", "total_tokens")
 
 
 def by_name(rows: Iterable[Row], name: str) -> list[Row]:
@@ -49,6 +59,12 @@ def roots(rows: Iterable[Row]) -> list[Row]:
     return [r for r in rows if not r.get("span_parents")]
 
 
+def root_of(rows: list[Row], row: Row) -> Row:
+    """The root of the tree `row` is in (`row` itself if it has no parent among `rows`)."""
+    parent = parent_of(rows, row)
+    return row if parent is None else root_of(rows, parent)
+
+
 def span_tree(rows: list[Row], root: Row | None = None, depth: int = 0) -> list[str]:
     """The tree as indented names, e.g. ["request", "  ChatOllama", "    ollama.chat"]."""
     lines: list[str] = []
@@ -67,6 +83,29 @@ def token_sums(rows: Iterable[Row]) -> dict[str, float]:
         for key in sums:
             sums[key] += metrics.get(key) or 0
     return sums
+
+
+def assert_tokens_counted_once(
+    rows: list[Row], served: tuple[int, int], *framework_spans: str
+) -> None:
+    """The trace's token sums are exactly what the server counted (`served`: prompt and
+    completion counters), and no span named in `framework_spans` carries a token metric: the SDK
+    spans under them do."""
+    prompt, completion = served
+    assert prompt + completion > 0
+    assert token_sums(rows) == {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "tokens": prompt + completion,
+    }
+    for name in framework_spans:
+        for row in by_name(rows, name):
+            assert not set(row.get("metrics") or {}) & set(TOKEN_METRICS), row["metrics"]
+
+
+def stored_rows(store: LocalStore) -> list[Row]:
+    """Every row a local store holds, merged per span, trace by trace."""
+    return [row for trace in store.traces(limit=100_000) for row in store.rows(trace.root_span_id)]
 
 
 def choices(message: Row, finish_reason: str = "stop") -> list[Row]:
