@@ -19,9 +19,9 @@ from typing import IO
 
 import httpx
 import pytest
-from local.programs import Program, all_rows
 from support.ollama_server import Chat, FakeOllama
-from support.spans import children_of, reply_of, roots
+from support.runner import User
+from support.spans import children_of, reply_of, roots, stored_rows
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -103,13 +103,13 @@ def ollama_server() -> Iterator[FakeOllama]:
 
 
 @pytest.fixture
-def service(tmp_path: Path, ollama_server: FakeOllama) -> Program:
+def service(tmp_path: Path, ollama_server: FakeOllama) -> User:
     """The app's directory, HOME and store, fresh; Ollama is `ollama_server`."""
-    return Program(home=tmp_path / "home", ollama_url=ollama_server.url)
+    return User(tmp_path / "home", ollama_server.url)
 
 
 @pytest.fixture
-def uvicorn_app(service: Program) -> Iterator[tuple[subprocess.Popen[str], _Lines, str]]:
+def uvicorn_app(service: User) -> Iterator[tuple[subprocess.Popen[str], _Lines, str]]:
     """uvicorn serving APP with 4 workers on 127.0.0.1, started in a session of its own."""
     service.write(APP)
     port = _free_port()
@@ -160,7 +160,7 @@ def _stop(server: subprocess.Popen[str], how: str) -> float:
 
 @pytest.mark.parametrize("how", ["SIGTERM", "Ctrl-C"])
 def test_uvicorn_with_4_workers_stores_every_request_as_one_trace(
-    service: Program,
+    service: User,
     ollama_server: FakeOllama,
     uvicorn_app: tuple[subprocess.Popen[str], _Lines, str],
     how: str,
@@ -175,7 +175,7 @@ def test_uvicorn_with_4_workers_stores_every_request_as_one_trace(
     served_s = time.perf_counter() - started
     exit_s = _stop(server, how)
     errors = stderr.text()
-    rows = all_rows(service.store)
+    rows = stored_rows(service.store)
     workers = {answer["worker"] for answer in answers.values()}
     print(
         f"\n{REQUESTS} requests on {len(workers)} of {WORKERS} workers in {served_s:.2f} s;"
