@@ -174,6 +174,16 @@ def traced(call: Callable[[], None]) -> Setup:
     return lambda: (setup_ollama(), call)[1]
 
 
+def unwritten(call: Callable[[], None]) -> Setup:
+    """Traced, with Braintrust's span write made a no-op: what our own code adds in situ."""
+
+    def setup() -> Callable[[], object]:
+        braintrust.Logger.start_span = lambda *_, **__: None  # type: ignore[method-assign,assignment]
+        return traced(call)()
+
+    return setup
+
+
 def floor(span: Callable[[dict[str, Any]], Callable[[], object]], in_situ: bool) -> Setup:
     """The bare span alone (tight loop), or right after a plain chat (in situ, as a wrapper's)."""
 
@@ -187,6 +197,7 @@ def floor(span: Callable[[dict[str, Any]], Callable[[], object]], in_situ: bool)
 BENCHMARKS: dict[str, Setup] = {  # compared pairs side by side: run close together in time
     "chat.plain": lambda: chat,
     "chat.traced": traced(chat),
+    "chat.traced.unwritten": unwritten(chat),
     "chat.plain+one_write": floor(one_bare_span, in_situ=True),
     "chat.plain+start_log_end": floor(start_log_end, in_situ=True),
     "floor.one_write": floor(one_bare_span, in_situ=False),
