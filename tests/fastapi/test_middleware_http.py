@@ -276,7 +276,7 @@ def test_incoming_traceparent_continues_the_callers_trace(memory_logger, ollama_
 
 
 def test_secrets_in_headers_query_and_bodies_appear_in_no_span(memory_logger, ollama_server, serve):
-    secrets = [f"s3cr3t-{i}-value" for i in range(11)]
+    secrets = [f"s3cr3t-{i}-value" for i in range(12)]
     app = make_app(
         ollama_server.url,
         record_bodies=True,
@@ -300,6 +300,7 @@ def test_secrets_in_headers_query_and_bodies_appear_in_no_span(memory_logger, ol
         "x-auth-token": secrets[5],
         "x-request-id": "req-42",
         "x-upstream": f"Bearer {secrets[9]}",  # a credential by its shape, under any name
+        "user-agent": f"ci-bot/2.1 token={secrets[11]}",  # recorded as metadata, never raw
     }
     query = {
         "api_key": secrets[6],
@@ -326,6 +327,7 @@ def test_secrets_in_headers_query_and_bodies_appear_in_no_span(memory_logger, ol
         assert secret not in dumped
     root = request_span(rows, "POST /login")
     assert root["input"]["headers"] == {"x-request-id": "req-42", "x-upstream": "[REDACTED]"}
+    assert root["metadata"]["user_agent"] == "ci-bot/2.1 token=[REDACTED]"
     assert root["input"]["query"] == {
         "api_key": "[REDACTED]",
         "token": "[REDACTED]",

@@ -60,7 +60,7 @@ def read_headers(scope: Scope, record: Collection[bytes], redactor: Redactor) ->
         if name in _TRACE_HEADERS:
             trace_context[name.decode("latin-1")] = raw_value.decode("latin-1")
         elif name == b"user-agent":
-            user_agent = raw_value.decode("latin-1")
+            user_agent = redactor.text(raw_value.decode("latin-1"))
         elif name == b"content-type":
             content_type = raw_value.decode("latin-1")
         elif name == b"content-encoding":
