@@ -183,7 +183,6 @@ class FakeOllama:
         self._lock = threading.Lock()
         self.requests: list[_Request] = []
         self.served: list[Served] = []
-        self._gates: list[Any] = []
         self.loaded: dict[str, dict[str, Any]] = {}  # what /api/ps lists, by model
         handler = type("_Handler", (_Handler,), {"fake": self})
         self._httpd = _Server(("127.0.0.1", 0), handler)

@@ -241,11 +241,6 @@ class BraintrustDelivery:
         if background is not self._background:
             _braintrust.carry_masking(background, self._background)
 
-    @property
-    def away(self) -> str | None:
-        """Why Braintrust counts as away now (no wait is spent on it), or None."""
-        return self._away
-
     # --- the delivery thread ---------------------------------------------------------------
 
     def _start(self) -> bool:
